@@ -1,0 +1,171 @@
+"""Command line: ``qsolver solve | validate | plot | systems``.
+
+Bad input is reported in one line naming the file and field, with exit status 2 and no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+
+def _reference_for(result):
+    from .references import analytic_reference
+
+    if result.system.reference != "analytic":
+        return None
+    try:
+        return analytic_reference(result.system, result.n_states)
+    except InputError:
+        return None
+
+
+def _report(result, directory: Path, stem: str) -> str:
+    """Write the validation table (Markdown and CSV) and the figures beside the HDF5 file."""
+    from . import plots
+    from .io import atomic_write
+    from .validate import validate
+
+    reference = _reference_for(result)
+    text = ""
+    if reference is not None:
+        table = validate(result, reference)
+        text = table.to_markdown()
+        atomic_write(directory / f"{stem}_validation.md", lambda p: p.write_text(text))
+        atomic_write(directory / f"{stem}_validation.csv", lambda p: p.write_text(table.to_csv()))
+    plots.wavefunction_gallery(result, directory / f"{stem}_states.png")
+    plots.energy_levels(result, directory / f"{stem}_levels.png", reference)
+    plots.training_curves(result, directory / f"{stem}_training.png", reference)
+    return text
+
+
+def _energies_text(result) -> str:
+    lines = ["state  energy (hartree)   std. error"]
+    lines += [f"{i:5d}  {e:16.8f}   {s:.2e}" for i, (e, s) in enumerate(zip(result.energies, result.errors))]
+    return "\n".join(lines)
+
+
+def cmd_solve(args) -> int:
+    from .solver import resolve_config, solve
+    from .system import load_system
+
+    for flag, value in (("--states", args.states), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            raise InputError(f"must be positive, got {value}", field=flag)
+    system = load_system(args.system)
+    # check the settings before anything is created on disk
+    cfg = resolve_config(system, states=args.states, steps=args.steps, seed=args.seed, device=args.device,
+                         dtype=args.dtype)
+    import torch
+
+    try:
+        torch.device(cfg.device)
+    except RuntimeError:
+        raise InputError(f"unknown device '{cfg.device}' (cpu or cuda)", source=None if args.device else system.source,
+                         field="--device" if args.device else "solver.device") from None
+    out = Path(args.out) if args.out else Path("results") / system.name / f"{system.name}.h5"
+    if out.suffix not in (".h5", ".hdf5"):
+        raise InputError("output file must end in .h5 or .hdf5", source=str(out), field="--out")
+    if out.exists() and out.is_dir():
+        raise InputError("is a directory; give a file name ending in .h5", source=str(out), field="--out")
+    probe_dir = out.parent if str(out.parent) else Path(".")
+    try:
+        probe_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror})", source=str(out), field="--out")
+    import os
+
+    if not os.access(probe_dir, os.W_OK):
+        raise InputError("the output folder is not writable", source=str(out), field="--out")
+    result = solve(system, n_states=args.states, steps=args.steps, seed=args.seed, device=args.device,
+                   dtype=args.dtype, progress=not args.quiet)
+    if result.diagnostics.get("interrupted"):
+        print(f"interrupted after {result.diagnostics['steps_done']} steps; saving what was learned",
+              file=sys.stderr)
+    result.save(out)
+    text = _report(result, out.parent, out.stem) if not args.no_report else ""
+    print(text or _energies_text(result))
+    print(f"saved {out}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .io import load_result
+    from .validate import validate
+
+    result = load_result(args.file)
+    reference = _reference_for(result)
+    if reference is None:
+        print(_energies_text(result))
+        print("(no analytic reference for this system)")
+        return 0
+    print(validate(result, reference).to_markdown())
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .io import load_result
+
+    result = load_result(args.file)
+    path = Path(args.file)
+    directory = Path(args.out) if args.out else path.parent
+    _report(result, directory, path.stem)
+    print(f"figures written to {directory}")
+    return 0
+
+
+def cmd_systems(args) -> int:
+    from .system import load_system, shipped_systems
+
+    for name, path in shipped_systems().items():
+        system = load_system(path)
+        states = system.solver.get("states", "-")
+        kind = system.potential.kind
+        print(f"{name:16s} d={system.dimension}  kappa={system.kinetic:<4g} potential={kind:10s} states={states}"
+              f"  {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qsolver", description="Lowest eigenstates of H = -κ∇² + V by NeuralSVD "
+                                     "(Hartree atomic units).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("solve", help="train on a system file (or shipped name) and save an HDF5 result")
+    p.add_argument("system", help="a system TOML file, or the name of a shipped system (see 'qsolver systems')")
+    p.add_argument("--states", type=int, help="number of states (default: the system's [solver] table)")
+    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--seed", type=int, help="random seed (same seed and device give the same numbers)")
+    p.add_argument("--device", help="cpu or cuda")
+    p.add_argument("--dtype", choices=["auto", "float32", "float64"], help="training precision")
+    p.add_argument("--out", help="output HDF5 file (default results/NAME/NAME.h5)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-report", action="store_true", help="skip the validation table and figures")
+    p.set_defaults(func=cmd_solve)
+    p = sub.add_parser("validate", help="compare a saved result with its reference levels")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("plot", help="write the figures of a saved result")
+    p.add_argument("file")
+    p.add_argument("--out", help="folder for the PNG files (default: beside the HDF5 file)")
+    p.set_defaults(func=cmd_plot)
+    p = sub.add_parser("systems", help="list the shipped systems")
+    p.set_defaults(func=cmd_systems)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"qsolver: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qsolver: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Neural eigenfunctions: ψ_l(x) = g_l(u_l(x)) · e_l(x), one small MLP g_l per state, all evaluated at once.
+
+The envelope e_l fixes the asymptotics and the boundary conditions; the inputs u_l are coordinates in the
+envelope's own length unit, so every state's network sees O(1) inputs however diffuse the state is:
+- ``exponential`` (Coulomb centres R_c): e_l = Σ_c exp(-a_lc |x - R_c|), u_l = {a_lc (x - R_c), a_lc |x - R_c|};
+  the |x - R_c| inputs let the network form the cusps;
+- ``gaussian`` (confining potentials): e_l = exp(-½ Σ_i β_li (x_i - c_i)²), u_l = √β_l ⊙ (x - c);
+- ``box`` (infinite well of sides L_i): e = Π_i cos(π (x_i - c_i)/L_i), u = 2(x - c)/L.
+Decays a and curvatures β are learned (kept positive through their logarithms).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .laplacian import activation, activation_jet, product_jet
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the per-state networks; with the weights it rebuilds the wavefunctions exactly."""
+
+    dimension: int
+    states: int
+    hidden: int
+    layers: int
+    activation: str
+    envelope: str                  # "exponential", "gaussian" or "box"
+    centers: list[list[float]]     # Coulomb centres, or the one centre of a gaussian or box envelope
+    init_scales: list[list[float]]  # (states, centres) decays a, (states, d) curvatures β, or box lengths
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EigenNet(nn.Module):
+    """L trial functions ψ_l; ``forward`` gives values (B, L), ``jet`` values, gradients and Laplacians."""
+
+    def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = config
+        c = config
+        self.register_buffer("centers", torch.tensor(c.centers, dtype=torch.float64))
+        scales = torch.tensor(c.init_scales, dtype=torch.float64)
+        if c.envelope == "box":
+            self.register_buffer("lengths", scales[0].clone())
+        else:
+            self.log_scale = nn.Parameter(torch.log(scales))
+        n_in = self.centers.shape[0] * (c.dimension + 1) if c.envelope == "exponential" else c.dimension
+        widths = [n_in] + [c.hidden] * c.layers + [1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            w = torch.randn(c.states, fan_in, fan_out, generator=generator, dtype=torch.float64)
+            self.weights.append(nn.Parameter(w / math.sqrt(fan_in)))
+            self.biases.append(nn.Parameter(torch.zeros(c.states, 1, fan_out, dtype=torch.float64)))
+
+    # ---- inputs and envelope as jets (component axis: [value, ∂_1..∂_d, ∇²]) ----
+    def _feature_scales(self) -> torch.Tensor:
+        """Per-state multipliers of the base inputs, (L, F)."""
+        c = self.config
+        if c.envelope == "exponential":
+            return torch.exp(self.log_scale).repeat_interleave(c.dimension + 1, dim=1)
+        if c.envelope == "gaussian":
+            return torch.exp(0.5 * self.log_scale)
+        return (2.0 / self.lengths).expand(c.states, -1)
+
+    def _base_jet(self, x: torch.Tensor, with_derivatives: bool) -> torch.Tensor:
+        """Base inputs as jets (B, d + 2, F), or values only (B, F)."""
+        n, d = x.shape
+        if self.config.envelope != "exponential":
+            dx = x - self.centers[0]
+            if not with_derivatives:
+                return dx
+            eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(n, d, d)
+            zero = torch.zeros(n, 1, d, dtype=x.dtype, device=x.device)
+            return torch.cat([dx[:, None, :], eye, zero], dim=1)
+        dx = x[:, None, :] - self.centers[None]                        # (B, C, d)
+        r = torch.linalg.vector_norm(dx, dim=-1, keepdim=True)          # (B, C, 1)
+        values = torch.cat([dx, r], dim=-1).reshape(n, -1)
+        if not with_derivatives:
+            return values
+        n_c = self.centers.shape[0]
+        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(n, n_c, d, d)
+        grads = torch.cat([eye, (dx / r)[..., None]], dim=-1)           # (B, C, d, d + 1)
+        laps = torch.cat([torch.zeros_like(dx), (d - 1) / r], dim=-1)  # (B, C, d + 1)
+        grads = grads.permute(0, 2, 1, 3).reshape(n, d, -1)
+        return torch.cat([values[:, None], grads, laps.reshape(n, 1, -1)], dim=1)
+
+    def _envelope(self, x: torch.Tensor, with_derivatives: bool) -> torch.Tensor:
+        """e_l(x) as jets (L, B, d + 2), or values (L, B)."""
+        c = self.config
+        d = c.dimension
+        if c.envelope == "exponential":
+            a = torch.exp(self.log_scale)                               # (L, C)
+            dx = x[:, None, :] - self.centers[None]                     # (B, C, d)
+            r = torch.linalg.vector_norm(dx, dim=-1)                    # (B, C)
+            e = torch.exp(-a[:, None, :] * r[None])                     # (L, B, C)
+            if not with_derivatives:
+                return e.sum(-1)
+            grad = (-(a[:, None, :] * e)[..., None] * (dx / r[..., None])[None]).sum(2)  # (L, B, d)
+            lap = (e * (a[:, None, :] ** 2 - a[:, None, :] * (d - 1) / r[None])).sum(-1)
+            return torch.cat([e.sum(-1)[..., None], grad, lap[..., None]], dim=-1)
+        if c.envelope == "gaussian":
+            beta = torch.exp(self.log_scale)                            # (L, d)
+            dx = x - self.centers[0]                                    # (B, d)
+            e = torch.exp(-0.5 * (beta[:, None, :] * dx[None] ** 2).sum(-1))
+            if not with_derivatives:
+                return e
+            grad = -beta[:, None, :] * dx[None] * e[..., None]
+            lap = e * ((beta[:, None, :] * dx[None]) ** 2 - beta[:, None, :]).sum(-1)
+            return torch.cat([e[..., None], grad, lap[..., None]], dim=-1)
+        k = math.pi / self.lengths                                      # box, (d,)
+        phase = k * (x - self.centers[0])
+        cos, sin = torch.cos(phase), torch.sin(phase)
+        e = cos.prod(-1)                                                # (B,)
+        if not with_derivatives:
+            return e.expand(c.states, -1)
+        others = torch.stack([torch.cat([cos[:, :i], cos[:, i + 1:]], 1).prod(-1) for i in range(d)], -1)
+        grad = -k * sin * others
+        lap = -(k**2).sum() * e
+        jet = torch.cat([e[:, None], grad, lap[:, None]], dim=-1)
+        return jet.expand(c.states, -1, -1)
+
+    # ---- public evaluation ----
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ψ_l(x) for x (B, d) -> (B, L)."""
+        z = self._base_jet(x, False)[None] * self._feature_scales()[:, None, :]       # (L, B, F)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.baddbmm(b, z, w)
+            if i < last:
+                z = activation(z, self.config.activation)
+        return (z[..., 0] * self._envelope(x, False)).T
+
+    def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ψ (B, L), ∇ψ (B, L, d) and ∇²ψ (B, L) by one forward-Laplacian pass."""
+        n, d = x.shape
+        z = self._base_jet(x, True)[None] * self._feature_scales()[:, None, None, :]  # (L, B, d + 2, F)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            n_states, _, k, f_in = z.shape
+            z = torch.bmm(z.reshape(n_states, n * k, f_in), w).reshape(n_states, n, k, -1)
+            z = torch.cat([z[:, :, :1] + b[:, :, None], z[:, :, 1:]], dim=2)
+            if i < last:
+                z = activation_jet(z, self.config.activation)
+        psi = product_jet(z[..., 0], self._envelope(x, True))          # (L, B, d + 2)
+        return psi[..., 0].T, psi[..., 1:-1].transpose(0, 1), psi[..., -1].T

@@ -1,0 +1,108 @@
+"""Figures of a result (matplotlib, PNG): wavefunction gallery, levels against the reference, training."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .io import atomic_write  # noqa: E402
+from .references import Reference  # noqa: E402
+from .result import Result  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    def write(tmp: Path) -> None:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+    try:
+        return atomic_write(path, write)
+    finally:
+        plt.close(fig)
+
+
+def wavefunction_gallery(result: Result, path: str | Path, resolution: int = 160) -> Path:
+    """1D: φ_i(x) as lines; 2D: maps of φ_i; 3D: φ_i on the plane z = centre (bohr^(-d/2))."""
+    d, n = result.system.dimension, result.n_states
+    lo, hi = result.extent()
+    if d == 1:
+        x = np.linspace(lo[0], hi[0], 800)
+        phi = result.wavefunctions(x[:, None])
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for i in range(n):
+            ax.plot(x, phi[:, i] + result.energies[i], lw=1.2, label=f"{i}: E={result.energies[i]:.5f}")
+        ax.set(xlabel="x (bohr)", ylabel="φ(x) offset by E (hartree)", title=f"{result.system.name}: states")
+        ax.legend(fontsize=6, ncol=2)
+        return _save(fig, Path(path))
+    u = np.linspace(lo[0], hi[0], resolution)
+    v = np.linspace(lo[1], hi[1], resolution)
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    pts = np.zeros((uu.size, d))
+    pts[:, 0], pts[:, 1] = uu.ravel(), vv.ravel()
+    if d >= 3:
+        pts[:, 2:] = 0.5 * (lo[2:] + hi[2:])
+    phi = result.wavefunctions(pts).reshape(resolution, resolution, n)
+    cols = min(n, 4 if n <= 8 else 6)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        lim = np.abs(phi[..., i]).max() or 1.0
+        ax.imshow(phi[..., i].T, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="RdBu_r",
+                  vmin=-lim, vmax=lim)
+        ax.set_title(f"{i}: E = {result.energies[i]:.5f}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    plane = "" if d == 2 else f" (slice z = {0.5 * (lo[2] + hi[2]):.2f})"
+    fig.suptitle(f"{result.system.name}: learned states{plane}, x and y in bohr", fontsize=10)
+    return _save(fig, Path(path))
+
+
+def energy_levels(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
+    """Levels with error bars beside the reference, and the relative error per state on a log scale."""
+    n = result.n_states
+    idx = np.arange(n)
+    fig, (ax1, ax2) = _two_axes(reference is not None)
+    ax1.errorbar(idx, result.energies, yerr=result.errors, fmt="o", ms=4, capsize=2, label="NeuralSVD")
+    if reference is not None:
+        ref = np.asarray(reference.energies[:n])
+        ax1.plot(idx, ref, "k_", ms=14, mew=1.5, label=reference.method)
+        rel = np.abs(result.energies - ref) / np.abs(ref)
+        ax2.semilogy(idx, rel, "o-", ms=4, label="|E - E_ref| / |E_ref|")
+        ax2.semilogy(idx, 3 * result.errors / np.abs(ref), "x:", ms=4, label="3 σ / |E_ref|")
+        ax2.set(xlabel="state", ylabel="relative error", title="error per state")
+        ax2.legend(fontsize=8)
+    ax1.set(xlabel="state", ylabel="energy (hartree)", title=f"{result.system.name}: levels")
+    ax1.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def _two_axes(with_errors: bool):
+    if with_errors:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+        return fig, (a, b)
+    fig, a = plt.subplots(figsize=(6, 4.5))
+    return fig, (a, None)
+
+
+def training_curves(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
+    """LoRA objective and the running Rayleigh–Ritz energies (or their relative errors) against step."""
+    h = result.history
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax1.plot(h["step"], h["loss"], lw=1)
+    ax1.set(xlabel="step", ylabel="LoRA objective (batch estimate)", title="objective")
+    energies = np.asarray(h["energies"])
+    if reference is not None:
+        ref = np.asarray(reference.energies[: energies.shape[1]])
+        ax2.semilogy(h["step"], np.abs(energies - ref) / np.abs(ref), lw=0.8)
+        ax2.set(ylabel="relative error of running Ritz values")
+    else:
+        ax2.plot(h["step"], energies, lw=0.8)
+        ax2.set(ylabel="running Ritz values (hartree)")
+    ax2.set(xlabel="step", title="energies during training (moving-average estimates)")
+    return _save(fig, Path(path))

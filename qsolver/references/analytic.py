@@ -1,0 +1,79 @@
+"""Closed-form levels (hartree) of H = -κ∇² + V.
+
+- hydrogen-like, one centre of charge Z in d ≥ 2 dimensions: E = -Z²/(4κν²), ν = n + (d-3)/2, shell n
+  holding Σ_{ℓ<n} (harmonic polynomials of degree ℓ) states (2D: 2n-1 = 1, 3, 5, ...; 3D: n²);
+- oscillator V = ½ Σ_i ω_i² (x_i - c_i)²: E = √(2κ) Σ_i ω_i (n_i + ½), n_i ≥ 0 (κ = ½: ω(n + ½));
+- box of sides L_i: E = κ Σ_i (π n_i / L_i)², n_i ≥ 1.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ..potentials import Box, Coulomb, Harmonic, hydrogen_nu, terms
+from ..system import System
+
+
+@dataclass
+class Reference:
+    """Reference levels (ascending, hartree) with the method that produced them and its error bound."""
+
+    energies: np.ndarray
+    method: str
+    error: float = 0.0           # bound on |E_ref - E_exact| (hartree); 0 for closed forms
+    details: dict = field(default_factory=dict)
+
+
+def hydrogen_levels(charge: float, kinetic: float, dimension: int, n: int) -> np.ndarray:
+    """Lowest n levels of -κ∇² - Z/r in d dimensions, each repeated by its degeneracy."""
+    if dimension < 2:
+        raise ValueError("hydrogen-like levels need d >= 2 (the 1D Coulomb problem is singular)")
+    return np.array([-charge**2 / (4 * kinetic * hydrogen_nu(i, dimension) ** 2) for i in range(n)])
+
+
+def _lowest_sums(quanta: list[float], start: int, energy, n: int) -> np.ndarray:
+    """Lowest n values of energy(tuple of integers ≥ start), by best-first enumeration."""
+    d = len(quanta)
+    first = (start,) * d
+    heap, seen, out = [(energy(first), first)], {first}, []
+    while heap and len(out) < n:
+        e, idx = heapq.heappop(heap)
+        out.append(e)
+        for i in range(d):
+            nxt = idx[:i] + (idx[i] + 1,) + idx[i + 1:]
+            if nxt not in seen:
+                seen.add(nxt)
+                heapq.heappush(heap, (energy(nxt), nxt))
+    return np.array(out)
+
+
+def oscillator_levels(omega: list[float], kinetic: float, n: int) -> np.ndarray:
+    """Lowest n levels of -κ∇² + ½ Σ ω_i² x_i²."""
+    factor = math.sqrt(2 * kinetic)
+    return _lowest_sums(omega, 0, lambda idx: factor * sum(w * (k + 0.5) for w, k in zip(omega, idx)), n)
+
+
+def box_levels(lengths: list[float], kinetic: float, n: int) -> np.ndarray:
+    """Lowest n levels of -κ∇² in a box with infinite walls."""
+    return _lowest_sums(lengths, 1, lambda idx: kinetic * sum((math.pi * k / s) ** 2 for s, k in zip(lengths, idx)), n)
+
+
+def analytic_reference(system: System, n: int) -> Reference:
+    """Closed-form levels for single-term potentials; InputError when the system has none."""
+    parts = terms(system.potential)
+    d, kappa = system.dimension, system.kinetic
+    if len(parts) == 1 and isinstance(parts[0], Coulomb) and len(parts[0].charges) == 1 and d >= 2 \
+            and parts[0].charges[0] > 0:
+        z = parts[0].charges[0]
+        return Reference(hydrogen_levels(z, kappa, d, n), "analytic: hydrogen-like -Z²/(4κν²)",
+                         details={"charge": z})
+    if len(parts) == 1 and isinstance(parts[0], Harmonic):
+        return Reference(oscillator_levels(parts[0].omega, kappa, n), "analytic: oscillator √(2κ) Σ ω_i(n_i+½)")
+    if len(parts) == 1 and isinstance(parts[0], Box):
+        return Reference(box_levels(parts[0].lengths, kappa, n), "analytic: box κ Σ (π n_i/L_i)²")
+    raise InputError("no closed-form levels for this potential (analytic references cover one Coulomb "
+                     "centre in d >= 2, one oscillator, or one box)", source=system.source, field="reference.kind")

@@ -1,0 +1,64 @@
+"""The outcome of a solve: energies with error bars, wavefunctions as callables, history and diagnostics."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import EigenNet
+from .system import System
+
+
+@dataclass
+class Result:
+    """Energies (hartree, ascending) with jackknife standard errors, and the learned states.
+
+    State i is φ_i(x) = Σ_m ψ_m(x) C_mi, with ψ the trained networks and C the Rayleigh–Ritz vectors;
+    the φ_i are normalised to ∫ φ_i² dx = 1 (up to Monte Carlo error) and their signs are arbitrary.
+    """
+
+    system: System
+    energies: np.ndarray
+    errors: np.ndarray
+    model: EigenNet
+    coefficients: np.ndarray
+    config: dict
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.energies)
+
+    def wavefunctions(self, x) -> np.ndarray:
+        """φ_i(x) for points x of shape (N, d) (bohr), as a float64 array (N, n_states) in bohr^(-d/2)."""
+        points = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        if points.ndim != 2 or points.shape[1] != self.system.dimension:
+            raise ValueError(f"points must have shape (N, {self.system.dimension}), got {tuple(points.shape)}")
+        model = self.model.to(torch.float64)
+        out = []
+        with torch.no_grad():
+            for chunk in torch.split(points, 65536):
+                out.append(model(chunk).numpy())
+        return np.concatenate(out) @ self.coefficients
+
+    def extent(self) -> tuple[np.ndarray, np.ndarray]:
+        """Axis-aligned box (bohr) holding the states: the box itself, centres ± 4/√β for Gaussian
+        envelopes, or centres ± 6/a for exponential ones (a = the smallest learned decay)."""
+        model = self.model
+        centers = model.centers.detach().cpu().numpy()
+        kind = model.config.envelope
+        if kind == "box":
+            half = 0.5 * model.lengths.detach().cpu().numpy()
+            return centers[0] - half, centers[0] + half
+        scales = np.exp(model.log_scale.detach().cpu().numpy())
+        reach = 4.0 / np.sqrt(scales.min(0)) if kind == "gaussian" else np.full(centers.shape[1], 6.0 / scales.min())
+        return centers.min(0) - reach, centers.max(0) + reach
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result to HDF5 (see :func:`qsolver.io.save_result`)."""
+        from .io import save_result
+
+        return save_result(self, path)

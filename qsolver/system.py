@@ -1,0 +1,238 @@
+"""System definitions: H = -κ∇² + V in Hartree atomic units, from TOML files or from Python.
+
+A system file holds ``name``, ``dimension``, ``particles`` (1), ``kinetic`` (κ; 1/2 for mass 1, the
+ICML paper's convention is κ = 1), a ``[potential]`` table, optional ``[solver]`` defaults and a
+``[reference]`` table (``kind = "analytic"`` or ``"none"``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import SOLVER_KEYS
+from .errors import InputError
+from .potentials import Box, CallablePotential, Coulomb, Expression, Harmonic, Potential, Sum
+
+SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
+REFERENCE_KINDS = ("analytic", "none")
+_TOP_KEYS = {"name", "dimension", "particles", "kinetic", "potential", "solver", "reference"}
+
+
+@dataclass
+class System:
+    """A one-particle Hamiltonian H = -κ∇² + V(x) in ``dimension`` dimensions (hartree, bohr)."""
+
+    name: str
+    dimension: int
+    potential: Any
+    kinetic: float = 0.5
+    particles: int = 1
+    solver: dict = field(default_factory=dict)
+    reference: str = "analytic"
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        src = self.source
+        if not isinstance(self.name, str) or not self.name:
+            raise InputError("must be a non-empty string", source=src, field="name")
+        self.dimension = _integer(self.dimension, "dimension", src, minimum=1)
+        self.particles = _integer(self.particles, "particles", src, minimum=1)
+        if self.particles != 1:
+            raise InputError("only one-particle systems are supported so far", source=src, field="particles")
+        self.kinetic = _number(self.kinetic, "kinetic", src)
+        if self.kinetic <= 0:
+            raise InputError(f"must be positive, got {self.kinetic}", source=src, field="kinetic")
+        if isinstance(self.potential, dict):
+            self.potential = parse_potential(self.potential, self.dimension, src)
+        elif callable(self.potential) and not hasattr(self.potential, "to_dict"):
+            self.potential = CallablePotential(self.potential)
+        elif not hasattr(self.potential, "to_dict"):
+            raise InputError("must be a table, a qsolver potential or a callable", source=src, field="potential")
+        self.solver = _check_solver(self.solver, src)
+        if isinstance(self.reference, dict):
+            self.reference = self.reference.get("kind", "none")
+        if self.reference not in REFERENCE_KINDS:
+            raise InputError(f"unknown kind '{self.reference}' (known: {', '.join(REFERENCE_KINDS)})",
+                             source=src, field="reference.kind")
+
+    @property
+    def V(self) -> Potential:
+        return self.potential
+
+    def to_dict(self) -> dict:
+        """The definition as plain data (the TOML layout); a callable potential is recorded by its repr."""
+        return {"name": self.name, "dimension": self.dimension, "particles": self.particles,
+                "kinetic": self.kinetic, "potential": self.potential.to_dict(), "solver": dict(self.solver),
+                "reference": {"kind": self.reference}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+def _integer(value: Any, name: str, source: str | None, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"must be an integer, got {value!r}", source=source, field=name)
+    if value < minimum:
+        raise InputError(f"must be at least {minimum}, got {value}", source=source, field=name)
+    return value
+
+
+def _number(value: Any, name: str, source: str | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"must be a finite number, got {value!r}", source=source, field=name)
+    return float(value)
+
+
+def _vector(value: Any, name: str, source: str | None, length: int) -> list[float]:
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        raise InputError(f"must be a list of {length} numbers, got {value!r}", source=source, field=name)
+    return [_number(v, name, source) for v in value]
+
+
+def _check_solver(table: Any, source: str | None) -> dict:
+    if not isinstance(table, dict):
+        raise InputError("must be a table", source=source, field="solver")
+    for key, value in table.items():
+        if key not in SOLVER_KEYS:
+            raise InputError(f"unknown setting (known: {', '.join(SOLVER_KEYS)})", source=source,
+                             field=f"solver.{key}")
+        kind = SOLVER_KEYS[key]
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "str": isinstance(value, str),
+              "float | None": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
+        if not ok:
+            raise InputError(f"must be of type {kind.split(' ')[0]}, got {value!r}", source=source,
+                             field=f"solver.{key}")
+        if key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks") and value < 1:
+            raise InputError(f"must be positive, got {value}", source=source, field=f"solver.{key}")
+    return dict(table)
+
+
+def parse_potential(table: Any, dimension: int, source: str | None = None, prefix: str = "potential",
+                    stored: bool = False) -> Potential:
+    """Build a potential from its TOML table, checking every field.
+
+    ``stored=True`` (results read back from HDF5) also accepts ``kind = "callable"``: the Python function
+    itself was not stored, so the potential raises if evaluated.
+    """
+    if not isinstance(table, dict):
+        raise InputError("must be a table", source=source, field=prefix)
+    kind = table.get("kind")
+    if kind is None:
+        kind = "sum" if "terms" in table else None
+    if kind is None:
+        raise InputError("missing", source=source, field=f"{prefix}.kind")
+    if not isinstance(kind, str):
+        raise InputError(f"must be a string, got {kind!r}", source=source, field=f"{prefix}.kind")
+    if stored and kind == "callable":
+        return CallablePotential(_unavailable(table.get("repr", "?")))
+    known = {"coulomb": ("charges", "centers"), "harmonic": ("omega", "center"), "box": ("lengths", "center"),
+             "expression": ("expr",), "sum": ("terms",)}
+    if kind not in known:
+        raise InputError(f"unknown potential kind '{kind}' (known: {', '.join(known)})", source=source,
+                         field=f"{prefix}.kind")
+    for key in table:
+        if key != "kind" and key not in known[kind]:
+            raise InputError(f"unknown field for kind '{kind}' (known: {', '.join(known[kind])})",
+                             source=source, field=f"{prefix}.{key}")
+    d = dimension
+    if kind == "coulomb":
+        charges = table.get("charges")
+        if not isinstance(charges, list) or not charges:
+            raise InputError("must be a non-empty list of numbers", source=source, field=f"{prefix}.charges")
+        charges = [_number(q, f"{prefix}.charges", source) for q in charges]
+        centers = table.get("centers", [[0.0] * d])
+        if not isinstance(centers, list) or len(centers) != len(charges):
+            raise InputError(f"must be a list of {len(charges)} points (one per charge)", source=source,
+                             field=f"{prefix}.centers")
+        centers = [_vector(c, f"{prefix}.centers", source, d) for c in centers]
+        return Coulomb(charges, centers)
+    if kind == "harmonic":
+        if "omega" not in table:
+            raise InputError("missing", source=source, field=f"{prefix}.omega")
+        omega = table["omega"]
+        omega = _vector(omega, f"{prefix}.omega", source, d) if isinstance(omega, list) else \
+            [_number(omega, f"{prefix}.omega", source)] * d
+        if any(w <= 0 for w in omega):
+            raise InputError("must be positive", source=source, field=f"{prefix}.omega")
+        return Harmonic(omega, _vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
+    if kind == "box":
+        if "lengths" not in table:
+            raise InputError("missing", source=source, field=f"{prefix}.lengths")
+        lengths = table["lengths"]
+        lengths = _vector(lengths, f"{prefix}.lengths", source, d) if isinstance(lengths, list) else \
+            [_number(lengths, f"{prefix}.lengths", source)] * d
+        if any(length <= 0 for length in lengths):
+            raise InputError("must be positive", source=source, field=f"{prefix}.lengths")
+        return Box(lengths, _vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
+    if kind == "expression":
+        if "expr" not in table:
+            raise InputError("missing", source=source, field=f"{prefix}.expr")
+        try:
+            return Expression(table["expr"], d)
+        except ValueError as exc:
+            raise InputError(str(exc), source=source, field=f"{prefix}.expr") from None
+    items = table.get("terms")
+    if not isinstance(items, list) or not items:
+        raise InputError("must be a non-empty list of potential tables", source=source, field=f"{prefix}.terms")
+    parsed = [parse_potential(t, d, source, f"{prefix}.terms[{i}]", stored) for i, t in enumerate(items)]
+    if sum(isinstance(t, Box) for t in parsed) > 1:
+        raise InputError("at most one box per system", source=source, field=f"{prefix}.terms")
+    return Sum(parsed)
+
+
+def shipped_systems() -> dict[str, Path]:
+    """The system files shipped in ``systems/``, by name."""
+    return {p.stem: p for p in sorted(SYSTEMS_DIR.glob("*.toml"))}
+
+
+def load_system(path_or_name: str | Path) -> System:
+    """Load a system from a TOML file, or a shipped system by name (``qsolver systems`` lists them)."""
+    path = Path(path_or_name)
+    if not path.is_file():
+        shipped = shipped_systems()
+        if str(path_or_name) in shipped:
+            path = shipped[str(path_or_name)]
+        elif not path.exists():
+            raise InputError(f"no such file, and not a shipped system (shipped: {', '.join(shipped)})",
+                             source=str(path_or_name))
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a valid TOML file ({exc})", source=source) from None
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", source=source) from None
+    return system_from_dict(data, source)
+
+
+def _unavailable(description: str):
+    def potential(x):
+        raise RuntimeError(f"this result was made with a Python callable potential ({description}) that "
+                           "files cannot store; pass the function again to rebuild the system")
+
+    return potential
+
+
+def system_from_dict(data: dict, source: str | None = None, stored: bool = False) -> System:
+    """Build a system from the TOML layout (as read from a file, or stored in a result with ``stored``)."""
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise InputError(f"unknown field (known: {', '.join(sorted(_TOP_KEYS))})", source=source, field=key)
+    for key in ("name", "dimension", "potential"):
+        if key not in data:
+            raise InputError("missing", source=source, field=key)
+    dimension = _integer(data["dimension"], "dimension", source, minimum=1)
+    reference = data.get("reference", {"kind": "analytic"})
+    if not isinstance(reference, dict):
+        raise InputError("must be a table", source=source, field="reference")
+    potential = parse_potential(data["potential"], dimension, source, stored=stored)
+    return System(name=data["name"], dimension=dimension, potential=potential,
+                  kinetic=data.get("kinetic", 0.5), particles=data.get("particles", 1),
+                  solver=data.get("solver", {}), reference=reference.get("kind", "analytic"), source=source)
+
