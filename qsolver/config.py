@@ -11,7 +11,7 @@ class SolverConfig:
     states: int = 4
     steps: int = 3000
     batch: int = 512              # Monte Carlo samples per step (split in two halves for the quartic term)
-    lr: float = 2e-3              # Adam learning rate at the start; cosine decay to lr * lr_final
+    lr: float = 1e-2              # Adam learning rate at the start; cosine decay to lr * lr_final
     lr_final: float = 0.02
     ema: float = 0.995            # decay of the exponential moving average of the weights used at the end
     nesting: str = "sequential"   # "sequential" or "joint"
@@ -28,7 +28,7 @@ class SolverConfig:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "auto"           # "auto" (float32 training on CPU, float64 evaluation), "float32", "float64"
-    threads: int = 0              # torch intra-op threads; 0 = one per two cores (measured fastest here)
+    threads: int = 0              # torch intra-op threads; 0 = torch's default (all cores)
 
 
 SOLVER_KEYS = {f.name: f.type for f in fields(SolverConfig)}

@@ -53,6 +53,9 @@ def atomic_write(path: str | Path, write) -> Path:
         raise InputError(f"cannot be written ({exc.strerror})", source=str(path)) from None
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:
         raise InputError(f"cannot be written ({exc.strerror or exc})", source=str(path)) from None

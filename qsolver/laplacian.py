@@ -1,7 +1,7 @@
 """Exact Laplacians.
 
-Jets carry a function's value, input gradient and Laplacian together in one tensor whose axis -2 holds
-[f, ∂_1 f, ..., ∂_d f, ∇²f] (length d + 2). Pushing a jet through a layer is the forward-Laplacian pass:
+Jets carry a function's value, input gradient and Laplacian together: (f, [∂_1 f, ..., ∂_d f], ∇²f), or
+stacked along a last axis of length d + 2. Pushing a jet through a layer is the forward-Laplacian pass:
 - linear map W:    f → fW,  ∂f → (∂f)W,  ∇²f → (∇²f)W  (the bias touches the value only);
 - activation σ:    f → σ(f), ∂f → σ'(f) ∂f, ∇²f → σ'(f) ∇²f + σ''(f) |∇f|².
 ``hessian_trace`` (torch.func, exact, slow) and ``finite_difference_laplacian`` (approximate) are kept as
@@ -37,11 +37,11 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor
 }
 
 
-def activation_jet(z: torch.Tensor, name: str) -> torch.Tensor:
-    """σ applied to a jet z (..., d + 2, F)."""
-    value, grad, lap = z[..., :1, :], z[..., 1:-1, :], z[..., -1:, :]
+def activation_jet(value: torch.Tensor, grad: torch.Tensor, lap: torch.Tensor, name: str
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """σ applied to a jet given as value (..., F), gradient (..., d, F) and Laplacian (..., F)."""
     s0, s1, s2 = ACTIVATIONS[name](value)
-    return torch.cat([s0, s1 * grad, s1 * lap + s2 * (grad * grad).sum(-2, keepdim=True)], dim=-2)
+    return s0, s1.unsqueeze(-2) * grad, s1 * lap + s2 * (grad * grad).sum(-2)
 
 
 def activation(v: torch.Tensor, name: str) -> torch.Tensor:

@@ -139,13 +139,19 @@ class EigenNet(nn.Module):
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ψ (B, L), ∇ψ (B, L, d) and ∇²ψ (B, L) by one forward-Laplacian pass."""
         n, d = x.shape
-        z = self._base_jet(x, True)[None] * self._feature_scales()[:, None, None, :]  # (L, B, d + 2, F)
+        base = self._base_jet(x, True)                                  # (B, d + 2, F)
+        scales = self._feature_scales()[:, None, :]                    # (L, 1, F)
+        value = base[None, :, 0] * scales                               # (L, B, F)
+        grad = base[None, :, 1:-1] * scales[:, :, None]                 # (L, B, d, F)
+        lap = base[None, :, -1] * scales
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            n_states, _, k, f_in = z.shape
-            z = torch.bmm(z.reshape(n_states, n * k, f_in), w).reshape(n_states, n, k, -1)
-            z = torch.cat([z[:, :, :1] + b[:, :, None], z[:, :, 1:]], dim=2)
+            n_states = w.shape[0]
+            value = torch.baddbmm(b, value, w)
+            grad = torch.bmm(grad.reshape(n_states, n * d, -1), w).reshape(n_states, n, d, -1)
+            lap = torch.bmm(lap, w)
             if i < last:
-                z = activation_jet(z, self.config.activation)
-        psi = product_jet(z[..., 0], self._envelope(x, True))          # (L, B, d + 2)
+                value, grad, lap = activation_jet(value, grad, lap, self.config.activation)
+        g = torch.cat([value, grad[..., 0], lap], dim=-1)              # (L, B, d + 2)
+        psi = product_jet(g, self._envelope(x, True))
         return psi[..., 0].T, psi[..., 1:-1].transpose(0, 1), psi[..., -1].T

@@ -5,8 +5,8 @@ For a self-adjoint T and trial functions ψ_1..ψ_L, LoRA(ψ_1:k) = -2 Σ_{l≤k
   (0-based l);
 - sequential nesting moves ψ_k along -∂LoRA(ψ_1:k)/∂ψ_k = 4(Tψ_k - Σ_{m≤k} ⟨ψ_k,ψ_m⟩ ψ_m).
 Both are realised as surrogate losses whose autograd gradient is exactly that update: Tψ enters detached
-(∂⟨ψ,Tψ⟩ = 2⟨∂ψ,Tψ⟩ by self-adjointness, so no gradient flows through the Laplacian), and each
-squared overlap is the product of two independent half-batch estimates, which is unbiased.
+(∂⟨ψ,Tψ⟩ = 2⟨∂ψ,Tψ⟩ by self-adjointness, so no gradient flows through the Laplacian). Each squared
+overlap ⟨ψ_l,ψ_m⟩² is the product of two independent half-batch estimates, which is unbiased.
 Inner products are importance-weighted: ⟨f,g⟩ ≈ mean(w f g) with w = 1/p for samples x ~ p.
 """
 from __future__ import annotations
@@ -30,10 +30,8 @@ def nestedlora_loss(psi: torch.Tensor, t_psi: torch.Tensor, weights: torch.Tenso
     linear = (weights[:, None] * psi * t_psi.detach()).mean(0)           # ⟨ψ_l, Tψ_l⟩ (grad on ψ only)
     half = psi.shape[0] // 2 if split else psi.shape[0]
     parts = ((slice(0, half), slice(half, 2 * half)) if split else (slice(None), slice(None)))
-    if nesting in ("joint", "lora"):
+    if nesting == "joint":
         m = torch.arange(n_states, 0, -1, dtype=psi.dtype, device=psi.device)
-        if nesting == "lora":
-            m = torch.ones_like(m)
         big_m = torch.minimum(m[:, None], m[None, :])                     # m_max(l,m) = L - max(l,m)
         g1 = _gram(psi[parts[0]], psi[parts[0]], weights[parts[0]])
         g2 = _gram(psi[parts[1]], psi[parts[1]], weights[parts[1]])

@@ -38,14 +38,21 @@ def wavefunction_gallery(result: Result, path: str | Path, resolution: int = 160
         ax.set(xlabel="x (bohr)", ylabel="φ(x) offset by E (hartree)", title=f"{result.system.name}: states")
         ax.legend(fontsize=6, ncol=2)
         return _save(fig, Path(path))
-    u = np.linspace(lo[0], hi[0], resolution)
-    v = np.linspace(lo[1], hi[1], resolution)
-    uu, vv = np.meshgrid(u, v, indexing="ij")
-    pts = np.zeros((uu.size, d))
-    pts[:, 0], pts[:, 1] = uu.ravel(), vv.ravel()
-    if d >= 3:
-        pts[:, 2:] = 0.5 * (lo[2:] + hi[2:])
-    phi = result.wavefunctions(pts).reshape(resolution, resolution, n)
+    def plane_points(lo_, hi_):
+        u = np.linspace(lo_[0], hi_[0], resolution)
+        v = np.linspace(lo_[1], hi_[1], resolution)
+        uu, vv = np.meshgrid(u, v, indexing="ij")
+        pts = np.zeros((uu.size, d))
+        pts[:, 0], pts[:, 1] = uu.ravel(), vv.ravel()
+        if d >= 3:
+            pts[:, 2:] = 0.5 * (lo[2:] + hi[2:])
+        return pts
+
+    phi = result.wavefunctions(plane_points(lo, hi)).reshape(resolution, resolution, n)
+    center = 0.5 * (lo + hi)
+    u = np.linspace(lo[0], hi[0], resolution) - center[0]
+    v = np.linspace(lo[1], hi[1], resolution) - center[1]
+    reach = np.maximum.outer(np.abs(u), np.abs(v))              # square "radius" of each grid point
     cols = min(n, 4 if n <= 8 else 6)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
@@ -53,8 +60,17 @@ def wavefunction_gallery(result: Result, path: str | Path, resolution: int = 160
         if i >= n:
             ax.axis("off")
             continue
-        lim = np.abs(phi[..., i]).max() or 1.0
-        ax.imshow(phi[..., i].T, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="RdBu_r",
+        # zoom each panel to the square holding 99.5 % of the state's weight in this plane
+        mass = phi[..., i] ** 2
+        order = np.argsort(reach.ravel())
+        cum = np.cumsum(mass.ravel()[order])
+        half = reach.ravel()[order][np.searchsorted(cum, 0.995 * cum[-1])] if cum[-1] > 0 else reach.max()
+        half = max(half, 1e-3 * reach.max())
+        box_lo = np.maximum(center[:2] - half, lo[:2])
+        box_hi = np.minimum(center[:2] + half, hi[:2])
+        values = result.wavefunctions(plane_points(box_lo, box_hi))[:, i].reshape(resolution, resolution)
+        lim = np.abs(values).max() or 1.0
+        ax.imshow(values.T, origin="lower", extent=(box_lo[0], box_hi[0], box_lo[1], box_hi[1]), cmap="RdBu_r",
                   vmin=-lim, vmax=lim)
         ax.set_title(f"{i}: E = {result.energies[i]:.5f}", fontsize=8)
         ax.tick_params(labelsize=6)
@@ -90,19 +106,41 @@ def _two_axes(with_errors: bool):
     return fig, (a, None)
 
 
+def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Running median along axis 0 over ``window`` rows (trailing), to make noisy curves readable."""
+    if len(values) < window:
+        return values
+    windows = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
+    return np.concatenate([values[: window - 1], np.median(windows, axis=-1)])
+
+
 def training_curves(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
-    """LoRA objective and the running Rayleigh–Ritz energies (or their relative errors) against step."""
+    """LoRA objective and the running Rayleigh–Ritz energies (their relative error per degenerate group,
+    when a reference exists) against step; running medians over 20 log points."""
+    from .validate import degeneracy_groups
+
     h = result.history
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax1.plot(h["step"], h["loss"], lw=1)
-    ax1.set(xlabel="step", ylabel="LoRA objective (batch estimate)", title="objective")
+    steps, loss = np.asarray(h["step"]), np.asarray(h["loss"])
     energies = np.asarray(h["energies"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    smooth = _rolling_median(loss, 20)
+    ax1.plot(steps, smooth, lw=1)
+    tail = smooth[len(smooth) // 20:]
+    if len(tail):
+        lo, hi = np.percentile(tail, [1, 99])
+        ax1.set_ylim(lo - 0.1 * (hi - lo + 1e-12), hi + 0.1 * (hi - lo + 1e-12))
+    ax1.set(xlabel="step", ylabel="LoRA objective (batch estimate)", title="objective (running median)")
     if reference is not None:
         ref = np.asarray(reference.energies[: energies.shape[1]])
-        ax2.semilogy(h["step"], np.abs(energies - ref) / np.abs(ref), lw=0.8)
-        ax2.set(ylabel="relative error of running Ritz values")
+        groups = degeneracy_groups(ref)
+        rel = np.abs(energies - ref) / np.abs(ref)
+        for g in np.unique(groups):
+            ax2.semilogy(steps, _rolling_median(rel[:, groups == g].mean(1), 20), lw=1,
+                         label=f"level {ref[groups == g][0]:.5g} (×{int((groups == g).sum())})")
+        ax2.set(ylabel="mean relative error of running Ritz values")
+        ax2.legend(fontsize=7)
     else:
-        ax2.plot(h["step"], energies, lw=0.8)
+        ax2.plot(steps, _rolling_median(energies, 20), lw=0.8)
         ax2.set(ylabel="running Ritz values (hartree)")
-    ax2.set(xlabel="step", title="energies during training (moving-average estimates)")
+    ax2.set(xlabel="step", title="energies during training (batch moving averages)")
     return _save(fig, Path(path))

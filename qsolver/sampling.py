@@ -20,15 +20,23 @@ def _log_sphere_area(d: int) -> float:
 
 @dataclass
 class ExponentialMixture:
-    """Equal-weight mixture of radial exponential densities with centres (K, d) and scales (K,)."""
+    """Mixture of radial exponential densities with centres (K, d), scales (K,) and weights (K,) summing
+    to one (equal weights when None)."""
 
     centers: torch.Tensor
     scales: torch.Tensor
+    weights: torch.Tensor | None = None
+
+    def _weights(self) -> torch.Tensor:
+        k = self.centers.shape[0]
+        if self.weights is None:
+            return torch.full((k,), 1.0 / k, dtype=self.centers.dtype, device=self.centers.device)
+        return self.weights
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         k, d = self.centers.shape
         opts = dict(dtype=self.centers.dtype, device=self.centers.device)
-        pick = torch.randint(k, (n,), generator=generator, device=self.centers.device)
+        pick = torch.multinomial(self._weights(), n, replacement=True, generator=generator)
         # |x - c| ~ Gamma(d, s): a sum of d unit exponentials, scaled
         u = torch.rand(n, d, generator=generator, **opts).clamp_min(torch.finfo(self.centers.dtype).tiny)
         radius = -torch.log(u).sum(-1) * self.scales[pick]
@@ -40,7 +48,7 @@ class ExponentialMixture:
         k, d = self.centers.shape
         dist = torch.linalg.vector_norm(x[:, None, :] - self.centers[None], dim=-1)
         log_norm = _log_sphere_area(d) + math.lgamma(d) + d * torch.log(self.scales)
-        return torch.logsumexp(-dist / self.scales - log_norm, dim=-1) - math.log(k)
+        return torch.logsumexp(-dist / self.scales - log_norm + torch.log(self._weights()), dim=-1)
 
 
 @dataclass

@@ -7,7 +7,6 @@ system's ``[solver]`` table, then :class:`~qsolver.config.SolverConfig`.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import asdict, replace
 
@@ -36,7 +35,7 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     for key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks"):
         if getattr(cfg, key) < 1:
             raise InputError(f"must be positive, got {getattr(cfg, key)}", source=system.source, field=key)
-    if cfg.nesting not in ("sequential", "joint", "lora"):
+    if cfg.nesting not in ("sequential", "joint"):
         raise InputError(f"unknown nesting '{cfg.nesting}' (sequential, joint)", source=system.source,
                          field="nesting")
     if cfg.laplacian not in ("forward", "hessian", "fd"):
@@ -86,48 +85,49 @@ def model_config(system: System, cfg: SolverConfig) -> ModelConfig:
 
 def proposal_for(model: EigenNet, dtype: torch.dtype):
     """Sampling density matched to the current envelopes: one component per state (and centre), with
-    tails twice as wide in the exponent as ψ², so the importance weights ψ²/p stay bounded."""
+    tails twice as wide in the exponent as ψ², so the importance weights ψ²/p stay bounded. Exponential
+    components are weighted ∝ a^(d-1): a hydrogen-like shell holds ∝ ν^(d-1) states of decay a ∝ 1/ν,
+    so every shell gets a similar share of the samples (equal weights starve the compact low states)."""
     c = model.config
     if c.envelope == "box":
         return UniformBox(model.centers[0].to(dtype), model.lengths.to(dtype))
     scales = torch.exp(model.log_scale.detach()).to(dtype)
     if c.envelope == "exponential":
         centers = model.centers.to(dtype).repeat(c.states, 1)
-        return ExponentialMixture(centers, 1.0 / scales.reshape(-1))
+        weights = scales.reshape(-1) ** (c.dimension - 1)
+        return ExponentialMixture(centers, 1.0 / scales.reshape(-1), weights / weights.sum())
     return GaussianMixture(model.centers.to(dtype).expand(c.states, -1), 1.0 / torch.sqrt(scales))
 
 
 def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -> tuple[float, float]:
     """(c, s) in T = s (c - H).
 
-    Rule: c = min(V_∞, E_max + ¼ (E_max - E_min)) with E_min, E_max the current lowest and highest Ritz
-    values (E_max ≥ E_L by Courant–Fischer, so the L lowest levels are positive eigenvalues of T) and
-    V_∞ the continuum threshold lim V(x) for |x| → ∞ (0 for Coulomb systems; no cap for confining
-    potentials). s = 1/(c - E_min) makes T's largest eigenvalue about 1. A user's ``shift`` fixes c.
+    Rule: with E_min, E_max the current lowest and highest Ritz values (E_max ≥ E_L by Courant–Fischer)
+    and V_∞ = lim V(x) for |x| → ∞ (0 for Coulomb systems, +∞ for confining ones), let
+    E_top = min(E_max, V_∞) and c = E_top + ¼ (E_top - E_min). The lowest L levels are then T's largest
+    eigenvalues, all positive, and T's spectrum is compressed: for 2D hydrogen c = ¼ |E_0| shrinks the ratio
+    of the ground to the n = 2 eigenvalue of T from 25 to 7 (states above the continuum threshold keep
+    smaller eigenvalues than every bound state). s = 1/(c - E_min) makes the largest eigenvalue 1.
+    A user's ``shift`` fixes c.
     """
     e = ritz[np.isfinite(ritz)]
     e_min, e_max = float(e.min()), float(e.max())
     if fixed is not None:
         c = fixed
     else:
-        c = e_max + 0.25 * (e_max - e_min)
-        if v_inf is not None and math.isfinite(v_inf):
-            c = min(c, v_inf)
+        top = min(e_max, v_inf) if v_inf is not None else e_max
+        c = top + 0.25 * (top - e_min)
     return c, 1.0 / max(c - e_min, 1e-8)
 
 
-def default_threads() -> int:
-    """One intra-op thread per two cores: on the 2-core machines here one thread ran fastest."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 def _dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
+    """(training, evaluation) dtypes. "auto" trains in float32 (batched matmuls measured 2.8× faster than
+    float64 on the 2-core CPU) and evaluates Rayleigh–Ritz and the saved wavefunctions in float64."""
     if cfg.dtype == "float64":
         return torch.float64, torch.float64
     if cfg.dtype == "float32":
         return torch.float32, torch.float32
-    train = torch.float32 if cfg.device == "cpu" else torch.float32
-    return train, torch.float64
+    return torch.float32, torch.float64
 
 
 def solve(system: System, n_states: int | None = None, steps: int | None = None, seed: int | None = None,
@@ -143,7 +143,8 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     cfg = resolve_config(system, states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("CUDA is not available on this machine", source=system.source, field="device")
-    torch.set_num_threads(cfg.threads or default_threads())
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     dev = torch.device(cfg.device)
     train_dtype, eval_dtype = _dtypes(cfg)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)

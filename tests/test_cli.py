@@ -1,0 +1,38 @@
+"""The CLI's main path: solve writes the HDF5 file, the table and the figures; validate and plot read it."""
+import numpy as np
+
+from qsolver.cli import main
+from qsolver.io import load_result
+
+SYSTEM = """
+name = "osc"
+dimension = 2
+kinetic = 0.5
+[potential]
+kind = "harmonic"
+omega = [1.0, 1.5]
+[solver]
+states = 3
+steps = 30
+eval_samples = 4000
+eval_blocks = 8
+"""
+
+
+def test_solve_validate_plot(tmp_path, capsys):
+    toml = tmp_path / "osc.toml"
+    toml.write_text(SYSTEM)
+    out = tmp_path / "run" / "osc.h5"
+    assert main(["solve", str(toml), "--out", str(out), "--quiet", "--seed", "3"]) == 0
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == ["osc.h5", "osc_levels.png", "osc_states.png", "osc_training.png", "osc_validation.csv",
+                     "osc_validation.md"]
+    table = (out.parent / "osc_validation.md").read_text()
+    assert "| group |" in table and "1.25000000" in table          # ground level ½(1 + 1.5)
+    result = load_result(out)
+    assert result.n_states == 3 and np.all(np.diff(result.energies) >= 0)
+    capsys.readouterr()
+    assert main(["validate", str(out)]) == 0
+    assert "NeuralSVD against analytic" in capsys.readouterr().out
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 3

@@ -1,0 +1,38 @@
+"""The long physics runs behind results/ (minutes each on 2 CPU cores): `python -m pytest -m slow`.
+
+Each solves a shipped system with its defaults and checks the foundation issue's accuracy targets against
+the closed-form levels.
+"""
+import numpy as np
+import pytest
+
+import qsolver
+from qsolver.validate import validate
+
+pytestmark = pytest.mark.slow
+
+
+def rel_errors(name):
+    result = qsolver.solve(qsolver.load_system(name), progress=False)
+    table = validate(result)
+    return np.array([row["rel_error"] for row in table.states]), table
+
+
+def test_hydrogen_2d_shells_up_to_n2():
+    # 2D hydrogen, κ = 1: levels -1/(4(n+½)²); the 9 states of shells n ≤ 2 to a mean relative error 1e-2
+    rel, table = rel_errors("hydrogen_2d")
+    assert len(rel) == 16
+    assert rel[:9].mean() <= 1e-2, table.to_markdown()
+
+
+def test_hydrogen_3d_shells_up_to_n2():
+    # 3D hydrogen, κ = ½: levels -1/(2n²); the 5 states of shells n ≤ 2 to a mean relative error 1e-2
+    rel, table = rel_errors("hydrogen_3d")
+    assert len(rel) == 14
+    assert rel[:5].mean() <= 1e-2, table.to_markdown()
+
+
+def test_harmonic_2d_all_levels():
+    # 2D oscillator, ω = 1: levels n_x + n_y + 1; all 10 states to a relative error 1e-3
+    rel, table = rel_errors("harmonic_2d")
+    assert rel.max() <= 1e-3, table.to_markdown()

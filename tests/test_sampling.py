@@ -1,0 +1,59 @@
+"""Proposal densities are normalised and match their samplers."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qsolver.sampling import ExponentialMixture, GaussianMixture, UniformBox
+
+torch.set_default_dtype(torch.float64)
+
+
+def proposals(d):
+    centers = torch.tensor([[0.0] * d, [1.0] + [0.5] * (d - 1)])
+    return [ExponentialMixture(centers, torch.tensor([0.7, 2.0])),
+            GaussianMixture(centers, torch.tensor([[0.5] * d, [1.5] * d])),
+            UniformBox(torch.zeros(d), torch.tensor([2.0, 3.0, 1.0][:d]))]
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_densities_integrate_to_one(d):
+    # quadrature on a fine grid wide enough for every density here
+    axis = torch.linspace(-40, 40, 4001 if d == 1 else 1601)
+    h = float(axis[1] - axis[0])
+    grid = torch.stack(torch.meshgrid(*[axis] * d, indexing="ij"), -1).reshape(-1, d)
+    for p in proposals(d)[:2]:
+        total = torch.exp(p.log_prob(grid)).sum() * h**d
+        assert abs(float(total) - 1) < 2e-3, type(p).__name__
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_importance_sampling_is_unbiased(d):
+    # E_p[f/p] = ∫ f for f = exp(-|x - a|²), whose integral is π^{d/2}
+    g = torch.Generator().manual_seed(3)
+    a = torch.full((d,), 0.3)
+    for p in proposals(d)[:2]:
+        x = p.sample(200_000, g)
+        values = torch.exp(-((x - a) ** 2).sum(-1) - p.log_prob(x))
+        est, se = float(values.mean()), float(values.std() / math.sqrt(len(values)))
+        assert abs(est - math.pi ** (d / 2)) < 4 * se + 1e-12, type(p).__name__
+
+
+def test_box_sampler_stays_inside_and_density_is_inverse_volume():
+    g = torch.Generator().manual_seed(0)
+    p = UniformBox(torch.tensor([1.0, -1.0]), torch.tensor([2.0, 4.0]))
+    x = p.sample(10000, g)
+    assert (x[:, 0] > 0).all() and (x[:, 0] < 2).all() and (x[:, 1] > -3).all() and (x[:, 1] < 1).all()
+    assert np.allclose(torch.exp(p.log_prob(x)).numpy(), 1 / 8)
+
+
+def test_weighted_exponential_mixture_is_normalised_and_unbiased():
+    g = torch.Generator().manual_seed(4)
+    p = ExponentialMixture(torch.zeros(3, 2), torch.tensor([0.5, 2.0, 6.0]), torch.tensor([0.6, 0.3, 0.1]))
+    axis = torch.linspace(-90, 90, 1801)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    assert abs(float(torch.exp(p.log_prob(grid)).sum() * (axis[1] - axis[0]) ** 2) - 1) < 3e-3
+    x = p.sample(200_000, g)
+    values = torch.exp(-(x**2).sum(-1) - p.log_prob(x))
+    assert abs(float(values.mean()) - math.pi) < 4 * float(values.std()) / math.sqrt(len(values))
