@@ -46,6 +46,8 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
                          field="dtype")
     if cfg.envelope not in ("auto", "exponential", "gaussian", "box"):
         raise InputError(f"unknown envelope '{cfg.envelope}'", source=system.source, field="envelope")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine", source=system.source, field="device")
     if cfg.batch < 4 or cfg.batch % 2:
         raise InputError(f"must be an even number >= 4, got {cfg.batch}", source=system.source, field="batch")
     return cfg
@@ -141,8 +143,6 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     if unknown:
         raise InputError(f"unknown solver setting(s): {', '.join(sorted(unknown))}", source=system.source)
     cfg = resolve_config(system, states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine", source=system.source, field="device")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     dev = torch.device(cfg.device)
@@ -159,28 +159,30 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     history: dict[str, list] = {"step": [], "loss": [], "energies": [], "shift": [], "time": []}
     s_ema = h_ema = None
     shift = scale = None
-    interrupted, step = False, 0
+    interrupted, step, skipped = False, 0, 0
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, disable=not progress, desc=system.name, unit="step", dynamic_ncols=True)
     try:
         for step in range(1, cfg.steps + 1):
             proposal = proposal_for(model, train_dtype)
             x = proposal.sample(cfg.batch, gen)
-            weights = torch.exp(-proposal.log_prob(x))
+            root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
             psi_d, h_psi = apply_hamiltonian(model, system.potential, kappa, x, cfg.laplacian, cfg.fd_step)
-            s_b = ((psi_d * weights[:, None]).T @ psi_d / cfg.batch).double().cpu().numpy()
-            h_b = ((psi_d * weights[:, None]).T @ h_psi / cfg.batch).double().cpu().numpy()
+            f_d, hf = psi_d * root_w, h_psi * root_w
+            s_b = (f_d.T @ f_d / cfg.batch).double().cpu().numpy()
+            h_b = (f_d.T @ hf / cfg.batch).double().cpu().numpy()
             s_ema = s_b if s_ema is None else 0.9 * s_ema + 0.1 * s_b
             h_ema = h_b if h_ema is None else 0.9 * h_ema + 0.1 * h_b
             if shift is None or step % LOG_EVERY == 0:
                 ritz = rayleigh_ritz(s_ema, h_ema).energies
                 shift, scale = operator_shift(ritz, v_inf, cfg.shift)
-            t_psi = scale * (shift * psi_d - h_psi)
-            psi = model(x)
-            loss = nestedlora_loss(psi, t_psi, weights, cfg.nesting)
+            loss = nestedlora_loss(model(x) * root_w, scale * (shift * f_d - hf), cfg.nesting)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if torch.isfinite(loss):
+                loss.backward()
+                opt.step()
+            else:
+                skipped += 1
             sched.step()
             with torch.no_grad():
                 for avg, p in zip(averaged, model.parameters()):
@@ -208,7 +210,8 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     model = model.to(dtype=eval_dtype)
     estimate = evaluate(model, system, cfg, gen, eval_dtype)
     hist = {k: np.asarray(v, dtype=float) for k, v in history.items()}
-    estimate["diagnostics"].update(steps_done=step, interrupted=interrupted, train_seconds=train_time,
+    estimate["diagnostics"].update(steps_done=step, interrupted=interrupted, skipped_steps=skipped,
+                                   train_seconds=train_time,
                                    eval_seconds=time.perf_counter() - start - train_time,
                                    train_dtype=str(train_dtype).replace("torch.", ""),
                                    torch=torch.__version__, threads=torch.get_num_threads())
@@ -236,12 +239,12 @@ def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Gene
         while done < per_block:
             n = min(chunk, per_block - done)
             x = proposal.sample(n, gen)
-            weights = torch.exp(-proposal.log_prob(x))
+            root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]
             psi, h_psi = apply_hamiltonian(model, system.potential, system.kinetic, x, cfg.laplacian, cfg.fd_step)
-            wp = psi * weights[:, None]
-            s_blocks[b] += (wp.T @ psi).cpu().numpy()
-            h_blocks[b] += (wp.T @ h_psi).cpu().numpy()
-            mass = (wp * psi).cpu().numpy()
+            f, hf = psi * root_w, h_psi * root_w
+            s_blocks[b] += (f.T @ f).cpu().numpy()
+            h_blocks[b] += (f.T @ hf).cpu().numpy()
+            mass = (f * f).cpu().numpy()
             w1 += mass.sum(0)
             w2 += (mass**2).sum(0)
             done += n

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,9 @@ class System:
 
     def __post_init__(self) -> None:
         src = self.source
-        if not isinstance(self.name, str) or not self.name:
-            raise InputError("must be a non-empty string", source=src, field="name")
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", self.name):
+            raise InputError(f"must be a non-empty name of letters, digits and _ . + - (it names output files), "
+                             f"got {self.name!r}", source=src, field="name")
         self.dimension = _integer(self.dimension, "dimension", src, minimum=1)
         self.particles = _integer(self.particles, "particles", src, minimum=1)
         if self.particles != 1:
