@@ -107,8 +107,8 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -
     Rule: with E_min, E_max the current lowest and highest Ritz values (E_max ≥ E_L by Courant–Fischer)
     and V_∞ = lim V(x) for |x| → ∞ (0 for Coulomb systems, +∞ for confining ones), let
     E_top = min(E_max, V_∞) and c = E_top + ¼ (E_top - E_min). The lowest L levels are then T's largest
-    eigenvalues, all positive, and T's spectrum is compressed: for 2D hydrogen c = ¼ |E_0| shrinks the ratio
-    of the ground to the n = 2 eigenvalue of T from 25 to 7 (states above the continuum threshold keep
+    eigenvalues, all positive, and T's spectrum is compressed: for 2D hydrogen c ≈ ¼ |E_0| shrinks the ratio
+    of the ground to the n = 2 eigenvalue of T from 25 to about 5 (states above the continuum threshold keep
     smaller eigenvalues than every bound state). s = 1/(c - E_min) makes the largest eigenvalue 1.
     A user's ``shift`` fixes c.
     """

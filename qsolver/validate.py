@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .potentials import asymptote
 from .references import Reference, analytic_reference
 from .result import Result
 
@@ -83,14 +84,18 @@ def validate(result: Result, reference: Reference | None = None) -> Validation:
                           "mean_energy": float(e[idx].mean()), "spread": float(np.ptp(e[idx])),
                           "mean_rel_error": float(rel_err[idx].mean()), "max_rel_error": float(rel_err[idx].max())})
     diag = result.diagnostics
-    from .potentials import asymptote
-
     v_inf = asymptote(result.system.potential)
     bound = int(np.sum(e < v_inf)) if v_inf is not None and np.isfinite(v_inf) else None
-    summary = {"mean_rel_error": float(rel_err.mean()), "max_rel_error": float(rel_err.max()),
+    summary = {"mean_rel_error": f"{rel_err.mean():.3e}", "max_rel_error": f"{rel_err.max():.3e}",
                "within_3_sigma": f"{int(np.sum(abs_err <= 3 * err))}/{n}",
                "gram_deviation_final": f"{diag.get('gram_deviation', float('nan')):.2e}",
                "gram_deviation_trained_networks": f"{diag.get('raw_gram_deviation', float('nan')):.2e}"}
+    if "steps_done" in diag:
+        summary["training"] = (f"{diag['steps_done']} steps in {diag.get('train_seconds', float('nan')):.0f} s "
+                               f"({diag.get('train_dtype', '?')}, {diag.get('threads', '?')} threads); "
+                               f"Rayleigh-Ritz on {diag.get('eval_samples', '?')} fresh samples")
+    if "ess_fraction" in diag:
+        summary["min_effective_sample_fraction"] = f"{float(np.min(diag['ess_fraction'])):.2f}"
     if bound is not None:
         summary["bound_levels"] = f"{bound}/{n} below the continuum threshold {v_inf}"
     return Validation(result.system.name, ref, rows, summaries, float(diag.get("gram_deviation", np.nan)),
