@@ -12,14 +12,9 @@ from .errors import InputError
 
 
 def _reference_for(result):
-    from .references import analytic_reference
+    from .references import system_reference
 
-    if result.system.reference != "analytic":
-        return None
-    try:
-        return analytic_reference(result.system, result.n_states)
-    except InputError:
-        return None
+    return system_reference(result.system, result.n_states)
 
 
 def _report(result, directory: Path, stem: str) -> str:

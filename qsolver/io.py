@@ -20,7 +20,7 @@ import torch
 from . import __version__
 from .errors import InputError
 from .model import EigenNet, ModelConfig
-from .references import analytic_reference
+from .references import system_reference
 from .result import Result
 from .system import system_from_dict
 
@@ -88,15 +88,11 @@ def save_result(result: Result, path: str | Path) -> Path:
             model.attrs["config"] = json.dumps(result.model.config.to_dict())
             for key, value in result.model.state_dict().items():
                 model[key] = value.detach().cpu().to(torch.float64).numpy()
-            if result.system.reference == "analytic":
-                try:
-                    ref = analytic_reference(result.system, result.n_states)
-                except InputError:
-                    ref = None
-                if ref is not None:
-                    group = f.create_group("reference")
-                    group["energies"] = ref.energies
-                    group.attrs.update({"method": ref.method, "error": ref.error})
+            ref = system_reference(result.system, result.n_states)
+            if ref is not None:
+                group = f.create_group("reference")
+                group["energies"] = ref.energies
+                group.attrs.update({"method": ref.method, "error": ref.error})
             if result.system.dimension <= 3:
                 axes, values = sample_grid(result)
                 grid = f.create_group("grid")
