@@ -1,9 +1,27 @@
-"""Reference spectra to validate against. Each reference states its method and its own error."""
+"""Reference spectra to validate against. Each reference states its method and its own error.
+
+``reference(system, n_states, kind)`` dispatches to the analytic levels (:mod:`.analytic`), a grid
+discretisation (:mod:`.grid`) or a PySCF one-electron calculation (:mod:`.pyscf`).
+"""
 from __future__ import annotations
 
 from ..errors import InputError
 from ..system import System
-from .analytic import Reference, analytic_reference
+from .analytic import Reference, ReferenceStates, analytic_reference
+
+KINDS = ("analytic", "grid", "pyscf")
+
+
+def reference(system: System, n_states: int, kind: str | None = None, **options) -> Reference:
+    """Lowest ``n_states`` reference levels of the system by ``kind`` (default: the system's own
+    ``[reference]`` kind); InputError when that method cannot treat the system."""
+    kind = kind or system.reference
+    if kind not in KINDS:
+        raise InputError(f"unknown reference kind '{kind}' (known: {', '.join(KINDS)})", source=system.source,
+                         field="reference.kind")
+    if kind == "analytic":
+        return analytic_reference(system, n_states)
+    raise InputError(f"the '{kind}' reference is not available yet", source=system.source, field="reference.kind")
 
 
 def system_reference(system: System, n: int) -> Reference | None:
@@ -16,4 +34,4 @@ def system_reference(system: System, n: int) -> Reference | None:
         return None
 
 
-__all__ = ["Reference", "analytic_reference", "system_reference"]
+__all__ = ["KINDS", "Reference", "ReferenceStates", "analytic_reference", "reference", "system_reference"]

@@ -19,13 +19,31 @@ from ..system import System
 
 
 @dataclass
+class ReferenceStates:
+    """Reference eigenfunctions on quadrature points: ∫ f g dx ≈ Σ_k w_k f(x_k) g(x_k).
+
+    ``values`` (M, n) are orthonormal in that rule, Σ_k w_k v_ki v_kj = δ_ij (bohr^(-d/2)).
+    """
+
+    points: np.ndarray     # (M, d) bohr
+    weights: np.ndarray    # (M,) bohr^d
+    values: np.ndarray     # (M, n)
+
+
+@dataclass
 class Reference:
-    """Reference levels (ascending, hartree) with the method that produced them and its error bound."""
+    """Reference levels (ascending, hartree) with the method that produced them and its error.
+
+    ``error`` bounds |E_ref - E_exact| over all levels (0 for closed forms); ``errors`` is the per-level
+    estimate where the method gives one; ``states`` holds the reference eigenfunctions when available.
+    """
 
     energies: np.ndarray
     method: str
-    error: float = 0.0           # bound on |E_ref - E_exact| (hartree); 0 for closed forms
+    error: float = 0.0
     details: dict = field(default_factory=dict)
+    errors: np.ndarray | None = None
+    states: ReferenceStates | None = None
 
 
 def hydrogen_levels(charge: float, kinetic: float, dimension: int, n: int) -> np.ndarray:
