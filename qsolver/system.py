@@ -2,7 +2,8 @@
 
 A system file holds ``name``, ``dimension``, ``particles`` (1), ``kinetic`` (κ; 1/2 for mass 1, the
 ICML paper's convention is κ = 1), a ``[potential]`` table, optional ``[solver]`` defaults and a
-``[reference]`` table (``kind = "analytic"`` or ``"none"``).
+``[reference]`` table (``kind = "analytic"``, ``"grid"``, ``"pyscf"`` or ``"none"``, plus the options of
+that method).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .errors import InputError
 from .potentials import Box, CallablePotential, Coulomb, Expression, Harmonic, Potential, Sum
 
 SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
-REFERENCE_KINDS = ("analytic", "none")
+REFERENCE_KINDS = ("analytic", "grid", "pyscf", "none")
 _TOP_KEYS = {"name", "dimension", "particles", "kinetic", "potential", "solver", "reference"}
 
 
@@ -34,7 +35,8 @@ class System:
     particles: int = 1
     solver: dict = field(default_factory=dict)
     reference: str = "analytic"
-    source: str | None = None
+    reference_options: dict = field(default_factory=dict)   # the other keys of [reference], checked by
+    source: str | None = None                               # the reference method that reads them
 
     def __post_init__(self) -> None:
         src = self.source
@@ -56,7 +58,11 @@ class System:
             raise InputError("must be a table, a qsolver potential or a callable", source=src, field="potential")
         self.solver = _check_solver(self.solver, src)
         if isinstance(self.reference, dict):
-            self.reference = self.reference.get("kind", "none")
+            table = dict(self.reference)
+            self.reference = table.pop("kind", "none")
+            self.reference_options = {**table, **self.reference_options}
+        if not isinstance(self.reference_options, dict):
+            raise InputError("must be a table", source=src, field="reference")
         if self.reference not in REFERENCE_KINDS:
             raise InputError(f"unknown kind '{self.reference}' (known: {', '.join(REFERENCE_KINDS)})",
                              source=src, field="reference.kind")
@@ -69,7 +75,7 @@ class System:
         """The definition as plain data (the TOML layout); a callable potential is recorded by its repr."""
         return {"name": self.name, "dimension": self.dimension, "particles": self.particles,
                 "kinetic": self.kinetic, "potential": self.potential.to_dict(), "solver": dict(self.solver),
-                "reference": {"kind": self.reference}}
+                "reference": {"kind": self.reference, **self.reference_options}}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -236,5 +242,5 @@ def system_from_dict(data: dict, source: str | None = None, stored: bool = False
     potential = parse_potential(data["potential"], dimension, source, stored=stored)
     return System(name=data["name"], dimension=dimension, potential=potential,
                   kinetic=data.get("kinetic", 0.5), particles=data.get("particles", 1),
-                  solver=data.get("solver", {}), reference=reference.get("kind", "analytic"), source=source)
+                  solver=data.get("solver", {}), reference={"kind": "analytic", **reference}, source=source)
 
