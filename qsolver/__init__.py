@@ -8,10 +8,11 @@ __version__ = "0.1.0"
 from .config import SolverConfig  # noqa: E402
 from .errors import InputError  # noqa: E402
 from .io import load_result  # noqa: E402
+from .references import reference  # noqa: E402
 from .result import Result  # noqa: E402
 from .solver import solve  # noqa: E402
 from .system import System, load_system, shipped_systems  # noqa: E402
 from .validate import validate  # noqa: E402
 
-__all__ = ["InputError", "Result", "SolverConfig", "System", "load_result", "load_system", "shipped_systems",
-           "solve", "validate"]
+__all__ = ["InputError", "Result", "SolverConfig", "System", "load_result", "load_system", "reference",
+           "shipped_systems", "solve", "validate"]

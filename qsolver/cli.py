@@ -1,4 +1,4 @@
-"""Command line: ``qsolver solve | validate | plot | systems``.
+"""Command line: ``qsolver solve | validate | compare | plot | bench | systems``.
 
 Bad input is reported in one line naming the file and field, with exit status 2 and no traceback.
 """
@@ -100,6 +100,31 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .compare import compare, default_kinds, gather
+    from .io import atomic_write, load_result
+    from .plots import comparison_figure
+    from .references import KINDS
+
+    for kind in args.reference or []:
+        if kind not in KINDS:
+            raise InputError(f"unknown reference kind '{kind}' (known: {', '.join(KINDS)})", field="--reference")
+    result = load_result(args.file)
+    kinds = args.reference or default_kinds(result.system)
+    if not kinds:
+        raise InputError("the system names no reference ([reference] kind = \"none\"); choose one with --reference",
+                         source=args.file, field="reference.kind")
+    table = compare(result, *gather(result.system, result.n_states, kinds))
+    path = Path(args.file)
+    directory = Path(args.out) if args.out else path.parent
+    text = table.to_markdown()
+    atomic_write(directory / f"{path.stem}_compare.md", lambda p: p.write_text(text, encoding="utf-8"))
+    atomic_write(directory / f"{path.stem}_compare.csv", lambda p: p.write_text(table.to_csv(), encoding="utf-8"))
+    comparison_figure(table, directory / f"{path.stem}_compare.png")
+    print(text)
+    return 0
+
+
 def cmd_plot(args) -> int:
     from .io import load_result
 
@@ -123,6 +148,40 @@ def cmd_systems(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import json
+
+    import torch
+
+    from . import bench
+    from .io import atomic_write
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if args.what == "laplacian":
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        rows = bench.laplacian_costs(tuple(args.dims), states=args.states, batch=args.batch, device=device)
+        table = bench.laplacian_table(rows)
+        print(table)
+        tag = "cuda" if device.startswith("cuda") else "cpu"
+        atomic_write(out / f"laplacian_{tag}.json", lambda p: p.write_text(json.dumps(rows, indent=1)))
+        atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
+        print(f"written to {out}")
+        return 0
+    from .system import load_system
+
+    if not args.system:
+        raise InputError("'qsolver bench accuracy' needs a SYSTEM", field="SYSTEM")
+    system = load_system(args.system)
+    device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    summary = bench.accuracy_bench(system, args.budget, tuple(args.presets), seed=args.seed or 0, device=device,
+                                   progress=not args.quiet)
+    paths = bench.write_accuracy(summary, out)
+    print("written " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qsolver", description="Lowest eigenstates of H = -κ∇² + V by NeuralSVD "
                                      "(Hartree atomic units).")
@@ -141,10 +200,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="compare a saved result with its reference levels")
     p.add_argument("file")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("compare", help="table and figure of a saved result against several references")
+    p.add_argument("file")
+    p.add_argument("--reference", nargs="+", metavar="KIND",
+                   help="analytic, grid, pyscf, literature (default: the system's [reference] kind, plus "
+                        "literature when the system file quotes levels)")
+    p.add_argument("--out", help="folder for NAME_compare.md/.csv/.png (default: beside the HDF5 file)")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plot", help="write the figures of a saved result")
     p.add_argument("file")
     p.add_argument("--out", help="folder for the PNG files (default: beside the HDF5 file)")
     p.set_defaults(func=cmd_plot)
+    p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, or 'accuracy' of a "
+                       "system against training wall time (default and paper presets)")
+    p.add_argument("what", choices=["laplacian", "accuracy"])
+    p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
+    p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
+    p.add_argument("--presets", nargs="+", default=["default", "paper"], help="presets to compare (accuracy)")
+    p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")
+    p.add_argument("--states", type=int, default=16, help="states of the benchmark network (laplacian)")
+    p.add_argument("--batch", type=int, default=512, help="samples per call (laplacian)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
+    p.add_argument("--out", default="results/bench", help="folder for the JSON, Markdown and PNG files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("systems", help="list the shipped systems")
     p.set_defaults(func=cmd_systems)
     return parser

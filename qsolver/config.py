@@ -10,17 +10,25 @@ class SolverConfig:
 
     states: int = 4
     steps: int = 3000
+    budget: float = 0.0           # training wall-time limit in seconds (0 = none); the schedule follows it
     batch: int = 512              # Monte Carlo samples per step (split in two halves for the quartic term)
     lr: float = 1e-2              # Adam learning rate at the start; cosine decay to lr * lr_final
     lr_final: float = 0.02
     ema: float = 0.995            # decay of the exponential moving average of the weights used at the end
+    gram_batch: int = 0           # extra forward-only samples per step for the Gram factor (0 = half-batches)
     nesting: str = "sequential"   # "sequential" or "joint"
     hidden: int = 48              # width of each state's MLP
     layers: int = 2               # hidden layers of each state's MLP
-    activation: str = "tanh"
-    envelope: str = "auto"        # "auto", "exponential", "gaussian" or "box"
+    activation: str = "tanh"      # "tanh", "softplus" or "silu"
+    envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
+    features: int = 0             # random Fourier features of the inputs (envelope "none"); 0 = none
+    feature_scale: float = 0.1    # standard deviation of the Fourier frequencies (1/bohr)
+    optimizer: str = "adam"       # "adam" or "rmsprop"
+    proposal: str = "auto"        # "auto" (matched to the envelopes) or "gaussian" (fixed, proposal_scale)
+    proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential
     shift: float | None = None    # c in T = s (c - H); None = the adaptive rule in solver.operator_shift
+    operator_scale: float | None = None  # s in T = s (c - H); None = 1/(c - E_min), largest eigenvalue 1
     laplacian: str = "forward"    # "forward" (exact forward-Laplacian), "hessian" (torch.func trace), "fd"
     fd_step: float = 1e-2         # step (bohr) of the finite-difference Laplacian, for comparison only
     eval_samples: int = 200_000   # fresh samples for the final Rayleigh–Ritz estimate
@@ -32,3 +40,14 @@ class SolverConfig:
 
 
 SOLVER_KEYS = {f.name: f.type for f in fields(SolverConfig)}
+
+# The ICML 2024 configuration for 2D hydrogen (H = -∇² - 1/r, T = 100·(-H)): one 3×128 softplus MLP per
+# state over 1024 random Fourier features of scale 0.1, Gaussian proposal σ = 16 bohr, finite-difference
+# Laplacian of step 0.01 in float32, RMSprop 1e-4 with cosine decay to 0, weight EMA 0.995.
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "paper": dict(hidden=128, layers=3, activation="softplus", envelope="none", features=1024, feature_scale=0.1,
+                  proposal="gaussian", proposal_scale=16.0, laplacian="fd", fd_step=0.01, dtype="float32",
+                  optimizer="rmsprop", lr=1e-4, lr_final=0.0, ema=0.995, shift=0.0, operator_scale=100.0,
+                  nesting="sequential", batch=512, gram_batch=0),
+}

@@ -5,7 +5,9 @@ envelope's own length unit, so every state's network sees O(1) inputs however di
 - ``exponential`` (Coulomb centres R_c): e_l = Σ_c exp(-a_lc |x - R_c|), u_l = {a_lc (x - R_c), a_lc |x - R_c|};
   the |x - R_c| inputs let the network form the cusps;
 - ``gaussian`` (confining potentials): e_l = exp(-½ Σ_i β_li (x_i - c_i)²), u_l = √β_l ⊙ (x - c);
-- ``box`` (infinite well of sides L_i): e = Π_i cos(π (x_i - c_i)/L_i), u = 2(x - c)/L.
+- ``box`` (infinite well of sides L_i): e = Π_i cos(π (x_i - c_i)/L_i), u = 2(x - c)/L;
+- ``none``: e = 1, u = x - c, optionally through F random Fourier features [cos 2πBu, sin 2πBu] with
+  B ~ N(0, σ_F²) of shape (d, F/2) (the ICML paper's network; no asymptotics built in).
 Decays a and curvatures β are learned (kept positive through their logarithms).
 """
 from __future__ import annotations
@@ -28,9 +30,11 @@ class ModelConfig:
     hidden: int
     layers: int
     activation: str
-    envelope: str                  # "exponential", "gaussian" or "box"
+    envelope: str                  # "exponential", "gaussian", "box" or "none"
     centers: list[list[float]]     # Coulomb centres, or the one centre of a gaussian or box envelope
     init_scales: list[list[float]]  # (states, centres) decays a, (states, d) curvatures β, or box lengths
+    features: int = 0              # random Fourier features (envelope "none" only); 0 = raw coordinates
+    feature_scale: float = 0.1     # σ_F of the Fourier frequencies (1/bohr)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,9 +51,15 @@ class EigenNet(nn.Module):
         scales = torch.tensor(c.init_scales, dtype=torch.float64)
         if c.envelope == "box":
             self.register_buffer("lengths", scales[0].clone())
-        else:
+        elif c.envelope != "none":
             self.log_scale = nn.Parameter(torch.log(scales))
+        if c.features and (c.envelope != "none" or c.features % 2):
+            raise ValueError("Fourier features need envelope 'none' and an even count")
+        if c.features:
+            freq = torch.randn(c.dimension, c.features // 2, generator=generator, dtype=torch.float64)
+            self.register_buffer("fourier", 2 * math.pi * c.feature_scale * freq)
         n_in = self.centers.shape[0] * (c.dimension + 1) if c.envelope == "exponential" else c.dimension
+        n_in = c.features or n_in
         widths = [n_in] + [c.hidden] * c.layers + [1]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -66,11 +76,23 @@ class EigenNet(nn.Module):
             return torch.exp(self.log_scale).repeat_interleave(c.dimension + 1, dim=1)
         if c.envelope == "gaussian":
             return torch.exp(0.5 * self.log_scale)
+        if c.envelope == "none":
+            return torch.ones(c.states, c.features or c.dimension, dtype=self.centers.dtype,
+                              device=self.centers.device)
         return (2.0 / self.lengths).expand(c.states, -1)
 
     def _base_jet(self, x: torch.Tensor, with_derivatives: bool) -> torch.Tensor:
         """Base inputs as jets (B, d + 2, F), or values only (B, F)."""
         n, d = x.shape
+        if self.config.features:                                        # [cos z, sin z], z = (x - c) B
+            z = (x - self.centers[0]) @ self.fourier
+            cos, sin = torch.cos(z), torch.sin(z)
+            if not with_derivatives:
+                return torch.cat([cos, sin], dim=-1)
+            grads = torch.cat([-sin[:, None, :] * self.fourier, cos[:, None, :] * self.fourier], dim=-1)
+            k2 = (self.fourier**2).sum(0)
+            return torch.cat([torch.cat([cos, sin], -1)[:, None], grads, torch.cat([-k2 * cos, -k2 * sin], -1)[:, None]],
+                             dim=1)
         if self.config.envelope != "exponential":
             dx = x - self.centers[0]
             if not with_derivatives:
@@ -94,6 +116,10 @@ class EigenNet(nn.Module):
         """e_l(x) as jets (L, B, d + 2), or values (L, B)."""
         c = self.config
         d = c.dimension
+        if c.envelope == "none":
+            one = torch.ones(c.states, x.shape[0], 1, dtype=x.dtype, device=x.device)
+            return torch.cat([one, torch.zeros(c.states, x.shape[0], d + 1, dtype=x.dtype, device=x.device)], -1) \
+                if with_derivatives else one[..., 0]
         if c.envelope == "exponential":
             a = torch.exp(self.log_scale)                               # (L, C)
             dx = x[:, None, :] - self.centers[None]                     # (B, C, d)

@@ -20,15 +20,27 @@ def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a.T @ b / a.shape[0]
 
 
-def nestedlora_loss(f: torch.Tensor, t_f: torch.Tensor, nesting: str = "sequential", split: bool = True
-                    ) -> torch.Tensor:
+def nestedlora_loss(f: torch.Tensor, t_f: torch.Tensor, nesting: str = "sequential", split: bool = True,
+                    gram: torch.Tensor | None = None) -> torch.Tensor:
     """Surrogate loss for f = ψ/√p (B, L) with graph and (Tψ)/√p (B, L) detached.
 
     ``split=False`` uses the whole batch for both factors of each squared overlap (biased by O(1/B); exact
-    for quadrature weights, which the tests use).
+    for quadrature weights, which the tests use). ``gram`` (L, L), an estimate of ⟨ψ_l,ψ_m⟩ from samples
+    independent of f, replaces the first factor of each squared overlap: the gradient stays unbiased, and
+    with an exact Gram matrix its per-sample terms ∂ψ_k (Tψ_k - Σ_m G_km ψ_m) vanish at the optimum.
     """
     n_states = f.shape[1]
     linear = (f * t_f.detach()).mean(0)                                  # ⟨ψ_l, Tψ_l⟩ (grad on ψ only)
+    if gram is not None:
+        gram = gram.detach()
+        if nesting == "joint":
+            m = torch.arange(n_states, 0, -1, dtype=f.dtype, device=f.device)
+            big_m = torch.minimum(m[:, None], m[None, :])
+            return -4 * (m * linear).sum() + 2 * (big_m * gram * _gram(f, f)).sum()
+        if nesting == "sequential":
+            lower = torch.tril(torch.ones(n_states, n_states, dtype=f.dtype, device=f.device))
+            return -4 * linear.sum() + 4 * (lower * gram * _gram(f, f.detach())).sum()
+        raise ValueError(f"unknown nesting '{nesting}' (sequential, joint)")
     half = f.shape[0] // 2 if split else f.shape[0]
     parts = ((slice(0, half), slice(half, 2 * half)) if split else (slice(None), slice(None)))
     if nesting == "joint":

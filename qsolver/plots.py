@@ -144,3 +144,60 @@ def training_curves(result: Result, path: str | Path, reference: Reference | Non
         ax2.set(ylabel="running Ritz values (hartree)")
     ax2.set(xlabel="step", title="energies during training (batch moving averages)")
     return _save(fig, Path(path))
+
+
+def comparison_figure(comparison, path: str | Path) -> Path:
+    """Levels per method side by side with error bars (hartree), and |E(NeuralSVD) - E_ref| per state for each
+    reference on a log scale, over the band of one NeuralSVD standard error."""
+    e, sigma = comparison.energies, comparison.errors
+    n = len(e)
+    idx = np.arange(n)
+    width = 0.7 / (len(comparison.labels) + 1)
+    markers = "s^vDP*Xh"
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    ax1.errorbar(idx - 0.35 + 0.5 * width, e, yerr=sigma, fmt="o", ms=4, capsize=2, color="C0",
+                 label="NeuralSVD (± 1σ)")
+    positive = [sigma[sigma > 0]]
+    for k, (label, ref) in enumerate(zip(comparison.labels, comparison.references)):
+        m = min(len(ref.energies), n)
+        levels = np.asarray(ref.energies[:m], dtype=float)
+        stated = np.array([r[f"error_{label}"] for r in comparison.states[:m]], dtype=float)
+        marker, color = markers[k % len(markers)], f"C{k + 1}"
+        ax1.errorbar(idx[:m] - 0.35 + (k + 1.5) * width, levels, yerr=stated, fmt=marker, ms=4, capsize=2,
+                     color=color, label=f"{label} (± stated error)")
+        diff = np.abs(e[:m] - levels)
+        positive.append(diff[diff > 0])
+        ax2.semilogy(idx[:m], np.where(diff > 0, diff, np.nan), marker + "-", ms=4, lw=1, color=color,
+                     label=f"|E - E({label})|")
+    values = np.concatenate(positive)
+    floor = 0.3 * values.min() if len(values) else 1e-12
+    ax2.fill_between(idx, floor, np.maximum(sigma, floor), color="0.85", step="mid", label="NeuralSVD 1σ")
+    ax2.set_ylim(bottom=floor)
+    ax1.set(xlabel="state", ylabel="energy (hartree)", title=f"{comparison.system}: levels by method")
+    ax2.set(xlabel="state", ylabel="|E(NeuralSVD) - E_ref| (hartree)", title="difference per state")
+    for ax in (ax1, ax2):
+        ax.set_xticks(idx)
+        ax.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def accuracy_curves(summary: dict, path: str | Path) -> Path:
+    """Mean relative error of all states against training wall time, one line per preset (log-log), with
+    the per-group errors of each checkpoint as faint lines; the benchmark target as a dashed line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, curve in enumerate(summary["curves"]):
+        color = f"C{i}"
+        seconds = np.asarray(curve["seconds"])
+        if not len(seconds):
+            continue
+        ax.loglog(seconds, curve["mean_rel_error"], "o-", color=color, label=f"{curve['preset']} (mean of all states)")
+        groups = np.asarray(curve["group_rel_error"])
+        for g in range(groups.shape[1]):
+            ax.loglog(seconds, groups[:, g], "-", color=color, alpha=0.25, lw=0.8)
+    ax.axhline(summary["target"], color="k", ls="--", lw=0.8, label=f"target {summary['target']:g}")
+    ax.set_xlabel("training wall time (s)")
+    ax.set_ylabel("relative eigenvalue error")
+    ax.set_title(f"{summary['system']}: error against time ({summary['device']}, faint: per degenerate group)",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, Path(path))

@@ -44,3 +44,38 @@ def jackknife_ritz(s_blocks: np.ndarray, h_blocks: np.ndarray) -> tuple[RitzSolu
                      for b in range(n)])
     errors = np.sqrt((n - 1) / n * ((reps - reps.mean(0)) ** 2).sum(0))
     return full, errors
+
+
+def residual_norms(solution: RitzSolution, s: np.ndarray, h: np.ndarray, h2: np.ndarray) -> np.ndarray:
+    """σ_i = ‖(H - E_i) φ_i‖ (hartree) of each Ritz state φ_i = Σ_m ψ_m v_mi, from S, H and
+    H2_lm = ⟨Hψ_l, Hψ_m⟩: σ_i² = vᵢᵀ (H2 - 2 E_i H + E_i² S) vᵢ."""
+    h = 0.5 * (h + h.T)
+    out = np.full(len(solution.energies), np.nan)
+    for i, e in enumerate(solution.energies):
+        if np.isfinite(e):
+            v = solution.vectors[:, i]
+            out[i] = np.sqrt(max(v @ (h2 - 2 * e * h + e * e * s) @ v, 0.0))
+    return out
+
+
+def span_errors(energies: np.ndarray, residuals: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Kato–Temple estimate of how far each Ritz value sits above its level: σ_i² / Δ_i.
+
+    Kato–Temple: if (α, β) holds the Ritz value ρ and exactly one eigenvalue λ, then
+    ρ - σ²/(β - ρ) ≤ λ ≤ ρ + σ²/(ρ - α). Here Δ_i is the distance to the nearest other Ritz value farther
+    than σ_i away (closer ones cannot be told apart from level i), or to the continuum threshold V_∞,
+    whichever is closer; with no such neighbour Δ_i = σ_i, which is Weinstein's bound |ρ - λ| ≤ σ.
+    The neighbouring exact levels are only estimated (by their own Ritz values), so this is an estimate of
+    the learned span's error, not a rigorous bound.
+    """
+    out = np.full(len(energies), np.nan)
+    for i, (e, sigma) in enumerate(zip(energies, residuals)):
+        if not (np.isfinite(e) and np.isfinite(sigma)):
+            continue
+        gaps = np.abs(np.delete(energies, i) - e)
+        gaps = gaps[np.isfinite(gaps) & (gaps > sigma)]
+        if threshold is not None and np.isfinite(threshold) and threshold > e:
+            gaps = np.append(gaps, threshold - e)
+        gap = gaps.min() if gaps.size else sigma
+        out[i] = min(sigma * sigma / max(gap, 1e-300), sigma)
+    return out

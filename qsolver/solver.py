@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, replace
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from .model import EigenNet, ModelConfig
 from .nestedlora import lora_objective, nestedlora_loss
 from .potentials import Box, Coulomb, Harmonic, asymptote, find, hydrogen_nu
 from .result import Result
-from .ritz import jackknife_ritz, rayleigh_ritz
+from .ritz import jackknife_ritz, rayleigh_ritz, residual_norms, span_errors
 from .sampling import ExponentialMixture, GaussianMixture, UniformBox
 from .system import System
 
@@ -44,8 +45,19 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     if cfg.dtype not in ("auto", "float32", "float64"):
         raise InputError(f"unknown dtype '{cfg.dtype}' (auto, float32, float64)", source=system.source,
                          field="dtype")
-    if cfg.envelope not in ("auto", "exponential", "gaussian", "box"):
-        raise InputError(f"unknown envelope '{cfg.envelope}'", source=system.source, field="envelope")
+    choices = {"envelope": ("auto", "exponential", "gaussian", "box", "none"), "optimizer": ("adam", "rmsprop"),
+               "proposal": ("auto", "gaussian"), "activation": ("tanh", "softplus", "silu")}
+    for key, known in choices.items():
+        if getattr(cfg, key) not in known:
+            raise InputError(f"unknown {key} '{getattr(cfg, key)}' ({', '.join(known)})", source=system.source,
+                             field=key)
+    if cfg.features and (cfg.envelope != "none" or cfg.features % 2):
+        raise InputError("Fourier features need envelope = \"none\" and an even count", source=system.source,
+                         field="features")
+    if cfg.budget < 0 or cfg.gram_batch < 0 or cfg.proposal_scale <= 0:
+        bad = "budget" if cfg.budget < 0 else "gram_batch" if cfg.gram_batch < 0 else "proposal_scale"
+        raise InputError(f"must not be negative{' or zero' if bad == 'proposal_scale' else ''}",
+                         source=system.source, field=bad)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("CUDA is not available on this machine", source=system.source, field="device")
     if cfg.batch < 4 or cfg.batch % 2:
@@ -63,6 +75,10 @@ def model_config(system: System, cfg: SolverConfig) -> ModelConfig:
         envelope = "box" if boxes else "gaussian" if harmonics else "exponential" if coulombs else "gaussian"
     common = dict(dimension=d, states=n, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
                   envelope=envelope)
+    if envelope == "none":
+        center = coulombs[0].centers[0] if coulombs else harmonics[0].center if harmonics else [0.0] * d
+        return ModelConfig(**common, centers=[list(center)], init_scales=[[1.0] * d] * n, features=cfg.features,
+                           feature_scale=cfg.feature_scale)
     if envelope == "box":
         if not boxes:
             raise InputError("a box envelope needs a box potential term", source=system.source, field="envelope")
@@ -85,12 +101,16 @@ def model_config(system: System, cfg: SolverConfig) -> ModelConfig:
     return ModelConfig(**common, centers=[list(center)], init_scales=[list(beta)] * n)
 
 
-def proposal_for(model: EigenNet, dtype: torch.dtype):
+def proposal_for(model: EigenNet, dtype: torch.dtype, fixed_scale: float | None = None):
     """Sampling density matched to the current envelopes: one component per state (and centre), with
     tails twice as wide in the exponent as ψ², so the importance weights ψ²/p stay bounded. Exponential
     components are weighted ∝ a^(d-1): a hydrogen-like shell holds ∝ ν^(d-1) states of decay a ∝ 1/ν,
-    so every shell gets a similar share of the samples (equal weights starve the compact low states)."""
+    so every shell gets a similar share of the samples (equal weights starve the compact low states).
+    ``fixed_scale`` (bohr) instead gives one Gaussian of that standard deviation at the model's centre."""
     c = model.config
+    if fixed_scale is not None or c.envelope == "none":
+        sigma = torch.full_like(model.centers[:1], fixed_scale or 16.0)
+        return GaussianMixture(model.centers[:1].to(dtype), sigma.to(dtype))
     if c.envelope == "box":
         return UniformBox(model.centers[0].to(dtype), model.lengths.to(dtype))
     scales = torch.exp(model.log_scale.detach()).to(dtype)
@@ -132,11 +152,24 @@ def _dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
     return torch.float32, torch.float64
 
 
+def _averaged_copy(model: EigenNet, averaged: list[torch.Tensor]) -> EigenNet:
+    """A detached copy of the model carrying the averaged (EMA) weights."""
+    copy = EigenNet(model.config).to(device=model.centers.device, dtype=averaged[0].dtype)
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for avg, p in zip(averaged, copy.parameters()):
+            p.copy_(avg)
+    return copy
+
+
 def solve(system: System, n_states: int | None = None, steps: int | None = None, seed: int | None = None,
-          device: str | None = None, dtype: str | None = None, progress: bool = True, **settings) -> Result:
+          device: str | None = None, dtype: str | None = None, progress: bool = True,
+          checkpoints: Sequence[float] = (), on_checkpoint: Callable | None = None, **settings) -> Result:
     """Lowest ``n_states`` eigenpairs of the system's Hamiltonian by NeuralSVD (energies in hartree).
 
     ``settings`` are further :class:`~qsolver.config.SolverConfig` fields (batch, lr, nesting, ...).
+    ``on_checkpoint(model, step, seconds)`` is called with the averaged weights once training time passes
+    each of ``checkpoints`` (seconds) and at the end; its own time is not counted as training time.
     Ctrl-C during training stops it and evaluates what was learned so far.
     """
     unknown = set(settings) - set(SolverConfig.__dataclass_fields__)
@@ -152,19 +185,35 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     model = EigenNet(model_config(system, cfg), generator=init_gen).to(device=dev, dtype=train_dtype)
     kappa, v_inf = system.kinetic, asymptote(system.potential)
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
+    opt = optimizer(model.parameters(), lr=cfg.lr)
     averaged = [p.detach().clone() for p in model.parameters()]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * min(k / cfg.steps, 1))))
+    fixed_scale = cfg.proposal_scale if cfg.proposal == "gaussian" else None
     history: dict[str, list] = {"step": [], "loss": [], "energies": [], "shift": [], "time": []}
     s_ema = h_ema = None
     shift = scale = None
     interrupted, step, skipped = False, 0, 0
+    pending = sorted(checkpoints)
     start = time.perf_counter()
+    paused = 0.0                              # seconds spent in checkpoint callbacks, not counted as training
     bar = tqdm(total=cfg.steps, disable=not progress, desc=system.name, unit="step", dynamic_ncols=True)
     try:
         for step in range(1, cfg.steps + 1):
-            proposal = proposal_for(model, train_dtype)
+            elapsed = time.perf_counter() - start - paused
+            if cfg.budget and elapsed >= cfg.budget:
+                step -= 1
+                break
+            if pending and elapsed >= pending[0] and on_checkpoint is not None:
+                while pending and elapsed >= pending[0]:
+                    pending.pop(0)
+                tick = time.perf_counter()
+                on_checkpoint(_averaged_copy(model, averaged), step - 1, elapsed)
+                paused += time.perf_counter() - tick
+            progress_fraction = max(step / cfg.steps, elapsed / cfg.budget if cfg.budget else 0.0)
+            for group in opt.param_groups:       # cosine decay from lr to lr * lr_final over steps or budget
+                group["lr"] = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 *
+                                        (1 + math.cos(math.pi * min(progress_fraction, 1.0))))
+            proposal = proposal_for(model, train_dtype, fixed_scale)
             x = proposal.sample(cfg.batch, gen)
             root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
             psi_d, h_psi = apply_hamiltonian(model, system.potential, kappa, x, cfg.laplacian, cfg.fd_step)
@@ -176,14 +225,21 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
             if shift is None or step % LOG_EVERY == 0:
                 ritz = rayleigh_ritz(s_ema, h_ema).energies
                 shift, scale = operator_shift(ritz, v_inf, cfg.shift)
-            loss = nestedlora_loss(model(x) * root_w, scale * (shift * f_d - hf), cfg.nesting)
+                if cfg.operator_scale is not None:
+                    scale = cfg.operator_scale
+            gram = None
+            if cfg.gram_batch:
+                with torch.no_grad():
+                    xg = proposal.sample(cfg.gram_batch, gen)
+                    fg = model(xg) * torch.exp(-0.5 * proposal.log_prob(xg))[:, None]
+                    gram = fg.T @ fg / cfg.gram_batch
+            loss = nestedlora_loss(model(x) * root_w, scale * (shift * f_d - hf), cfg.nesting, gram=gram)
             opt.zero_grad(set_to_none=True)
             if torch.isfinite(loss):
                 loss.backward()
                 opt.step()
             else:
                 skipped += 1
-            sched.step()
             with torch.no_grad():
                 for avg, p in zip(averaged, model.parameters()):
                     avg.lerp_(p, 1.0 - cfg.ema)
@@ -194,7 +250,7 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
                 history["loss"].append(float(value))
                 history["energies"].append(ritz)
                 history["shift"].append(shift)
-                history["time"].append(time.perf_counter() - start)
+                history["time"].append(time.perf_counter() - start - paused)
                 bar.set_postfix_str(f"loss {float(value):.4g}  E {np.array2string(ritz[:4], precision=4)}")
             bar.update(1)
     except KeyboardInterrupt:
@@ -202,17 +258,19 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
         step -= 1
     finally:
         bar.close()
-    train_time = time.perf_counter() - start
+    train_time = time.perf_counter() - start - paused
     with torch.no_grad():
         for avg, p in zip(averaged, model.parameters()):
             p.copy_(avg)
+    if on_checkpoint is not None and checkpoints:
+        on_checkpoint(_averaged_copy(model, averaged), step, train_time)
 
     model = model.to(dtype=eval_dtype)
     estimate = evaluate(model, system, cfg, gen, eval_dtype)
     hist = {k: np.asarray(v, dtype=float) for k, v in history.items()}
     estimate["diagnostics"].update(steps_done=step, interrupted=interrupted, skipped_steps=skipped,
                                    train_seconds=train_time,
-                                   eval_seconds=time.perf_counter() - start - train_time,
+                                   eval_seconds=time.perf_counter() - start - paused - train_time,
                                    train_dtype=str(train_dtype).replace("torch.", ""),
                                    torch=torch.__version__, threads=torch.get_num_threads())
     return Result(system=system, energies=estimate["energies"], errors=estimate["errors"], model=model,
@@ -224,14 +282,20 @@ def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Gene
              dtype: torch.dtype, chunk: int = 4096) -> dict:
     """Rayleigh–Ritz with ``cfg.eval_samples`` fresh samples in ``cfg.eval_blocks`` blocks.
 
+    Error bars combine the jackknife standard error (sampling noise) with the Kato–Temple estimate of the
+    learned span's error, σ_i²/Δ_i from the residual σ_i = ‖(H - E_i)φ_i‖ (see :func:`qsolver.ritz.span_errors`):
+    error_i = √(stat_i² + span_i²).
+
     Also reports the effective sample size per state, ESS_l = (Σ w ψ_l²)² / Σ (w ψ_l²)² / N, and the
     deviation of the trained networks' normalised Gram matrix from the identity (their orthogonality).
     """
     n_states, n_blocks = cfg.states, cfg.eval_blocks
+    exact = "hessian" if cfg.laplacian == "hessian" else "forward"   # finite differences only for training
     per_block = max(1, cfg.eval_samples // n_blocks)
-    proposal = proposal_for(model, dtype)
+    proposal = proposal_for(model, dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
     s_blocks = np.zeros((n_blocks, n_states, n_states))
     h_blocks = np.zeros((n_blocks, n_states, n_states))
+    h2 = np.zeros((n_states, n_states))
     w1 = np.zeros(n_states)
     w2 = np.zeros(n_states)
     for b in range(n_blocks):
@@ -240,23 +304,28 @@ def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Gene
             n = min(chunk, per_block - done)
             x = proposal.sample(n, gen)
             root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]
-            psi, h_psi = apply_hamiltonian(model, system.potential, system.kinetic, x, cfg.laplacian, cfg.fd_step)
+            psi, h_psi = apply_hamiltonian(model, system.potential, system.kinetic, x, exact)
             f, hf = psi * root_w, h_psi * root_w
             s_blocks[b] += (f.T @ f).cpu().numpy()
             h_blocks[b] += (f.T @ hf).cpu().numpy()
+            h2 += (hf.T @ hf).cpu().numpy()
             mass = (f * f).cpu().numpy()
             w1 += mass.sum(0)
             w2 += (mass**2).sum(0)
             done += n
         s_blocks[b] /= per_block
         h_blocks[b] /= per_block
-    solution, errors = jackknife_ritz(s_blocks, h_blocks)
+    solution, stat_errors = jackknife_ritz(s_blocks, h_blocks)
     s = s_blocks.mean(0)
+    residuals = residual_norms(solution, s, h_blocks.mean(0), h2 / (per_block * n_blocks))
+    span = span_errors(solution.energies, residuals, asymptote(system.potential))
+    errors = np.sqrt(stat_errors**2 + np.nan_to_num(span, nan=np.inf) ** 2)
     norm = np.sqrt(np.diag(s))
     raw_gram = s / np.outer(norm, norm)
     final_gram = solution.vectors.T @ s @ solution.vectors
     return {"energies": solution.energies, "errors": errors, "vectors": solution.vectors,
-            "diagnostics": {"eval_samples": per_block * n_blocks,
+            "diagnostics": {"eval_samples": per_block * n_blocks, "stat_errors": stat_errors,
+                            "residuals": residuals, "span_errors": span,
                             "ess_fraction": w1**2 / w2 / (per_block * n_blocks),
                             "raw_gram_deviation": float(np.abs(raw_gram - np.eye(n_states)).max()),
                             "gram_deviation": float(np.abs(final_gram - np.eye(n_states)).max())}}

@@ -1,9 +1,10 @@
 """System definitions: H = -κ∇² + V in Hartree atomic units, from TOML files or from Python.
 
 A system file holds ``name``, ``dimension``, ``particles`` (1), ``kinetic`` (κ; 1/2 for mass 1, the
-ICML paper's convention is κ = 1), a ``[potential]`` table, optional ``[solver]`` defaults and a
-``[reference]`` table (``kind = "analytic"``, ``"grid"``, ``"pyscf"`` or ``"none"``, plus the options of
-that method).
+ICML paper's convention is κ = 1), a ``[potential]`` table or, for nuclei binding one electron in 3D, a
+``[molecule]`` table (:mod:`.molecule`; V = -Σ_A Z_A/|x - R_A|), optional ``[solver]`` defaults and a
+``[reference]`` table (``kind = "analytic"``, ``"grid"``, ``"pyscf"``, ``"literature"`` or ``"none"``, plus the
+options of that method, and optionally a ``[reference.literature]`` table of quoted levels).
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from typing import Any
 
 from .config import SOLVER_KEYS
 from .errors import InputError
+from .molecule import Molecule, parse_molecule
 from .potentials import Box, CallablePotential, Coulomb, Expression, Harmonic, Potential, Sum
 
 SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
-REFERENCE_KINDS = ("analytic", "grid", "pyscf", "none")
-_TOP_KEYS = {"name", "dimension", "particles", "kinetic", "potential", "solver", "reference"}
+REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
+_TOP_KEYS = {"name", "dimension", "particles", "kinetic", "potential", "molecule", "solver", "reference"}
 
 
 @dataclass
@@ -37,9 +39,22 @@ class System:
     reference: str = "analytic"
     reference_options: dict = field(default_factory=dict)   # the other keys of [reference], checked by
     source: str | None = None                               # the reference method that reads them
+    molecule: Molecule | None = None     # nuclei (a [molecule] table or a Molecule) giving the potential
 
     def __post_init__(self) -> None:
         src = self.source
+        if isinstance(self.molecule, dict):
+            self.molecule = parse_molecule(self.molecule, src)
+        if self.molecule is not None:
+            if not isinstance(self.molecule, Molecule):
+                raise InputError("must be a table or a qsolver Molecule", source=src, field="molecule")
+            if self.dimension != 3:
+                raise InputError(f"a [molecule] lives in 3 dimensions, got {self.dimension!r}", source=src,
+                                 field="dimension")
+            if self.potential is not None:
+                raise InputError("give either [potential] or [molecule] (which sets the potential), not both",
+                                 source=src, field="potential")
+            self.potential = self.molecule.potential()
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", self.name):
             raise InputError(f"must be a non-empty name of letters, digits and _ . + - (it names output files), "
                              f"got {self.name!r}", source=src, field="name")
@@ -72,9 +87,12 @@ class System:
         return self.potential
 
     def to_dict(self) -> dict:
-        """The definition as plain data (the TOML layout); a callable potential is recorded by its repr."""
+        """The definition as plain data (the TOML layout); a callable potential is recorded by its repr,
+        a molecule by its ``[molecule]`` table (in bohr) in place of the potential it defines."""
+        shape = {"molecule": self.molecule.to_dict()} if self.molecule is not None else \
+            {"potential": self.potential.to_dict()}
         return {"name": self.name, "dimension": self.dimension, "particles": self.particles,
-                "kinetic": self.kinetic, "potential": self.potential.to_dict(), "solver": dict(self.solver),
+                "kinetic": self.kinetic, **shape, "solver": dict(self.solver),
                 "reference": {"kind": self.reference, **self.reference_options}}
 
     def to_json(self) -> str:
@@ -232,15 +250,21 @@ def system_from_dict(data: dict, source: str | None = None, stored: bool = False
     for key in data:
         if key not in _TOP_KEYS:
             raise InputError(f"unknown field (known: {', '.join(sorted(_TOP_KEYS))})", source=source, field=key)
-    for key in ("name", "dimension", "potential"):
+    molecule = "molecule" in data
+    for key in ("name",) if molecule else ("name", "dimension", "potential"):
         if key not in data:
-            raise InputError("missing", source=source, field=key)
-    dimension = _integer(data["dimension"], "dimension", source, minimum=1)
+            raise InputError("missing (or give a [molecule] table)" if key == "potential" else "missing",
+                             source=source, field=key)
+    if molecule and "potential" in data:
+        raise InputError("give either [potential] or [molecule] (which sets the potential), not both",
+                         source=source, field="potential")
+    dimension = _integer(data.get("dimension", 3), "dimension", source, minimum=1)
     reference = data.get("reference", {"kind": "analytic"})
     if not isinstance(reference, dict):
         raise InputError("must be a table", source=source, field="reference")
-    potential = parse_potential(data["potential"], dimension, source, stored=stored)
+    potential = None if molecule else parse_potential(data["potential"], dimension, source, stored=stored)
     return System(name=data["name"], dimension=dimension, potential=potential,
                   kinetic=data.get("kinetic", 0.5), particles=data.get("particles", 1),
-                  solver=data.get("solver", {}), reference={"kind": "analytic", **reference}, source=source)
+                  solver=data.get("solver", {}), reference={"kind": "analytic", **reference}, source=source,
+                  molecule=data.get("molecule"))
 

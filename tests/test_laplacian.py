@@ -111,3 +111,22 @@ def test_hamiltonian_methods_agree():
     m = envelope_only(model("gaussian", 2, states=1, centers=[[0.0, 0.0]], scales=[[1.0, 1.3]]))
     psi, h_psi = apply_hamiltonian(m, pot, 0.5, x, "forward")
     assert torch.allclose(h_psi, 0.5 * (1.0 + 1.3) * psi, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_fourier_feature_network_jet_matches_hessian_trace(d):
+    # the ICML network: no envelope, random Fourier features [cos 2πBx, sin 2πBx], softplus MLP
+    cfg = ModelConfig(d, 3, 12, 3, "softplus", "none", [[0.2] * d], [[1.0] * d] * 3, features=32,
+                      feature_scale=0.3)
+    m = EigenNet(cfg, generator=torch.Generator().manual_seed(3))
+    x = points(16, d, scale=2.0)
+    value, grad, lap = m.jet(x)
+    assert torch.allclose(value, m(x), atol=1e-12, rtol=0)
+    assert torch.allclose(lap, hessian_trace(m, x), atol=1e-10, rtol=0)
+    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None])[0]))(x)
+    assert torch.allclose(grad, auto_grad, atol=1e-10, rtol=0)
+
+
+def test_fourier_features_need_envelope_none():
+    with pytest.raises(ValueError):
+        EigenNet(ModelConfig(2, 2, 8, 2, "tanh", "gaussian", [[0.0, 0.0]], [[1.0, 1.0]] * 2, features=16))

@@ -1,4 +1,5 @@
 """The NestedLoRA surrogate gradients against autograd of the objectives they stand for."""
+import pytest
 import torch
 
 from qsolver.nestedlora import nestedlora_loss
@@ -73,3 +74,21 @@ def test_split_estimate_of_squared_overlaps_is_unbiased():
     se = split.std() / len(split) ** 0.5
     assert abs(split.mean() - exact) < 4 * se
     assert joint.mean() - exact > 10 * joint.std() / len(joint) ** 0.5   # squaring one batch is biased up
+
+
+@pytest.mark.parametrize("nesting", ["sequential", "joint"])
+def test_external_gram_factor_gives_the_same_expected_gradient(nesting):
+    # With the Gram factor G from independent samples, the surrogate's gradient is linear in G; at the exact
+    # G it must equal the gradient of the split-batch surrogate in expectation. On a quadrature (split=False,
+    # exact inner products) both are deterministic, so they must agree to rounding.
+    torch.manual_seed(0)
+    n, states = 64, 3
+    w = torch.randn(states, 5, dtype=torch.float64, requires_grad=True)
+    basis = torch.randn(n, 5, dtype=torch.float64)
+    t = torch.randn(n, states, dtype=torch.float64)
+    f = basis @ w.T
+    (g_ref,) = torch.autograd.grad(nestedlora_loss(f, t, nesting, split=False), w)
+    f = basis @ w.T
+    gram = (f.T @ f / n).detach()
+    (g_ext,) = torch.autograd.grad(nestedlora_loss(f, t, nesting, split=False, gram=gram), w)
+    assert torch.allclose(g_ext, g_ref, atol=1e-12, rtol=1e-12)

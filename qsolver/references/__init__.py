@@ -1,15 +1,19 @@
 """Reference spectra to validate against. Each reference states its method and its own error.
 
 ``reference(system, n_states, kind)`` dispatches to the analytic levels (:mod:`.analytic`), a grid
-discretisation (:mod:`.grid`) or a PySCF one-electron calculation (:mod:`.pyscf`).
+discretisation (:mod:`.grid`), a PySCF one-electron calculation (:mod:`.pyscf`) or levels quoted from the
+literature in the system file (:mod:`.literature`).
 """
 from __future__ import annotations
 
 from ..errors import InputError
 from ..system import System
 from .analytic import Reference, ReferenceStates, analytic_reference
+from .grid import grid_reference
+from .literature import literature_reference
+from .pyscf import pyscf_reference
 
-KINDS = ("analytic", "grid", "pyscf")
+KINDS = ("analytic", "grid", "pyscf", "literature")
 
 
 def reference(system: System, n_states: int, kind: str | None = None, **options) -> Reference:
@@ -20,7 +24,13 @@ def reference(system: System, n_states: int, kind: str | None = None, **options)
         raise InputError(f"unknown reference kind '{kind}' (known: {', '.join(KINDS)})", source=system.source,
                          field="reference.kind")
     if kind == "analytic":
-        return analytic_reference(system, n_states)
+        return analytic_reference(system, n_states, **options)
+    if kind == "grid":
+        return grid_reference(system, n_states, **options)
+    if kind == "pyscf":
+        return pyscf_reference(system, n_states, **options)
+    if kind == "literature":
+        return literature_reference(system, n_states)
     raise InputError(f"the '{kind}' reference is not available yet", source=system.source, field="reference.kind")
 
 
@@ -34,4 +44,5 @@ def system_reference(system: System, n: int) -> Reference | None:
         return None
 
 
-__all__ = ["KINDS", "Reference", "ReferenceStates", "analytic_reference", "reference", "system_reference"]
+__all__ = ["KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
+           "pyscf_reference", "reference", "system_reference"]

@@ -53,45 +53,82 @@ def hydrogen_levels(charge: float, kinetic: float, dimension: int, n: int) -> np
     return np.array([-charge**2 / (4 * kinetic * hydrogen_nu(i, dimension) ** 2) for i in range(n)])
 
 
-def _lowest_sums(quanta: list[float], start: int, energy, n: int) -> np.ndarray:
-    """Lowest n values of energy(tuple of integers ≥ start), by best-first enumeration."""
-    d = len(quanta)
-    first = (start,) * d
+def lowest_tuples(count: int, start: int, energy, n: int) -> list[tuple[int, ...]]:
+    """The n integer tuples (entries ≥ start, length ``count``) of lowest energy(tuple), ascending, by
+    best-first enumeration."""
+    first = (start,) * count
     heap, seen, out = [(energy(first), first)], {first}, []
     while heap and len(out) < n:
-        e, idx = heapq.heappop(heap)
-        out.append(e)
-        for i in range(d):
+        _, idx = heapq.heappop(heap)
+        out.append(idx)
+        for i in range(count):
             nxt = idx[:i] + (idx[i] + 1,) + idx[i + 1:]
             if nxt not in seen:
                 seen.add(nxt)
                 heapq.heappush(heap, (energy(nxt), nxt))
-    return np.array(out)
+    return out
+
+
+def oscillator_energy(omega: list[float], kinetic: float):
+    """E(n_1..n_d) = √(2κ) Σ_i ω_i (n_i + ½) of -κ∇² + ½ Σ ω_i² x_i²."""
+    factor = math.sqrt(2 * kinetic)
+    return lambda idx: factor * sum(w * (k + 0.5) for w, k in zip(omega, idx))
+
+
+def box_energy(lengths: list[float], kinetic: float):
+    """E(n_1..n_d) = κ Σ_i (π n_i / L_i)² of -κ∇² in a box with infinite walls."""
+    return lambda idx: kinetic * sum((math.pi * k / s) ** 2 for s, k in zip(lengths, idx))
+
+
+def oscillator_quanta(omega: list[float], kinetic: float, n: int) -> list[tuple[int, ...]]:
+    """Quantum numbers (n_i ≥ 0) of the lowest n oscillator levels, ascending."""
+    return lowest_tuples(len(omega), 0, oscillator_energy(omega, kinetic), n)
+
+
+def box_quanta(lengths: list[float], kinetic: float, n: int) -> list[tuple[int, ...]]:
+    """Quantum numbers (n_i ≥ 1) of the lowest n box levels, ascending."""
+    return lowest_tuples(len(lengths), 1, box_energy(lengths, kinetic), n)
 
 
 def oscillator_levels(omega: list[float], kinetic: float, n: int) -> np.ndarray:
     """Lowest n levels of -κ∇² + ½ Σ ω_i² x_i²."""
-    factor = math.sqrt(2 * kinetic)
-    return _lowest_sums(omega, 0, lambda idx: factor * sum(w * (k + 0.5) for w, k in zip(omega, idx)), n)
+    energy = oscillator_energy(omega, kinetic)
+    return np.array([energy(idx) for idx in oscillator_quanta(omega, kinetic, n)])
 
 
 def box_levels(lengths: list[float], kinetic: float, n: int) -> np.ndarray:
     """Lowest n levels of -κ∇² in a box with infinite walls."""
-    return _lowest_sums(lengths, 1, lambda idx: kinetic * sum((math.pi * k / s) ** 2 for s, k in zip(lengths, idx)), n)
+    energy = box_energy(lengths, kinetic)
+    return np.array([energy(idx) for idx in box_quanta(lengths, kinetic, n)])
 
 
-def analytic_reference(system: System, n: int) -> Reference:
-    """Closed-form levels for single-term potentials; InputError when the system has none."""
+def analytic_reference(system: System, n: int, with_states: bool = False) -> Reference:
+    """Closed-form levels for single-term potentials; InputError when the system has none.
+
+    ``with_states`` also fills ``states`` with the closed-form eigenfunctions on a quadrature rule
+    (oscillator, box, hydrogen-like in 2D and 3D).
+    """
     parts = terms(system.potential)
     d, kappa = system.dimension, system.kinetic
     if len(parts) == 1 and isinstance(parts[0], Coulomb) and len(parts[0].charges) == 1 and d >= 2 \
             and parts[0].charges[0] > 0:
         z = parts[0].charges[0]
-        return Reference(hydrogen_levels(z, kappa, d, n), "analytic: hydrogen-like -Z²/(4κν²)",
-                         details={"charge": z})
-    if len(parts) == 1 and isinstance(parts[0], Harmonic):
-        return Reference(oscillator_levels(parts[0].omega, kappa, n), "analytic: oscillator √(2κ) Σ ω_i(n_i+½)")
-    if len(parts) == 1 and isinstance(parts[0], Box):
-        return Reference(box_levels(parts[0].lengths, kappa, n), "analytic: box κ Σ (π n_i/L_i)²")
-    raise InputError("no closed-form levels for this potential (analytic references cover one Coulomb "
-                     "centre in d >= 2, one oscillator, or one box)", source=system.source, field="reference.kind")
+        ref = Reference(hydrogen_levels(z, kappa, d, n), "analytic: hydrogen-like -Z²/(4κν²)",
+                        details={"charge": z})
+    elif len(parts) == 1 and isinstance(parts[0], Harmonic):
+        ref = Reference(oscillator_levels(parts[0].omega, kappa, n), "analytic: oscillator √(2κ) Σ ω_i(n_i+½)")
+    elif len(parts) == 1 and isinstance(parts[0], Box):
+        ref = Reference(box_levels(parts[0].lengths, kappa, n), "analytic: box κ Σ (π n_i/L_i)²")
+    else:
+        raise InputError("no closed-form levels for this potential (analytic references cover one Coulomb "
+                         "centre in d >= 2, one oscillator, or one box)", source=system.source,
+                         field="reference.kind")
+    if with_states:
+        from .analytic_states import closed_form_states, reference_states  # it imports this module
+
+        family = closed_form_states(parts[0], d, kappa, n)
+        if family is None:
+            ref.details["states"] = "closed-form states are implemented for hydrogen-like systems in d = 2, 3 only"
+        else:
+            ref.states = reference_states(family)
+    return ref

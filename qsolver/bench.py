@@ -1,0 +1,228 @@
+"""Benchmarks that print numbers: the cost of Laplacians, and accuracy against training wall time.
+
+- :func:`laplacian_costs`: seconds per call of forward + Laplacian + backward (as one training step uses
+  them) for each Laplacian method, divided by one plain forward + backward of the same network.
+- :func:`accuracy_bench`: trains a system under a wall-time budget with each named preset of
+  :data:`qsolver.config.PRESETS`, one after the other in this process, evaluates Rayleigh–Ritz energies
+  at checkpoints (evaluation time is not counted), and reports the mean relative error against time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import PRESETS
+from .errors import InputError
+from .hamiltonian import apply_hamiltonian
+from .io import atomic_write
+from .model import EigenNet, ModelConfig
+from .potentials import asymptote
+from .references import reference
+from .solver import evaluate, resolve_config, solve
+from .system import System
+from .validate import degeneracy_groups
+
+TARGET = 1e-2          # the mean relative error whose time-to-reach the accuracy benchmark compares
+
+
+def _seconds(fn, repeats: int) -> float:
+    """Median wall time of fn() over ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tick)
+    return float(np.median(times))
+
+
+def laplacian_costs(dimensions=(2, 3, 6, 12), states: int = 16, batch: int = 512, hidden: int = 48,
+                    layers: int = 2, activation: str = "tanh", repeats: int = 10,
+                    dtype: torch.dtype = torch.float32, device: str = "cpu") -> list[dict]:
+    """Cost of forward + Laplacian + backward per method, relative to one plain forward + backward.
+
+    The network is the package's default (one ``layers``×``hidden`` MLP per state, Gaussian envelope). A
+    training step evaluates ψ and ∇²ψ without a graph and backpropagates through ψ only (the NestedLoRA
+    gradient never needs ∂∇²ψ), so "forward" costs jet + forward + backward. "hessian" is the exact
+    torch.func Hessian trace and "fd" central differences (2d + 1 forward passes).
+    """
+    rows = []
+    dev = torch.device(device)
+    for d in dimensions:
+        config = ModelConfig(dimension=d, states=states, hidden=hidden, layers=layers, activation=activation,
+                             envelope="gaussian", centers=[[0.0] * d], init_scales=[[1.0] * d] * states)
+        model = EigenNet(config, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dtype)
+        x = torch.randn(batch, d, dtype=dtype, device=dev, generator=torch.Generator(device=dev).manual_seed(1))
+
+        def sync():
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+
+        def plain():
+            model.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+            sync()
+
+        def with_laplacian(method: str):
+            def step():
+                _, h_psi = apply_hamiltonian(model, lambda z: torch.zeros(z.shape[0], dtype=z.dtype,
+                                                                          device=z.device), 0.5, x, method)
+                model.zero_grad(set_to_none=True)
+                (model(x) * h_psi).mean().backward()
+                sync()
+            return step
+
+        base = _seconds(plain, repeats)
+        row = {"dimension": d, "states": states, "batch": batch, "hidden": hidden, "layers": layers,
+               "dtype": str(dtype).replace("torch.", ""), "device": str(dev), "threads": torch.get_num_threads(),
+               "plain_seconds": base}
+        for method, n_rep in (("forward", repeats), ("fd", repeats), ("hessian", 1)):
+            seconds = _seconds(with_laplacian(method), n_rep)
+            row[f"{method}_seconds"] = seconds
+            row[f"{method}_ratio"] = seconds / base
+        rows.append(row)
+    return rows
+
+
+def laplacian_table(rows: list[dict]) -> str:
+    lines = ["| d | plain fwd+bwd (ms) | forward-Laplacian ×plain | finite differences ×plain | Hessian trace ×plain |",
+             "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['dimension']} | {1e3 * r['plain_seconds']:.2f} | {r['forward_ratio']:.2f} | "
+                     f"{r['fd_ratio']:.2f} | {r['hessian_ratio']:.0f} |")
+    return "\n".join(lines)
+
+
+@dataclass
+class Curve:
+    """Errors of one preset at checkpoints: training seconds, steps, mean relative error, per-group errors."""
+
+    preset: str
+    seconds: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    mean_rel_error: list[float] = field(default_factory=list)
+    group_rel_error: list[list[float]] = field(default_factory=list)
+    bound: list[int] = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+
+    def time_to(self, target: float) -> float | None:
+        """First checkpoint time (s) with mean relative error ≤ target, linearly interpolated in log error."""
+        for i, err in enumerate(self.mean_rel_error):
+            if err <= target:
+                if i == 0:
+                    return self.seconds[0]
+                e0, e1 = math.log(self.mean_rel_error[i - 1]), math.log(err)
+                t0, t1 = self.seconds[i - 1], self.seconds[i]
+                return t0 + (t1 - t0) * (e0 - math.log(target)) / (e0 - e1) if e0 != e1 else t1
+        return None
+
+
+def _errors(energies: np.ndarray, levels: np.ndarray, groups: np.ndarray, v_inf: float | None) -> tuple:
+    rel = np.abs(energies - levels) / np.abs(levels)
+    rel = np.where(np.isfinite(rel), rel, np.inf)
+    per_group = [float(np.mean(rel[groups == g])) for g in np.unique(groups)]
+    bound = int(np.sum(energies < v_inf)) if v_inf is not None and np.isfinite(v_inf) else len(energies)
+    return rel, per_group, bound
+
+
+def accuracy_bench(system: System, budget: float, presets=("default", "paper"), seed: int = 0,
+                   device: str | None = None, n_checkpoints: int = 10, checkpoint_samples: int = 20000,
+                   progress: bool = True, log=print) -> dict:
+    """Train ``system`` for ``budget`` seconds with each preset; errors against the system's reference.
+
+    Checkpoints are geometric in time from budget/50 to the budget; each evaluates Rayleigh–Ritz with
+    ``checkpoint_samples`` fresh samples (exact Laplacians, float64) and the final point uses the preset's
+    full evaluation. The default preset is the system's own ``qsolver solve`` configuration with its step
+    count, stopped at the budget; other presets override it (their cosine schedules follow the budget).
+    The paper's fixed T = 100·(-H) assumes bound levels below 0; for other potentials it keeps the adaptive
+    shift and scale.
+    """
+    for name in presets:
+        if name not in PRESETS:
+            raise InputError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})", field="--presets")
+    if budget <= 0:
+        raise InputError(f"must be positive, got {budget}", field="--budget")
+    base = resolve_config(system, seed=seed, device=device)
+    ref = reference(system, base.states)
+    levels = np.asarray(ref.energies[: base.states])
+    groups = degeneracy_groups(levels)
+    v_inf = asymptote(system.potential)
+    checkpoints = list(budget * np.geomspace(0.02, 1.0, n_checkpoints)[:-1])
+    curves = []
+    for name in presets:
+        settings = dict(PRESETS[name])
+        if name != "default":
+            settings.setdefault("steps", 500_000)
+        if settings.get("shift") == 0.0 and v_inf != 0.0:
+            # T = s·(0 - H) needs all wanted levels below 0 (Coulomb systems); elsewhere the adaptive shift
+            settings.update(shift=None, operator_scale=None)
+        curve = Curve(name)
+        cfg = replace(resolve_config(system, seed=seed, device=device, **settings), budget=budget)
+        check_cfg = replace(cfg, eval_samples=checkpoint_samples, eval_blocks=10)
+        gen = torch.Generator(device=torch.device(cfg.device)).manual_seed(seed + 7919)
+
+        def record(model, step, seconds, _curve=curve, _cfg=check_cfg, _gen=gen):
+            est = evaluate(model.to(torch.float64), system, _cfg, _gen, torch.float64)
+            rel, per_group, bound = _errors(est["energies"], levels, groups, v_inf)
+            _curve.seconds.append(float(seconds))
+            _curve.steps.append(int(step))
+            _curve.mean_rel_error.append(float(np.mean(rel)))
+            _curve.group_rel_error.append(per_group)
+            _curve.bound.append(bound)
+            log(f"  [{_curve.preset}] {seconds:7.1f} s  step {step:6d}  mean rel. error {np.mean(rel):.3e}  "
+                f"bound {bound}/{len(rel)}")
+
+        log(f"{system.name}: preset '{name}', budget {budget:.0f} s")
+        result = solve(system, progress=progress, checkpoints=checkpoints, on_checkpoint=record,
+                       **{**{k: v for k, v in asdict(cfg).items() if k in settings or k in ("budget", "seed")},
+                          **({"device": device} if device else {})})
+        rel, per_group, bound = _errors(result.energies, levels, groups, v_inf)
+        z = np.abs(result.energies - levels) / result.errors
+        stat = np.asarray(result.diagnostics["stat_errors"])
+        curve.final = {"energies": result.energies.tolist(), "errors": result.errors.tolist(),
+                       "stat_errors": stat.tolist(), "rel_errors": rel.tolist(), "group_rel_errors": per_group,
+                       "mean_rel_error": float(np.mean(rel)), "bound": bound, "states": len(rel),
+                       "within_3_errors": int(np.sum(z <= 3)), "within_3_stat_errors":
+                           int(np.sum(np.abs(result.energies - levels) <= 3 * stat)),
+                       "train_seconds": result.diagnostics["train_seconds"],
+                       "eval_seconds": result.diagnostics["eval_seconds"],
+                       "steps": result.diagnostics["steps_done"], "threads": result.diagnostics["threads"],
+                       "config": result.config}
+        curves.append(curve)
+        log(f"  [{name}] final: mean rel. error {np.mean(rel):.3e}, per group "
+            + " ".join(f"{g:.1e}" for g in per_group) + f", bound {bound}/{len(rel)}, "
+            f"|E - E_ref| <= 3 error bars for {curve.final['within_3_errors']}/{len(rel)}, "
+            f"{curve.final['steps']} steps in {curve.final['train_seconds']:.0f} s")
+    times = {c.preset: c.time_to(TARGET) for c in curves}
+    summary = {"system": system.name, "budget": budget, "target": TARGET, "reference": ref.method,
+               "levels": levels.tolist(), "groups": groups.tolist(), "device": str(base.device),
+               "torch": torch.__version__, "time_to_target": times,
+               "curves": [asdict(c) for c in curves]}
+    if len(curves) > 1:
+        first, other = times[curves[0].preset], times[curves[1].preset]
+        if first is not None and other is not None:
+            summary["ratio"] = other / first
+            log(f"time to mean rel. error {TARGET:g}: {curves[1].preset} / {curves[0].preset} = "
+                f"{other:.0f} s / {first:.0f} s = {other / first:.1f}")
+        else:
+            log(f"time to mean rel. error {TARGET:g}: " + ", ".join(
+                f"{c.preset} {'not reached (error ' + format(c.final['mean_rel_error'], '.2e') + ')' if times[c.preset] is None else format(times[c.preset], '.0f') + ' s'}"
+                for c in curves))
+    return summary
+
+
+def write_accuracy(summary: dict, directory: Path) -> tuple[Path, Path]:
+    """JSON of the run and a PNG of mean relative error against training time, per preset."""
+    from . import plots
+
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"accuracy_{summary['system']}_{int(summary['budget'])}s"
+    json_path = atomic_write(directory / f"{stem}.json", lambda p: p.write_text(json.dumps(summary, indent=1)))
+    png_path = plots.accuracy_curves(summary, directory / f"{stem}.png")
+    return json_path, png_path

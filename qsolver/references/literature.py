@@ -1,0 +1,49 @@
+"""Levels quoted from the literature, carried by the system file with their source.
+
+``[reference.literature]`` holds ``levels`` (ascending, hartree, electronic: the package's H = -κ∇² + V has
+no nuclear repulsion), ``source`` (who computed them, and how) and optionally ``precision`` (hartree, e.g.
+half a unit in the last quoted digit; default 0). Any ``[reference]`` kind may carry one.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+from ..system import System
+from .analytic import Reference
+
+FIELD = "reference.literature"
+
+
+def literature_reference(system: System, n: int) -> Reference:
+    """The first n literature levels of the system; error = the stated precision."""
+    table = system.reference_options.get("literature")
+    src = system.source
+    if table is None:
+        raise InputError("missing: add a [reference.literature] table with levels and source", source=src,
+                         field=FIELD)
+    if not isinstance(table, dict):
+        raise InputError("must be a table with levels, source and optionally precision", source=src, field=FIELD)
+    for key in table:
+        if key not in ("levels", "source", "precision"):
+            raise InputError("unknown field (known: levels, source, precision)", source=src, field=f"{FIELD}.{key}")
+    levels = table.get("levels")
+    if not isinstance(levels, list) or not levels or any(
+            isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) for e in levels):
+        raise InputError("must be a non-empty list of numbers (hartree)", source=src, field=f"{FIELD}.levels")
+    if any(b < a for a, b in zip(levels, levels[1:])):
+        raise InputError("must be in ascending order", source=src, field=f"{FIELD}.levels")
+    if len(levels) < n:
+        raise InputError(f"gives {len(levels)} levels, {n} asked", source=src, field=f"{FIELD}.levels")
+    source = table.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise InputError("must name where the levels come from", source=src, field=f"{FIELD}.source")
+    precision = table.get("precision", 0.0)
+    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not precision >= 0:
+        raise InputError(f"must be a non-negative number (hartree), got {precision!r}", source=src,
+                         field=f"{FIELD}.precision")
+    energies = np.array(levels[:n], dtype=float)
+    return Reference(energies, f"literature (electronic): {source.strip()}", float(precision),
+                     details={"source": source.strip()}, errors=np.full(n, float(precision)))

@@ -1,0 +1,43 @@
+"""`qsolver bench`: the Laplacian cost table and a short accuracy run, end to end (numbers, files)."""
+import json
+
+import numpy as np
+import torch
+
+from qsolver.bench import laplacian_costs
+from qsolver.cli import main
+
+
+def test_laplacian_costs_are_measured_per_method():
+    rows = laplacian_costs(dimensions=(2, 3), states=2, batch=64, repeats=2)
+    assert [r["dimension"] for r in rows] == [2, 3]
+    for r in rows:
+        # timings are reported, not asserted (speed is judged from `qsolver bench`, not from tests)
+        assert r["plain_seconds"] > 0
+        assert all(np.isfinite(r[f"{m}_ratio"]) and r[f"{m}_ratio"] > 0 for m in ("forward", "fd", "hessian"))
+
+
+def test_accuracy_bench_stops_at_the_budget_and_writes_its_files(tmp_path):
+    torch.set_num_threads(1)
+    budget = 4.0
+    code = main(["bench", "accuracy", "harmonic_1d", "--budget", str(budget), "--presets", "default", "paper",
+                 "--out", str(tmp_path), "--quiet", "--threads", "1"])
+    assert code == 0
+    summary = json.loads((tmp_path / "accuracy_harmonic_1d_4s.json").read_text())
+    assert (tmp_path / "accuracy_harmonic_1d_4s.png").stat().st_size > 0
+    assert np.allclose(summary["levels"], [0.5, 1.5, 2.5, 3.5])          # ω(n + ½), ω = 1, κ = ½
+    for curve in summary["curves"]:
+        final = curve["final"]
+        # training time excludes checkpoint evaluations and ends within one step of the budget
+        assert budget <= final["train_seconds"] < budget + 1.0
+        assert curve["seconds"][-1] == final["train_seconds"] or curve["seconds"][-1] <= budget + 1.0
+        assert np.all(np.diff(curve["seconds"]) > 0)
+        assert len(final["energies"]) == 4 and final["states"] == 4
+    paper = summary["curves"][1]["final"]["config"]
+    assert paper["features"] == 1024 and paper["laplacian"] == "fd" and paper["optimizer"] == "rmsprop"
+
+
+def test_bench_input_errors_exit_2(tmp_path):
+    assert main(["bench", "accuracy", "--budget", "1", "--out", str(tmp_path)]) == 2
+    assert main(["bench", "accuracy", "harmonic_1d", "--budget", "0", "--out", str(tmp_path)]) == 2
+    assert main(["bench", "accuracy", "harmonic_1d", "--presets", "fast", "--out", str(tmp_path)]) == 2
