@@ -132,7 +132,7 @@ def _errors(energies: np.ndarray, levels: np.ndarray, groups: np.ndarray, v_inf:
 
 
 def accuracy_bench(system: System, budget: float, presets=("default", "paper"), seed: int = 0,
-                   device: str | None = None, n_checkpoints: int = 10, checkpoint_samples: int = 20000,
+                   device: str | None = None, n_checkpoints: int = 7, checkpoint_samples: int = 10000,
                    progress: bool = True, log=print) -> dict:
     """Train ``system`` for ``budget`` seconds with each preset; errors against the system's reference.
 

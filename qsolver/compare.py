@@ -205,8 +205,9 @@ def compare(result: Result, references: list[Reference], labels: list[str] | Non
 
 def _notes(result: Result, labels: list[str], references: list[Reference], first: int, merged: bool,
            groups: list[dict], rows: list[dict], exact: str | None, unavailable: dict[str, str]) -> list[str]:
-    notes = [f"Energies in hartree (H = -κ∇² + V, κ = {result.system.kinetic:g}). ± is one jackknife standard error for "
-             "NeuralSVD and the stated error of each reference (its per-level estimate, else its bound over all "
+    notes = [f"Energies in hartree (H = -κ∇² + V, κ = {result.system.kinetic:g}). ± for NeuralSVD "
+             "combines its jackknife standard error with the Kato–Temple estimate σ²/Δ of the learned span's error "
+             "(σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; conservative), and is the stated error of each reference (its per-level estimate, else its bound over all "
              "levels); ΔE = E(NeuralSVD) - E_ref; z = |ΔE| / ±(NeuralSVD).", ""]
     for label, ref in zip(labels, references):
         kind = "per-level estimates" if ref.errors is not None else f"bound {ref.error:.1e} hartree"

@@ -13,7 +13,10 @@ from .system import System
 
 @dataclass
 class Result:
-    """Energies (hartree, ascending) with jackknife standard errors, and the learned states.
+    """Energies (hartree, ascending) with error bars, and the learned states.
+
+    ``errors`` = √(stat² + span²): the jackknife standard error of the Monte Carlo estimate and the
+    Kato–Temple estimate σ²/Δ of how far the learned span puts each level too high (both in ``diagnostics``).
 
     State i is φ_i(x) = Σ_m ψ_m(x) C_mi, with ψ the trained networks and C the Rayleigh–Ritz vectors;
     the φ_i are normalised to ∫ φ_i² dx = 1 (up to Monte Carlo error) and their signs are arbitrary.

@@ -1,7 +1,7 @@
 """The long physics runs behind results/ (minutes each on 2 CPU cores): `python -m pytest -m slow`.
 
-Each solves a shipped system with its defaults and checks the foundation issue's accuracy targets against
-the closed-form levels.
+Each solves a shipped system with its defaults and checks an accuracy target against closed-form levels
+(hydrogen, oscillator) or exact literature levels (H2+).
 """
 import numpy as np
 import pytest
@@ -36,3 +36,12 @@ def test_harmonic_2d_all_levels():
     # 2D oscillator, ω = 1: levels n_x + n_y + 1; all 10 states to a relative error 1e-3
     rel, table = rel_errors("harmonic_2d")
     assert rel.max() <= 1e-3, table.to_markdown()
+
+
+def test_h2plus_lowest_five_states_within_a_millihartree():
+    # H2+ at R = 2 bohr: exact Born–Oppenheimer electronic levels (quoted to 7 decimals in the system file);
+    # the issue's target is |E - E_exact| <= 1e-3 hartree for the lowest five states with the defaults
+    system = qsolver.load_system("h2plus")
+    result = qsolver.solve(system, progress=False)
+    exact = qsolver.reference(system, 5, "literature").energies
+    assert np.abs(result.energies[:5] - exact).max() <= 1e-3, (result.energies, exact)

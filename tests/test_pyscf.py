@@ -14,8 +14,6 @@ from qsolver.molecule import BOHR_ANGSTROM, parse_molecule
 from qsolver.references import reference
 from qsolver.system import system_from_dict
 
-pytest.importorskip("pyscf")
-
 H2PLUS_LITERATURE = np.array([-1.1026342, -0.6675344, -0.4287718, -0.4287718, -0.3608649])
 ROUNDING = 5e-8   # the literature levels are quoted to 7 decimals
 

@@ -29,17 +29,17 @@ def reference(system: System, n_states: int, kind: str | None = None, **options)
         return grid_reference(system, n_states, **options)
     if kind == "pyscf":
         return pyscf_reference(system, n_states, **options)
-    if kind == "literature":
-        return literature_reference(system, n_states)
-    raise InputError(f"the '{kind}' reference is not available yet", source=system.source, field="reference.kind")
+    return literature_reference(system, n_states)
 
 
 def system_reference(system: System, n: int) -> Reference | None:
-    """The reference named by the system's ``[reference]`` table, or None (kind "none", or no closed form)."""
-    if system.reference != "analytic":
+    """The reference that ``qsolver solve`` stores and validates against: the system's own ``[reference]``
+    kind when it is analytic or PySCF (cached), else None. Grid references, which can take minutes, are made
+    on request only (``qsolver compare --reference grid``)."""
+    if system.reference not in ("analytic", "pyscf"):
         return None
     try:
-        return analytic_reference(system, n)
+        return reference(system, n)
     except InputError:
         return None
 
