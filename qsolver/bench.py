@@ -217,12 +217,48 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
     return summary
 
 
-def write_accuracy(summary: dict, directory: Path) -> tuple[Path, Path]:
-    """JSON of the run and a PNG of mean relative error against training time, per preset."""
+def accuracy_markdown(summary: dict) -> str:
+    """One row per preset: final errors (mean, per degenerate group), bound levels, coverage of the error
+    bars, steps and training time, and the time to reach the target error."""
+    groups = np.asarray(summary["groups"])
+    sizes = [int(np.sum(groups == g)) for g in np.unique(groups)]
+    lines = [f"# {summary['system']}: accuracy in a {summary['budget']:.0f} s training budget ({summary['device']})",
+             "", f"Reference: {summary['reference']}. Relative errors |E - E_ref|/|E_ref|; groups are the "
+             f"degenerate levels ({', '.join(map(str, sizes))} states).", "",
+             "| preset | mean rel. error | per group | bound | within 3 error bars | within 3 stat. errors | "
+             f"steps | training s | time to {summary['target']:g} |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for curve in summary["curves"]:
+        f = curve["final"]
+        reach = summary["time_to_target"].get(curve["preset"])
+        lines.append(f"| {curve['preset']} | {f['mean_rel_error']:.2e} | "
+                     + " / ".join(f"{g:.1e}" for g in f["group_rel_errors"])
+                     + f" | {f['bound']}/{f['states']} | {f['within_3_errors']}/{f['states']} | "
+                     f"{f['within_3_stat_errors']}/{f['states']} | {f['steps']} | {f['train_seconds']:.0f} | "
+                     f"{'not reached' if reach is None else format(reach, '.0f') + ' s'} |")
+    if "ratio" in summary:
+        lines += ["", f"Time ratio to reach {summary['target']:g}: {summary['ratio']:.1f}."]
+    lines += ["", f"Training seconds until each group's mean relative error first fell below {summary['target']:g} "
+              "(checkpoints, interpolated; '-' = not within the budget):", "",
+              "| preset | " + " | ".join(f"group {g} ({n})" for g, n in enumerate(sizes)) + " |",
+              "|---|" + "---:|" * len(sizes)]
+    for curve in summary["curves"]:
+        per_group = np.asarray(curve["group_rel_error"]).reshape(len(curve["seconds"]), -1)
+        cells = []
+        for g in range(len(sizes)):
+            track = Curve(curve["preset"], list(curve["seconds"]), list(curve["steps"]), list(per_group[:, g]))
+            reach = track.time_to(summary["target"])
+            cells.append("-" if reach is None else f"{reach:.0f}")
+        lines.append(f"| {curve['preset']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_accuracy(summary: dict, directory: Path) -> tuple[Path, Path, Path]:
+    """JSON of the run, a Markdown table and a PNG of mean relative error against training time."""
     from . import plots
 
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"accuracy_{summary['system']}_{int(summary['budget'])}s"
     json_path = atomic_write(directory / f"{stem}.json", lambda p: p.write_text(json.dumps(summary, indent=1)))
+    md_path = atomic_write(directory / f"{stem}.md", lambda p: p.write_text(accuracy_markdown(summary)))
     png_path = plots.accuracy_curves(summary, directory / f"{stem}.png")
-    return json_path, png_path
+    return json_path, md_path, png_path
