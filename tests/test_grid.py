@@ -116,3 +116,12 @@ def test_refuses_six_dimensions_and_1d_coulomb():
     coulomb = System("c1", 1, {"kind": "coulomb", "charges": [1.0], "centers": [[0.0]]}, reference="none")
     with pytest.raises(InputError, match="singular"):
         reference(coulomb, 1, kind="grid")
+
+
+def test_grid_reference_ignores_the_options_of_another_reference_kind():
+    # a PySCF system file carries `basis` (and literature levels) in [reference]; asking it for a grid
+    # reference must not read them as grid options
+    system = qsolver.System("pyscf_h", 3, {"kind": "coulomb", "charges": [1.0], "centers": [[0.0, 0.0, 0.0]]},
+                            reference={"kind": "pyscf", "basis": "cc-pvdz"})
+    ref = reference(system, 1, "grid", points=24)
+    assert abs(ref.energies[0] + 0.5) <= ref.errors[0] + 1e-9

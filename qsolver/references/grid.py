@@ -363,7 +363,8 @@ def _memory_limit() -> float:
 def grid_reference(system: System, n_states: int, **options) -> Reference:
     """Lowest n_states levels on the grid, with per-level error estimates from a coarser grid (2/3 of the
     points, Richardson-scaled) and a smaller box (0.8 of the width in u, same nodes)."""
-    opts, note = grid_options(system, n_states, {**system.reference_options, **options})
+    own = system.reference_options if system.reference == "grid" else {}     # [reference] keys of another kind
+    opts, note = grid_options(system, n_states, {**{k: v for k, v in own.items() if k != "literature"}, **options})
     d = system.dimension
     fine = solve_grid(system, n_states, opts)
     coarse_points = max(4, round(opts.points * COARSE))
