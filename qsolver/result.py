@@ -49,13 +49,17 @@ class Result:
 
     def extent(self) -> tuple[np.ndarray, np.ndarray]:
         """Axis-aligned box (bohr) holding the states: the box itself, centres ± 4/√β for Gaussian
-        envelopes, or centres ± 6/a for exponential ones (a = the smallest learned decay)."""
+        envelopes, centres ± 6/a for exponential ones (a = the smallest learned decay), or ± 2σ of the
+        fixed Gaussian proposal without an envelope."""
         model = self.model
         centers = model.centers.detach().cpu().numpy()
         kind = model.config.envelope
         if kind == "box":
             half = 0.5 * model.lengths.detach().cpu().numpy()
             return centers[0] - half, centers[0] + half
+        if kind == "none":                     # no envelope: two standard deviations of the fixed proposal
+            reach = 2.0 * float(self.config.get("proposal_scale", 16.0))
+            return centers[0] - reach, centers[0] + reach
         scales = np.exp(model.log_scale.detach().cpu().numpy())
         reach = 4.0 / np.sqrt(scales.min(0)) if kind == "gaussian" else np.full(centers.shape[1], 6.0 / scales.min())
         return centers.min(0) - reach, centers.max(0) + reach

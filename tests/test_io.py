@@ -70,3 +70,17 @@ def test_unwritable_path_leaves_nothing(short_result, tmp_path):
         assert not any(target.iterdir())
     finally:
         target.chmod(0o700)
+
+
+def test_paper_network_result_round_trips_and_plots(tmp_path):
+    # the ICML network (no envelope, Fourier features, softplus) must save, reload and plot like the others
+    from qsolver import plots
+    from qsolver.config import PRESETS
+
+    settings = {**PRESETS["paper"], "hidden": 8, "features": 16, "eval_samples": 2000, "eval_blocks": 4}
+    result = qsolver.solve(qsolver.load_system("hydrogen_2d"), n_states=2, steps=3, progress=False, **settings)
+    path = result.save(tmp_path / "paper.h5")
+    back = qsolver.load_result(path)
+    x = np.random.default_rng(0).normal(scale=5.0, size=(50, 2))
+    np.testing.assert_allclose(back.wavefunctions(x), result.wavefunctions(x), rtol=1e-12, atol=1e-14)
+    assert plots.wavefunction_gallery(back, tmp_path / "states.png").stat().st_size > 0
