@@ -211,9 +211,11 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
             log(f"time to mean rel. error {TARGET:g}: {curves[1].preset} / {curves[0].preset} = "
                 f"{other:.0f} s / {first:.0f} s = {other / first:.1f}")
         else:
-            log(f"time to mean rel. error {TARGET:g}: " + ", ".join(
-                f"{c.preset} {'not reached (error ' + format(c.final['mean_rel_error'], '.2e') + ')' if times[c.preset] is None else format(times[c.preset], '.0f') + ' s'}"
-                for c in curves))
+            def reached(c: Curve) -> str:
+                t = times[c.preset]
+                return f"not reached (error {c.final['mean_rel_error']:.2e})" if t is None else f"{t:.0f} s"
+
+            log(f"time to mean rel. error {TARGET:g}: " + ", ".join(f"{c.preset} {reached(c)}" for c in curves))
     return summary
 
 
