@@ -23,7 +23,9 @@ class SolverConfig:
     envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
     features: int = 0             # random Fourier features of the inputs (envelope "none"); 0 = none
     feature_scale: float = 0.1    # standard deviation of the Fourier frequencies (1/bohr)
-    optimizer: str = "adam"       # "adam" or "rmsprop"
+    optimizer: str = "adam"       # "adam", "rmsprop" or "natural" (per-state Gauss–Newton step, qsolver.natural)
+    trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays like lr)
+    damping: float = 1e-2         # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ
     proposal: str = "auto"        # "auto" (matched to the envelopes) or "gaussian" (fixed, proposal_scale)
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential
@@ -51,4 +53,7 @@ PRESETS: dict[str, dict] = {
                   proposal="gaussian", proposal_scale=16.0, laplacian="fd", fd_step=0.01, dtype="float32",
                   optimizer="rmsprop", lr=1e-4, lr_final=0.0, ema=0.995, shift=0.0, operator_scale=100.0,
                   nesting="sequential", batch=512, gram_batch=0, eval_samples=20000),
+    # The package's networks trained by per-state Gauss–Newton steps (qsolver.natural); the B×B solves cost
+    # O(B²) per state, so the batch is 128.
+    "natural": dict(optimizer="natural", batch=128, trust=0.05, damping=1e-2),
 }

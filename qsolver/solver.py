@@ -19,6 +19,7 @@ from .config import SolverConfig
 from .errors import InputError
 from .hamiltonian import apply_hamiltonian
 from .model import EigenNet, ModelConfig
+from .natural import descent_direction, natural_step
 from .nestedlora import lora_objective, nestedlora_loss
 from .potentials import Box, Coulomb, Harmonic, asymptote, find, hydrogen_nu
 from .result import Result
@@ -45,7 +46,7 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     if cfg.dtype not in ("auto", "float32", "float64"):
         raise InputError(f"unknown dtype '{cfg.dtype}' (auto, float32, float64)", source=system.source,
                          field="dtype")
-    choices = {"envelope": ("auto", "exponential", "gaussian", "box", "none"), "optimizer": ("adam", "rmsprop"),
+    choices = {"envelope": ("auto", "exponential", "gaussian", "box", "none"), "optimizer": ("adam", "rmsprop", "natural"),
                "proposal": ("auto", "gaussian"), "activation": ("tanh", "softplus", "silu")}
     for key, known in choices.items():
         if getattr(cfg, key) not in known:
@@ -54,6 +55,10 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     if cfg.features and (cfg.envelope != "none" or cfg.features % 2):
         raise InputError("Fourier features need envelope = \"none\" and an even count", source=system.source,
                          field="features")
+    if cfg.trust <= 0 or cfg.damping < 0:
+        bad = "trust" if cfg.trust <= 0 else "damping"
+        raise InputError(f"must be {'positive' if bad == 'trust' else 'non-negative'}, got {getattr(cfg, bad)}",
+                         source=system.source, field=bad)
     if cfg.budget < 0 or cfg.gram_batch < 0 or cfg.proposal_scale <= 0:
         bad = "budget" if cfg.budget < 0 else "gram_batch" if cfg.gram_batch < 0 else "proposal_scale"
         raise InputError(f"must not be negative{' or zero' if bad == 'proposal_scale' else ''}",
@@ -186,7 +191,7 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     kappa, v_inf = system.kinetic, asymptote(system.potential)
 
     optimizer = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
-    opt = optimizer(model.parameters(), lr=cfg.lr)
+    opt = optimizer(model.parameters(), lr=cfg.lr)          # unused by the natural-gradient step
     averaged = [p.detach().clone() for p in model.parameters()]
     fixed_scale = cfg.proposal_scale if cfg.proposal == "gaussian" else None
     history: dict[str, list] = {"step": [], "loss": [], "energies": [], "shift": [], "time": []}
@@ -210,9 +215,10 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
                 on_checkpoint(_averaged_copy(model, averaged), step - 1, elapsed)
                 paused += time.perf_counter() - tick
             progress_fraction = max(step / cfg.steps, elapsed / cfg.budget if cfg.budget else 0.0)
-            for group in opt.param_groups:       # cosine decay from lr to lr * lr_final over steps or budget
-                group["lr"] = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 *
-                                        (1 + math.cos(math.pi * min(progress_fraction, 1.0))))
+            # cosine decay from lr (or trust) to lr_final times it over the steps or the budget
+            decay = cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * min(progress_fraction, 1.0)))
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * decay
             proposal = proposal_for(model, train_dtype, fixed_scale)
             x = proposal.sample(cfg.batch, gen)
             root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
@@ -233,13 +239,20 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
                     xg = proposal.sample(cfg.gram_batch, gen)
                     fg = model(xg) * torch.exp(-0.5 * proposal.log_prob(xg))[:, None]
                     gram = fg.T @ fg / cfg.gram_batch
-            loss = nestedlora_loss(model(x) * root_w, scale * (shift * f_d - hf), cfg.nesting, gram=gram)
-            opt.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-                opt.step()
+            if cfg.optimizer == "natural":
+                direction = descent_direction(f_d, scale * (shift * f_d - hf), cfg.nesting)
+                if torch.isfinite(direction).all():
+                    natural_step(model, x, root_w, direction, f_d, cfg.trust * decay, cfg.damping)
+                else:
+                    skipped += 1
             else:
-                skipped += 1
+                loss = nestedlora_loss(model(x) * root_w, scale * (shift * f_d - hf), cfg.nesting, gram=gram)
+                opt.zero_grad(set_to_none=True)
+                if torch.isfinite(loss):
+                    loss.backward()
+                    opt.step()
+                else:
+                    skipped += 1
             with torch.no_grad():
                 for avg, p in zip(averaged, model.parameters()):
                     avg.lerp_(p, 1.0 - cfg.ema)
