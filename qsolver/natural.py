@@ -19,10 +19,12 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 
-def descent_direction(f: torch.Tensor, t_f: torch.Tensor, nesting: str) -> torch.Tensor:
-    """r_k(x_i)/√p(x_i) (B, L) from f = ψ/√p and t_f = Tψ/√p (both (B, L)); Gram matrix from the same batch."""
+def descent_direction(f: torch.Tensor, t_f: torch.Tensor, nesting: str,
+                      gram: torch.Tensor | None = None) -> torch.Tensor:
+    """r_k(x_i)/√p(x_i) (B, L) from f = ψ/√p and t_f = Tψ/√p (both (B, L)); ⟨ψ_k,ψ_m⟩ from ``gram`` (L, L)
+    when given (independent samples), else from the same batch."""
     n_states = f.shape[1]
-    gram = f.T @ f / f.shape[0]
+    gram = f.T @ f / f.shape[0] if gram is None else gram
     if nesting == "sequential":
         weights = torch.tril(torch.ones_like(gram))
     elif nesting == "joint":

@@ -46,8 +46,9 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     if cfg.dtype not in ("auto", "float32", "float64"):
         raise InputError(f"unknown dtype '{cfg.dtype}' (auto, float32, float64)", source=system.source,
                          field="dtype")
-    choices = {"envelope": ("auto", "exponential", "gaussian", "box", "none"), "optimizer": ("adam", "rmsprop", "natural"),
-               "proposal": ("auto", "gaussian"), "activation": ("tanh", "softplus", "silu")}
+    choices = {"envelope": ("auto", "exponential", "gaussian", "box", "none"),
+               "optimizer": ("adam", "rmsprop", "natural"), "proposal": ("auto", "gaussian"),
+               "activation": ("tanh", "softplus", "silu")}
     for key, known in choices.items():
         if getattr(cfg, key) not in known:
             raise InputError(f"unknown {key} '{getattr(cfg, key)}' ({', '.join(known)})", source=system.source,
@@ -240,7 +241,7 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
                     fg = model(xg) * torch.exp(-0.5 * proposal.log_prob(xg))[:, None]
                     gram = fg.T @ fg / cfg.gram_batch
             if cfg.optimizer == "natural":
-                direction = descent_direction(f_d, scale * (shift * f_d - hf), cfg.nesting)
+                direction = descent_direction(f_d, scale * (shift * f_d - hf), cfg.nesting, gram)
                 if torch.isfinite(direction).all():
                     natural_step(model, x, root_w, direction, f_d, cfg.trust * decay, cfg.damping)
                 else:
