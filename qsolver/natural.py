@@ -18,20 +18,16 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, grad, vmap
 
+from .nestedlora import nesting_weights
+
 
 def descent_direction(f: torch.Tensor, t_f: torch.Tensor, nesting: str,
                       gram: torch.Tensor | None = None) -> torch.Tensor:
     """r_k(x_i)/√p(x_i) (B, L) from f = ψ/√p and t_f = Tψ/√p (both (B, L)); ⟨ψ_k,ψ_m⟩ from ``gram`` (L, L)
     when given (independent samples), else from the same batch."""
-    n_states = f.shape[1]
     gram = f.T @ f / f.shape[0] if gram is None else gram
-    if nesting == "sequential":
-        weights = torch.tril(torch.ones_like(gram))
-    elif nesting == "joint":
-        m = torch.arange(n_states, 0, -1, dtype=f.dtype, device=f.device)
-        weights = torch.minimum(m[:, None], m[None, :]) / m[:, None]
-    else:
-        raise ValueError(f"unknown nesting '{nesting}' (sequential, joint)")
+    m, big_m = nesting_weights(f.shape[1], nesting, f.dtype, f.device)
+    weights = big_m / m[:, None]
     return t_f - f @ (weights * gram).T
 
 

@@ -20,6 +20,17 @@ def _gram(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a.T @ b / a.shape[0]
 
 
+def nesting_weights(n_states: int, nesting: str, dtype: torch.dtype, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m, M): sequential m_l = 1, M_lm = [m ≤ l]; joint m_l = L - l, M_lm = m_max(l,m) = min(m_l, m_m)."""
+    if nesting == "sequential":
+        return (torch.ones(n_states, dtype=dtype, device=device),
+                torch.tril(torch.ones(n_states, n_states, dtype=dtype, device=device)))
+    if nesting == "joint":
+        m = torch.arange(n_states, 0, -1, dtype=dtype, device=device)
+        return m, torch.minimum(m[:, None], m[None, :])
+    raise ValueError(f"unknown nesting '{nesting}' (sequential, joint)")
+
+
 def nestedlora_loss(f: torch.Tensor, t_f: torch.Tensor, nesting: str = "sequential", split: bool = True,
                     gram: torch.Tensor | None = None) -> torch.Tensor:
     """Surrogate loss for f = ψ/√p (B, L) with graph and (Tψ)/√p (B, L) detached.
@@ -31,30 +42,21 @@ def nestedlora_loss(f: torch.Tensor, t_f: torch.Tensor, nesting: str = "sequenti
     """
     n_states = f.shape[1]
     linear = (f * t_f.detach()).mean(0)                                  # ⟨ψ_l, Tψ_l⟩ (grad on ψ only)
+    m, big_m = nesting_weights(n_states, nesting, f.dtype, f.device)
     if gram is not None:
         gram = gram.detach()
         if nesting == "joint":
-            m = torch.arange(n_states, 0, -1, dtype=f.dtype, device=f.device)
-            big_m = torch.minimum(m[:, None], m[None, :])
             return -4 * (m * linear).sum() + 2 * (big_m * gram * _gram(f, f)).sum()
-        if nesting == "sequential":
-            lower = torch.tril(torch.ones(n_states, n_states, dtype=f.dtype, device=f.device))
-            return -4 * linear.sum() + 4 * (lower * gram * _gram(f, f.detach())).sum()
-        raise ValueError(f"unknown nesting '{nesting}' (sequential, joint)")
+        return -4 * linear.sum() + 4 * (big_m * gram * _gram(f, f.detach())).sum()
     half = f.shape[0] // 2 if split else f.shape[0]
     parts = ((slice(0, half), slice(half, 2 * half)) if split else (slice(None), slice(None)))
     if nesting == "joint":
-        m = torch.arange(n_states, 0, -1, dtype=f.dtype, device=f.device)
-        big_m = torch.minimum(m[:, None], m[None, :])                     # m_max(l,m) = L - max(l,m)
         g1 = _gram(f[parts[0]], f[parts[0]])
         g2 = _gram(f[parts[1]], f[parts[1]])
         return -4 * (m * linear).sum() + (big_m * g1 * g2).sum()
-    if nesting == "sequential":
-        lower = torch.tril(torch.ones(n_states, n_states, dtype=f.dtype, device=f.device))
-        g1 = _gram(f[parts[0]], f[parts[0]].detach())                    # ⟨ψ_k, sg ψ_m⟩
-        g2 = _gram(f[parts[1]], f[parts[1]].detach())
-        return -4 * linear.sum() + 2 * (lower * g1 * g2).sum()
-    raise ValueError(f"unknown nesting '{nesting}' (sequential, joint)")
+    g1 = _gram(f[parts[0]], f[parts[0]].detach())                        # ⟨ψ_k, sg ψ_m⟩ (sequential)
+    g2 = _gram(f[parts[1]], f[parts[1]].detach())
+    return -4 * linear.sum() + 2 * (big_m * g1 * g2).sum()
 
 
 def lora_objective(gram: torch.Tensor, t_diag: torch.Tensor) -> torch.Tensor:
