@@ -69,17 +69,23 @@ class EigenNet(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(c.states, 1, fan_out, dtype=torch.float64)))
 
     # ---- inputs and envelope as jets (component axis: [value, ∂_1..∂_d, ∇²]) ----
-    def _feature_scales(self) -> torch.Tensor:
-        """Per-state multipliers of the base inputs, (L, F)."""
+    def _log_scale(self, per_sample: torch.Tensor | None) -> torch.Tensor | None:
+        """Log-decays or log-curvatures as (L, 1, C), or the given per-sample copy (L, B, C)."""
+        if per_sample is not None:
+            return per_sample
+        return self.log_scale[:, None, :] if hasattr(self, "log_scale") else None
+
+    def _feature_scales(self, log_scale: torch.Tensor | None) -> torch.Tensor:
+        """Per-state multipliers of the base inputs, (L, 1, F) (or (L, B, F) for per-sample log-scales)."""
         c = self.config
         if c.envelope == "exponential":
-            return torch.exp(self.log_scale).repeat_interleave(c.dimension + 1, dim=1)
+            return torch.exp(log_scale).repeat_interleave(c.dimension + 1, dim=-1)
         if c.envelope == "gaussian":
-            return torch.exp(0.5 * self.log_scale)
+            return torch.exp(0.5 * log_scale)
         if c.envelope == "none":
-            return torch.ones(c.states, c.features or c.dimension, dtype=self.centers.dtype,
+            return torch.ones(c.states, 1, c.features or c.dimension, dtype=self.centers.dtype,
                               device=self.centers.device)
-        return (2.0 / self.lengths).expand(c.states, -1)
+        return (2.0 / self.lengths).expand(c.states, 1, -1)
 
     def _base_jet(self, x: torch.Tensor, with_derivatives: bool) -> torch.Tensor:
         """Base inputs as jets (B, d + 2, F), or values only (B, F)."""
@@ -112,7 +118,7 @@ class EigenNet(nn.Module):
         grads = grads.permute(0, 2, 1, 3).reshape(n, d, -1)
         return torch.cat([values[:, None], grads, laps.reshape(n, 1, -1)], dim=1)
 
-    def _envelope(self, x: torch.Tensor, with_derivatives: bool) -> torch.Tensor:
+    def _envelope(self, x: torch.Tensor, with_derivatives: bool, log_scale: torch.Tensor | None) -> torch.Tensor:
         """e_l(x) as jets (L, B, d + 2), or values (L, B)."""
         c = self.config
         d = c.dimension
@@ -121,23 +127,23 @@ class EigenNet(nn.Module):
             return torch.cat([one, torch.zeros(c.states, x.shape[0], d + 1, dtype=x.dtype, device=x.device)], -1) \
                 if with_derivatives else one[..., 0]
         if c.envelope == "exponential":
-            a = torch.exp(self.log_scale)                               # (L, C)
+            a = torch.exp(log_scale)                                    # (L, 1, C)
             dx = x[:, None, :] - self.centers[None]                     # (B, C, d)
             r = torch.linalg.vector_norm(dx, dim=-1)                    # (B, C)
-            e = torch.exp(-a[:, None, :] * r[None])                     # (L, B, C)
+            e = torch.exp(-a * r[None])                                 # (L, B, C)
             if not with_derivatives:
                 return e.sum(-1)
-            grad = (-(a[:, None, :] * e)[..., None] * (dx / r[..., None])[None]).sum(2)  # (L, B, d)
-            lap = (e * (a[:, None, :] ** 2 - a[:, None, :] * (d - 1) / r[None])).sum(-1)
+            grad = (-(a * e)[..., None] * (dx / r[..., None])[None]).sum(2)  # (L, B, d)
+            lap = (e * (a**2 - a * (d - 1) / r[None])).sum(-1)
             return torch.cat([e.sum(-1)[..., None], grad, lap[..., None]], dim=-1)
         if c.envelope == "gaussian":
-            beta = torch.exp(self.log_scale)                            # (L, d)
+            beta = torch.exp(log_scale)                                 # (L, 1, d)
             dx = x - self.centers[0]                                    # (B, d)
-            e = torch.exp(-0.5 * (beta[:, None, :] * dx[None] ** 2).sum(-1))
+            e = torch.exp(-0.5 * (beta * dx[None] ** 2).sum(-1))
             if not with_derivatives:
                 return e
-            grad = -beta[:, None, :] * dx[None] * e[..., None]
-            lap = e * ((beta[:, None, :] * dx[None]) ** 2 - beta[:, None, :]).sum(-1)
+            grad = -beta * dx[None] * e[..., None]
+            lap = e * ((beta * dx[None]) ** 2 - beta).sum(-1)
             return torch.cat([e[..., None], grad, lap[..., None]], dim=-1)
         k = math.pi / self.lengths                                      # box, (d,)
         phase = k * (x - self.centers[0])
@@ -154,19 +160,31 @@ class EigenNet(nn.Module):
     # ---- public evaluation ----
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ψ_l(x) for x (B, d) -> (B, L)."""
-        z = self._base_jet(x, False)[None] * self._feature_scales()[:, None, :]       # (L, B, F)
+        return self.layers(x)[0]
+
+    def layers(self, x: torch.Tensor, log_scale: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """ψ (B, L) with every linear layer's input z (L, B, fan_in) and output zW + b (L, B, fan_out).
+
+        ``log_scale`` (L, B, C), a per-sample copy of the learned log-scales, gives per-sample derivatives by them."""
+        log_scale = self._log_scale(log_scale)
+        z = self._base_jet(x, False)[None] * self._feature_scales(log_scale)          # (L, B, F)
+        inputs, outputs = [], []
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            inputs.append(z)
             z = torch.baddbmm(b, z, w)
+            outputs.append(z)
             if i < last:
                 z = activation(z, self.config.activation)
-        return (z[..., 0] * self._envelope(x, False)).T
+        return (z[..., 0] * self._envelope(x, False, log_scale)).T, inputs, outputs
 
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ψ (B, L), ∇ψ (B, L, d) and ∇²ψ (B, L) by one forward-Laplacian pass."""
         n, d = x.shape
         base = self._base_jet(x, True)                                  # (B, d + 2, F)
-        scales = self._feature_scales()[:, None, :]                    # (L, 1, F)
+        log_scale = self._log_scale(None)
+        scales = self._feature_scales(log_scale)                        # (L, 1, F)
         value = base[None, :, 0] * scales                               # (L, B, F)
         grad = base[None, :, 1:-1] * scales[:, :, None]                 # (L, B, d, F)
         lap = base[None, :, -1] * scales
@@ -179,5 +197,5 @@ class EigenNet(nn.Module):
             if i < last:
                 value, grad, lap = activation_jet(value, grad, lap, self.config.activation)
         g = torch.cat([value, grad[..., 0], lap], dim=-1)              # (L, B, d + 2)
-        psi = product_jet(g, self._envelope(x, True))
+        psi = product_jet(g, self._envelope(x, True, log_scale))
         return psi[..., 0].T, psi[..., 1:-1].transpose(0, 1), psi[..., -1].T

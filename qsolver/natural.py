@@ -15,9 +15,11 @@ state, ‖J_k Δθ_k‖, is at most ``trust`` × ‖f_k‖ on the batch.
 """
 from __future__ import annotations
 
-import torch
-from torch.func import functional_call, grad, vmap
+from dataclasses import dataclass
 
+import torch
+
+from .model import EigenNet
 from .nestedlora import nesting_weights
 
 
@@ -31,41 +33,72 @@ def descent_direction(f: torch.Tensor, t_f: torch.Tensor, nesting: str,
     return t_f - f @ (weights * gram).T
 
 
-def per_state_jacobian(model: torch.nn.Module, x: torch.Tensor, root_w: torch.Tensor) -> torch.Tensor:
-    """J (L, B, P): ∂f_l(x_i)/∂θ_l for a model whose parameters all carry the state index first, so that
-    state l's output depends on slice l of each parameter only (one network per state)."""
-    params = {name: p.detach() for name, p in model.named_parameters()}
+@dataclass
+class Tangents:
+    """Factors of the per-sample, per-state Jacobian J_l = ∂f_l(x_i)/∂θ_l of a network per state.
 
-    def total(prm: dict, point: torch.Tensor) -> torch.Tensor:
-        return functional_call(model, prm, (point[None],)).sum()
+    For a linear layer z → zW + b the row of J for W is the outer product z_i ⊗ g_i, with g_i = ∂f_l(x_i)/∂(zW + b)_i
+    (one backward pass gives g for all samples, as f_l(x_i) depends on sample i only), so
+    J Jᵀ = Σ_layers (Z Zᵀ + 1) ⊙ (G Gᵀ) + S Sᵀ without forming J (S: derivatives by the envelope log-scales).
+    """
 
-    per_sample = vmap(grad(total), in_dims=(None, 0))(params, x)        # name -> (B, L, ...)
-    n, n_states = x.shape[0], next(iter(params.values())).shape[0]
-    jac = torch.cat([per_sample[name].reshape(n, n_states, -1) for name in params], dim=-1)
-    return (jac * root_w[:, :, None]).transpose(0, 1)
-
-
-def least_squares_step(jac: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tensor:
-    """Δθ (L, P) = Jᵀ (J Jᵀ + ε I)⁻¹ r per state, for J (L, B, P) and r (L, B); ε = damping × mean diag J Jᵀ."""
-    kernel = jac @ jac.transpose(1, 2)
-    eps = damping * kernel.diagonal(dim1=1, dim2=2).mean(-1)
-    eye = torch.eye(jac.shape[1], dtype=kernel.dtype, device=kernel.device)
-    coef = torch.linalg.solve(kernel + eps[:, None, None] * eye, r[..., None])
-    return (jac.transpose(1, 2) @ coef)[..., 0]
+    inputs: list[torch.Tensor]      # z per layer, (L, B, fan_in)
+    signals: list[torch.Tensor]     # g per layer, (L, B, fan_out)
+    scales: torch.Tensor | None     # ∂f_l(x_i)/∂ log_scale_lc, (L, B, C); None without learned scales
 
 
-def natural_step(model: torch.nn.Module, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
+def tangents(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
+    """Jacobian factors of f = ψ·root_w at the samples x (B, d); root_w (B, 1). One forward and one backward
+    pass: the log-scales enter as a per-sample copy, whose gradient is then their per-sample derivative."""
+    per_sample = None
+    if hasattr(model, "log_scale"):
+        log_scale = model.log_scale.detach()
+        per_sample = log_scale[:, None, :].expand(-1, x.shape[0], -1).clone().requires_grad_(True)
+    psi, inputs, outputs = model.layers(x, per_sample)
+    wrt = outputs + ([per_sample] if per_sample is not None else [])
+    grads = torch.autograd.grad((psi * root_w).sum(), wrt)
+    scales = grads[-1] if per_sample is not None else None
+    return Tangents([z.detach() for z in inputs], list(grads[:len(outputs)]), scales)
+
+
+def kernel(t: Tangents) -> torch.Tensor:
+    """J Jᵀ per state, (L, B, B)."""
+    k = t.scales @ t.scales.transpose(1, 2) if t.scales is not None else 0.0
+    for z, g in zip(t.inputs, t.signals):
+        k = k + (z @ z.transpose(1, 2) + 1.0) * (g @ g.transpose(1, 2))
+    return k
+
+
+def pull_back(t: Tangents, coef: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Jᵀ c per state for coefficients c (L, B), as updates named like the model's parameters."""
+    out = {}
+    for j, (z, g) in enumerate(zip(t.inputs, t.signals)):
+        weighted = coef[..., None] * g
+        out[f"weights.{j}"] = z.transpose(1, 2) @ weighted
+        out[f"biases.{j}"] = weighted.sum(1, keepdim=True)
+    if t.scales is not None:
+        out["log_scale"] = (t.scales * coef[..., None]).sum(1)
+    return out
+
+
+def solve_kernel(k: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tensor:
+    """c (L, B) = (K + ε I)⁻¹ r per state, ε = damping × mean diag K, in float64; then Δθ = Jᵀ c."""
+    k, r = k.double(), r.double()
+    eps = damping * k.diagonal(dim1=1, dim2=2).mean(-1)
+    eye = torch.eye(k.shape[1], dtype=k.dtype, device=k.device)
+    return torch.linalg.solve(k + eps[:, None, None] * eye, r[..., None])[..., 0]
+
+
+def natural_step(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
                  f: torch.Tensor, trust: float, damping: float) -> torch.Tensor:
     """Apply Δθ_k (see the module docstring) to the model in place; returns the step scale per state (L,)."""
-    jac = per_state_jacobian(model, x, root_w).double()                     # (L, B, P)
-    delta = least_squares_step(jac, direction.T.double(), damping)
-    change = (jac @ delta[..., None])[..., 0].norm(dim=1)
+    t = tangents(model, x, root_w)
+    k = kernel(t)
+    coef = solve_kernel(k, direction.T, damping)
+    change = (k.double() @ coef[..., None])[..., 0].norm(dim=1)           # ‖J Δθ‖ on the batch
     scale = torch.clamp(trust * f.T.double().norm(dim=1) / change.clamp_min(1e-300), max=1.0)
-    delta = delta * scale[:, None]
+    updates = pull_back(t, (coef * scale[:, None]).to(t.inputs[0].dtype))
     with torch.no_grad():
-        start = 0
-        for p in model.parameters():
-            size = p[0].numel()
-            p.add_(delta[:, start:start + size].reshape(p.shape).to(p.dtype))
-            start += size
+        for name, p in model.named_parameters():
+            p.add_(updates[name])
     return scale
