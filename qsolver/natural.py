@@ -63,9 +63,11 @@ def tangents(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor) -> Tangents
 
 def kernel(t: Tangents) -> torch.Tensor:
     """J Jᵀ per state, (L, B, B)."""
-    k = t.scales @ t.scales.transpose(1, 2) if t.scales is not None else 0.0
-    for z, g in zip(t.inputs, t.signals):
-        k = k + (z @ z.transpose(1, 2) + 1.0) * (g @ g.transpose(1, 2))
+    g0 = t.signals[0]
+    k = t.scales @ t.scales.transpose(1, 2) if t.scales is not None else g0.new_zeros(g0.shape[0], g0.shape[1],
+                                                                                            g0.shape[1])
+    for z, g in zip(t.inputs, t.signals):                  # in place: the (L, B, B) buffers dominate the cost
+        k.addcmul_(torch.baddbmm(k.new_ones(()), z, z.transpose(1, 2)), g @ g.transpose(1, 2))
     return k
 
 
@@ -82,23 +84,32 @@ def pull_back(t: Tangents, coef: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def solve_kernel(k: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tensor:
-    """c (L, B) = (K + ε I)⁻¹ r per state, ε = damping × mean diag K, in float64; then Δθ = Jᵀ c."""
-    k, r = k.double(), r.double()
+    """c (L, B) = (K + ε I)⁻¹ r per state, ε = damping × mean diag K; then Δθ = Jᵀ c.
+
+    Cholesky in K's precision (float32 is enough for the default damping: the condition number is at most
+    B/damping); a state whose factorisation fails is solved again in float64."""
     eps = damping * k.diagonal(dim1=1, dim2=2).mean(-1)
-    eye = torch.eye(k.shape[1], dtype=k.dtype, device=k.device)
-    return torch.linalg.solve(k + eps[:, None, None] * eye, r[..., None])[..., 0]
+    damped = k + eps[:, None, None] * torch.eye(k.shape[1], dtype=k.dtype, device=k.device)
+    factor, info = torch.linalg.cholesky_ex(damped)
+    coef = torch.cholesky_solve(r[..., None].to(k.dtype), factor)[..., 0]
+    failed = info > 0
+    if failed.any():
+        coef[failed] = torch.linalg.solve(damped[failed].double(), r[failed].double()[..., None])[..., 0].to(k.dtype)
+    return coef
 
 
 def natural_step(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
-                 f: torch.Tensor, trust: float, damping: float) -> torch.Tensor:
-    """Apply Δθ_k (see the module docstring) to the model in place; returns the step scale per state (L,)."""
+                 f: torch.Tensor, step: float, trust: float, damping: float) -> torch.Tensor:
+    """Apply ``step`` × Δθ_k (see the module docstring), shortened to the trust region, to the model in place;
+    returns the scale applied to Δθ_k per state (L,)."""
     t = tangents(model, x, root_w)
     k = kernel(t)
-    coef = solve_kernel(k, direction.T, damping)
-    change = (k.double() @ coef[..., None])[..., 0].norm(dim=1)           # ‖J Δθ‖ on the batch
-    scale = torch.clamp(trust * f.T.double().norm(dim=1) / change.clamp_min(1e-300), max=1.0)
-    updates = pull_back(t, (coef * scale[:, None]).to(t.inputs[0].dtype))
+    coef = step * solve_kernel(k, direction.T, damping)
+    change = (k @ coef[..., None])[..., 0].norm(dim=1)                     # ‖J Δθ‖ on the batch
+    clip = torch.clamp(trust * f.T.norm(dim=1) / change.clamp_min(torch.finfo(k.dtype).tiny), max=1.0)
+    coef = coef * clip[:, None]
+    updates = pull_back(t, coef)
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.add_(updates[name])
-    return scale
+    return step * clip

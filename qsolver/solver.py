@@ -243,7 +243,7 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
             if cfg.optimizer == "natural":
                 direction = descent_direction(f_d, scale * (shift * f_d - hf), cfg.nesting, gram)
                 if torch.isfinite(direction).all():
-                    natural_step(model, x, root_w, direction, f_d, cfg.trust * decay, cfg.damping)
+                    natural_step(model, x, root_w, direction, f_d, decay, cfg.trust * decay, cfg.damping)
                 else:
                     skipped += 1
             else:

@@ -77,6 +77,23 @@ def test_least_squares_step_reproduces_the_direction():
     assert damped.norm() < delta.norm()
 
 
+def test_kernel_solve_falls_back_to_float64():
+    """A float32 kernel of rank 4 < B with damping 1e-9 is not positive definite in float32 arithmetic; the
+    states whose Cholesky factorisation fails are solved in float64 (small backward error), the others keep the
+    float32 solution."""
+    gen = torch.Generator().manual_seed(5)
+    low = torch.randn(8, 4, generator=gen, dtype=torch.float64)
+    good = torch.randn(8, 30, generator=gen, dtype=torch.float64)
+    k = torch.stack([low @ low.T, good @ good.T]).float()
+    r = torch.randn(2, 8, generator=gen)
+    assert (torch.linalg.cholesky_ex(k[:1] + 1e-9 * k[0].diagonal().mean() * torch.eye(8))[1] > 0).all()
+    coef = solve_kernel(k, r, 1e-9)
+    damped = (k + 1e-9 * k.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None] * torch.eye(8)).double()
+    residual = (damped @ coef.double()[..., None])[..., 0] - r.double()
+    backward_error = residual.norm(dim=1) / (damped.norm(dim=(1, 2)) * coef.double().norm(dim=1))
+    assert torch.isfinite(coef).all() and backward_error.max() < 1e-6
+
+
 def test_natural_optimizer_solves_the_oscillator():
     """1D oscillator (ω = 1, κ = ½), levels n + ½, after only 300 natural steps at batch 128. Measured for seeds
     0/1/2: the two lowest within 1e-3/1.2e-2/1.1e-2 hartree, all four within 0.04/0.51/0.12 (Adam after the same 300
