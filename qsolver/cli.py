@@ -212,11 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the PNG files (default: beside the HDF5 file)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, or 'accuracy' of a "
-                       "system against training wall time (presets: default, paper, natural)")
+                       "system against training wall time (presets: default, paper, adam)")
     p.add_argument("what", choices=["laplacian", "accuracy"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
-    p.add_argument("--presets", nargs="+", default=["default", "paper"], help="presets to compare (accuracy): default, paper, natural")
+    p.add_argument("--presets", nargs="+", default=["default", "paper"],
+                   help="presets to compare (accuracy): default, paper, adam")
     p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")
     p.add_argument("--states", type=int, default=16, help="states of the benchmark network (laplacian)")
     p.add_argument("--batch", type=int, default=512, help="samples per call (laplacian)")

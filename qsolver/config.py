@@ -11,9 +11,9 @@ class SolverConfig:
     states: int = 4
     steps: int = 3000
     budget: float = 0.0           # training wall-time limit in seconds (0 = none); the schedule follows it
-    batch: int = 512              # Monte Carlo samples per step (split in two halves for the quartic term)
-    lr: float = 1e-2              # Adam learning rate at the start; cosine decay to lr * lr_final
-    lr_final: float = 0.02
+    batch: int = 256              # Monte Carlo samples per step
+    lr: float = 1e-2              # Adam / RMSprop learning rate at the start
+    lr_final: float = 0.02        # the step sizes decay by a cosine to lr_final times their start
     ema: float = 0.995            # decay of the exponential moving average of the weights used at the end
     gram_batch: int = 0           # extra forward-only samples per step for the Gram factor (0 = half-batches)
     nesting: str = "sequential"   # "sequential" or "joint"
@@ -23,8 +23,8 @@ class SolverConfig:
     envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
     features: int = 0             # random Fourier features of the inputs (envelope "none"); 0 = none
     feature_scale: float = 0.1    # standard deviation of the Fourier frequencies (1/bohr)
-    optimizer: str = "adam"       # "adam", "rmsprop" or "natural" (per-state Gauss–Newton step, qsolver.natural)
-    trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays like lr)
+    optimizer: str = "natural"    # "natural" (per-state Gauss–Newton step, qsolver.natural), "adam" or "rmsprop"
+    trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays too)
     damping: float = 1e-2         # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ
     proposal: str = "auto"        # "auto" (matched to the envelopes) or "gaussian" (fixed, proposal_scale)
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
@@ -53,7 +53,6 @@ PRESETS: dict[str, dict] = {
                   proposal="gaussian", proposal_scale=16.0, laplacian="fd", fd_step=0.01, dtype="float32",
                   optimizer="rmsprop", lr=1e-4, lr_final=0.0, ema=0.995, shift=0.0, operator_scale=100.0,
                   nesting="sequential", batch=512, gram_batch=0, eval_samples=20000),
-    # The package's networks trained by per-state Gauss–Newton steps (qsolver.natural); the B×B solves cost
-    # O(B²) per state, so the batch is 128.
-    "natural": dict(optimizer="natural", batch=128, trust=0.05, damping=1e-2),
+    # The package's networks trained by Adam on the NestedLoRA loss (the default before the natural step).
+    "adam": dict(optimizer="adam", batch=512, lr=1e-2),
 }

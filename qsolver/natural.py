@@ -9,9 +9,11 @@ Lebesgue inner product):
 
     Δθ_k = J_kᵀ (J_k J_kᵀ + ε I)⁻¹ r_k,   J_k = ∂f_k(x_i)/∂θ_k  (B × P_k),
 
-the minimum-norm least-squares solution (B × B solve; ε = damping × mean diag J_k J_kᵀ). The Coulomb term makes
-r_k large and rough near a nucleus, so the step is then shortened to a trust region: the predicted change of the
-state, ‖J_k Δθ_k‖, is at most ``trust`` × ‖f_k‖ on the batch.
+the minimum-norm least-squares solution (B × B solve; ε = damping × mean diag J_k J_kᵀ). J_k J_kᵀ is built from
+layer factors without forming J_k (:class:`Tangents`), so a step costs O(L B² width) + O(L B³). The step is scaled
+by η, which follows the solver's cosine schedule from 1 (so that the Monte Carlo noise of r_k averages out at the
+end), and the Coulomb term makes r_k large and rough near a nucleus, so it is then shortened to a trust region:
+the predicted change of the state, ‖J_k Δθ_k‖, is at most ``trust`` × ‖f_k‖ on the batch.
 """
 from __future__ import annotations
 
@@ -37,8 +39,8 @@ def descent_direction(f: torch.Tensor, t_f: torch.Tensor, nesting: str,
 class Tangents:
     """Factors of the per-sample, per-state Jacobian J_l = ∂f_l(x_i)/∂θ_l of a network per state.
 
-    For a linear layer z → zW + b the row of J for W is the outer product z_i ⊗ g_i, with g_i = ∂f_l(x_i)/∂(zW + b)_i
-    (one backward pass gives g for all samples, as f_l(x_i) depends on sample i only), so
+    For a linear layer z → zW + b the row of J for W is the outer product z_i ⊗ g_i, with
+    g_i = ∂f_l(x_i)/∂(zW + b)_i (one backward pass gives g for all samples, as f_l(x_i) depends on sample i only), so
     J Jᵀ = Σ_layers (Z Zᵀ + 1) ⊙ (G Gᵀ) + S Sᵀ without forming J (S: derivatives by the envelope log-scales).
     """
 
@@ -94,7 +96,8 @@ def solve_kernel(k: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tens
     coef = torch.cholesky_solve(r[..., None].to(k.dtype), factor)[..., 0]
     failed = info > 0
     if failed.any():
-        coef[failed] = torch.linalg.solve(damped[failed].double(), r[failed].double()[..., None])[..., 0].to(k.dtype)
+        exact = torch.linalg.solve_ex(damped[failed].double(), r[failed].double()[..., None])[0]
+        coef[failed] = exact[..., 0].to(k.dtype)                                # non-finite where singular
     return coef
 
 
@@ -105,6 +108,7 @@ def natural_step(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor, directi
     t = tangents(model, x, root_w)
     k = kernel(t)
     coef = step * solve_kernel(k, direction.T, damping)
+    coef = torch.where(torch.isfinite(coef).all(1, keepdim=True), coef, 0.0)   # a state with a failed solve waits
     change = (k @ coef[..., None])[..., 0].norm(dim=1)                     # ‖J Δθ‖ on the batch
     clip = torch.clamp(trust * f.T.norm(dim=1) / change.clamp_min(torch.finfo(k.dtype).tiny), max=1.0)
     coef = coef * clip[:, None]
