@@ -65,9 +65,10 @@ def tangents(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor) -> Tangents
 
 def kernel(t: Tangents) -> torch.Tensor:
     """J Jᵀ per state, (L, B, B)."""
-    g0 = t.signals[0]
-    k = t.scales @ t.scales.transpose(1, 2) if t.scales is not None else g0.new_zeros(g0.shape[0], g0.shape[1],
-                                                                                            g0.shape[1])
+    n_states, n = t.signals[0].shape[:2]
+    k = t.signals[0].new_zeros(n_states, n, n)
+    if t.scales is not None:
+        k.baddbmm_(t.scales, t.scales.transpose(1, 2))
     for z, g in zip(t.inputs, t.signals):                  # in place: the (L, B, B) buffers dominate the cost
         k.addcmul_(torch.baddbmm(k.new_ones(()), z, z.transpose(1, 2)), g @ g.transpose(1, 2))
     return k
