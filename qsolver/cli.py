@@ -17,13 +17,14 @@ def _reference_for(result):
     return system_reference(result.system, result.n_states)
 
 
-def _report(result, directory: Path, stem: str) -> str:
-    """Write the validation table (Markdown and CSV) and the figures beside the HDF5 file."""
+def _report(result, directory: Path, stem: str, reference) -> str:
+    """Write the validation table against ``reference`` (Markdown and CSV; none without a reference) and the
+    figures into ``directory``: NAME_states, _levels and _training.png, and for two particles NAME_density.png
+    (d ≤ 3) and NAME_distance.png when the result holds those observables."""
     from . import plots
     from .io import atomic_write
     from .validate import validate
 
-    reference = _reference_for(result)
     text = ""
     if reference is not None:
         table = validate(result, reference)
@@ -33,13 +34,27 @@ def _report(result, directory: Path, stem: str) -> str:
     plots.wavefunction_gallery(result, directory / f"{stem}_states.png")
     plots.energy_levels(result, directory / f"{stem}_levels.png", reference)
     plots.training_curves(result, directory / f"{stem}_training.png", reference)
+    if "density" in result.observables:
+        plots.density_slices(result, directory / f"{stem}_density.png")
+    if "distance" in result.observables:
+        plots.distance_distribution(result, directory / f"{stem}_distance.png")
     return text
 
 
 def _energies_text(result) -> str:
-    lines = ["state  energy (hartree)   std. error"]
-    lines += [f"{i:5d}  {e:16.8f}   {s:.2e}" for i, (e, s) in enumerate(zip(result.energies, result.errors))]
-    return "\n".join(lines)
+    """The energies (hartree) with their error bars; for two particles also the spin and whether each state is
+    bound (more than 3 statistical errors below the continuum threshold) or above the threshold."""
+    rows = [f"{i:5d}  {e:16.8f}   {s:.2e}" for i, (e, s) in enumerate(zip(result.energies, result.errors))]
+    if result.system.particles == 1:
+        return "\n".join(["state  energy (hartree)   std. error", *rows])
+    from .threshold import continuum_threshold
+    from .validate import SPIN_LABELS, state_status
+
+    spin = SPIN_LABELS.get(result.system.spin, f"2S = {result.system.spin}")
+    stat = result.diagnostics.get("stat_errors", result.errors)
+    status = state_status(result.energies, stat, continuum_threshold(result.system))
+    return "\n".join(["state  energy (hartree)   std. error  spin      status",
+                      *(f"{row}    {spin:8s}  {s}" for row, s in zip(rows, status))])
 
 
 def cmd_solve(args) -> int:
@@ -80,7 +95,7 @@ def cmd_solve(args) -> int:
         print(f"interrupted after {result.diagnostics['steps_done']} steps; saving what was learned",
               file=sys.stderr)
     result.save(out)
-    text = _report(result, out.parent, out.stem) if not args.no_report else ""
+    text = _report(result, out.parent, out.stem, _reference_for(result)) if not args.no_report else ""
     print(text or _energies_text(result))
     print(f"saved {out}")
     return 0
@@ -107,8 +122,9 @@ def cmd_compare(args) -> int:
     from .references import KINDS
 
     for kind in args.reference or []:
-        if kind not in KINDS:
-            raise InputError(f"unknown reference kind '{kind}' (known: {', '.join(KINDS)})", field="--reference")
+        if kind not in KINDS and not (kind.startswith("pyscf:") and kind[6:].strip()):
+            raise InputError(f"unknown reference kind '{kind}' (known: {', '.join(KINDS)}, pyscf:BASIS)",
+                             field="--reference")
     result = load_result(args.file)
     kinds = args.reference or default_kinds(result.system)
     if not kinds:
@@ -126,25 +142,41 @@ def cmd_compare(args) -> int:
 
 
 def cmd_plot(args) -> int:
+    """Each file's report (beside it, or in --out); with several files also their levels side by side in
+    STEM1_STEM2_..._levels.png (in --out, else beside the first file)."""
     from .io import load_result
+    from .plots import spin_levels
 
-    result = load_result(args.file)
-    path = Path(args.file)
-    directory = Path(args.out) if args.out else path.parent
-    _report(result, directory, path.stem)
-    print(f"figures written to {directory}")
+    paths = [Path(f) for f in args.file]
+    folders = [Path(args.out) if args.out else p.parent for p in paths]
+    targets = [(folder.resolve(), p.stem) for folder, p in zip(folders, paths)]
+    for k, target in enumerate(targets):
+        if target in targets[:k]:
+            raise InputError("two files would write figures of the same name into the same folder",
+                             source=str(paths[k]), field="FILE")
+    results = [load_result(p) for p in paths]
+    references = [_reference_for(r) for r in results]
+    for result, reference, folder, path in zip(results, references, folders, paths):
+        _report(result, folder, path.stem, reference)
+    if len(results) > 1:
+        combined = folders[0] / f"{'_'.join(p.stem for p in paths)}_levels.png"
+        spin_levels(results, references, combined)
+        print(f"levels side by side: {combined}")
+    print("figures written to " + ", ".join(dict.fromkeys(str(f) for f in folders)))
     return 0
 
 
 def cmd_systems(args) -> int:
     from .system import load_system, shipped_systems
+    from .validate import SPIN_LABELS
 
     for name, path in shipped_systems().items():
         system = load_system(path)
         states = system.solver.get("states", "-")
         kind = system.potential.kind
-        print(f"{name:16s} d={system.dimension}  kappa={system.kinetic:<4g} potential={kind:10s} states={states}"
-              f"  {path}")
+        particles = f"{system.particles}" + (f" {SPIN_LABELS.get(system.spin, '')}" if system.particles == 2 else "")
+        print(f"{name:16s} d={system.dimension}  N={particles:10s} kappa={system.kinetic:<4g} potential={kind:10s} "
+              f"states={states:<3}  {path}")
     return 0
 
 
@@ -203,13 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="table and figure of a saved result against several references")
     p.add_argument("file")
     p.add_argument("--reference", nargs="+", metavar="KIND",
-                   help="analytic, grid, pyscf, literature (default: the system's [reference] kind, plus "
-                        "literature when the system file quotes levels)")
+                   help="analytic, grid, pyscf, pyscf:BASIS (e.g. pyscf:aug-cc-pvqz), literature (default: the "
+                        "system's [reference] kind, plus literature when the system file quotes levels)")
     p.add_argument("--out", help="folder for NAME_compare.md/.csv/.png (default: beside the HDF5 file)")
     p.set_defaults(func=cmd_compare)
-    p = sub.add_parser("plot", help="write the figures of a saved result")
-    p.add_argument("file")
-    p.add_argument("--out", help="folder for the PNG files (default: beside the HDF5 file)")
+    p = sub.add_parser("plot", help="write the figures of saved results (several: also their levels side by side)")
+    p.add_argument("file", nargs="+", help="HDF5 result file(s), e.g. the singlet and the triplet run of a system")
+    p.add_argument("--out", help="folder for the PNG files (default: beside each HDF5 file)")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, or 'accuracy' of a "
                        "system against training wall time (presets: default, paper, adam)")

@@ -18,7 +18,8 @@ from .errors import InputError
 from .references import Reference, reference
 from .result import Result
 from .system import System
-from .validate import DEGENERACY_RTOL, degeneracy_groups
+from .threshold import continuum_threshold
+from .validate import DEGENERACY_RTOL, SPIN_LABELS, degeneracy_groups, state_status
 
 EXACT_LABELS = ("literature", "analytic")   # references other methods are judged against, in this order
 
@@ -205,7 +206,8 @@ def compare(result: Result, references: list[Reference], labels: list[str] | Non
 
 def _notes(result: Result, labels: list[str], references: list[Reference], first: int, merged: bool,
            groups: list[dict], rows: list[dict], exact: str | None, unavailable: dict[str, str]) -> list[str]:
-    notes = [f"Energies in hartree (H = -κ∇² + V, κ = {result.system.kinetic:g}). ± for NeuralSVD "
+    hamiltonian = "H = -κ∇² + V" if result.system.particles == 1 else "H = Σ_i (-κ∇_i² + V(x_i)) + W(r_12)"
+    notes = [f"Energies in hartree ({hamiltonian}, κ = {result.system.kinetic:g}). ± for NeuralSVD "
              "combines its jackknife standard error with the Kato–Temple estimate σ²/Δ of the learned span's error "
              "(σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; conservative), and is the stated error of each reference (its per-level estimate, else its bound over all "
              "levels); ΔE = E(NeuralSVD) - E_ref; z = |ΔE| / ±(NeuralSVD).", ""]
@@ -248,14 +250,41 @@ def _notes(result: Result, labels: list[str], references: list[Reference], first
                 which = f"states {', '.join(ours)}" if ours else "no state"
                 notes.append(f"NeuralSVD is closer to the {exact} value than {label} for {which} (of {len(judged)} "
                              "with both values).")
+    for label, ref in zip(labels, references):
+        if not ref.method.startswith("PySCF"):
+            continue
+        lower = [f"{r['state']} (by {-r[f'dE_{label}']:.1e})" for r in rows
+                 if r[f"dE_{label}"] is not None and r[f"dE_{label}"] < 0]
+        if lower:
+            notes.append(f"Rayleigh–Ritz values of both NeuralSVD and {label} are upper bounds of the exact levels, "
+                         f"state by state (NeuralSVD's up to its statistical error): NeuralSVD lies below {label} for "
+                         f"states {', '.join(lower)} hartree, i.e. it is the tighter bound there.")
+    if result.system.particles == 2:
+        threshold = continuum_threshold(result.system)
+        spin = SPIN_LABELS.get(result.system.spin, "")
+        stat = np.asarray(result.diagnostics.get("stat_errors", result.errors), dtype=float)
+        status = state_status(np.asarray(result.energies), stat, threshold)
+        above = [str(i) for i, s in enumerate(status) if s != "bound"]
+        line = f"All states are {spin}s (2S = {result.system.spin}; the exchange symmetry is built into the ansatz)."
+        if threshold is not None and np.isfinite(threshold):
+            line += f" Continuum threshold {threshold:.8g} hartree"
+            line += f"; states {', '.join(above)} lie at or above it (continuum, not levels)." if above else \
+                "; every state lies below it."
+        notes.append(line)
     return notes
 
 
+STANDARD_BASES = ("aug-cc-pvtz", "aug-cc-pvqz")   # FCI in these beside the default basis, for two electrons
+
+
 def default_kinds(system: System) -> list[str]:
-    """The system's own ``[reference]`` kind (unless "none"), and "literature" when the file quotes levels."""
+    """The system's own ``[reference]`` kind (unless "none"), and "literature" when the file quotes levels; for
+    two electrons with a PySCF reference also FCI in the standard aug-cc-pVTZ and aug-cc-pVQZ bases."""
     kinds = [] if system.reference == "none" else [system.reference]
     if "literature" in system.reference_options and "literature" not in kinds:
         kinds.append("literature")
+    if system.particles == 2 and system.reference == "pyscf":
+        kinds += [f"pyscf:{basis}" for basis in STANDARD_BASES]
     return kinds
 
 

@@ -61,8 +61,9 @@ def _check(node: ast.AST, names: set[str]) -> None:
     raise ValueError(f"'{type(node).__name__}' is not allowed in a potential expression")
 
 
-def parse(text: str, dimension: int) -> ast.Expression:
-    """Parse and check ``text``; raise ValueError naming the offending part."""
+def parse(text: str, dimension: int, names: set[str] | None = None) -> ast.Expression:
+    """Parse and check ``text`` (variables: the coordinates and r, or ``names``); raise ValueError naming the
+    offending part."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("expression must be a non-empty string")
     try:
@@ -77,7 +78,7 @@ def parse(text: str, dimension: int) -> ast.Expression:
         if depth > MAX_DEPTH:
             raise ValueError(f"formula is too deeply nested (more than {MAX_DEPTH} levels)")
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    _check(tree, set(coordinate_names(dimension)) | {"r"})
+    _check(tree, names if names is not None else set(coordinate_names(dimension)) | {"r"})
     return tree
 
 
@@ -117,3 +118,16 @@ def compile_expression(text: str, dimension: int) -> Callable[[torch.Tensor], to
         return value.expand(x.shape[0]) if value.dim() == 0 else value
 
     return potential
+
+
+def compile_radial(text: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return W(r) for a tensor r of any shape (same shape out), from a checked formula in ``r`` alone."""
+    tree = parse(text, 1, names={"r"})
+
+    def interaction(r: torch.Tensor) -> torch.Tensor:
+        value = _evaluate(tree, {"r": r})
+        if not isinstance(value, torch.Tensor):
+            value = torch.tensor(value, dtype=r.dtype, device=r.device)
+        return value.expand(r.shape)
+
+    return interaction

@@ -3,8 +3,9 @@
 Layout: root attributes (format, version, units, Hamiltonian convention, κ); ``system`` (definition as
 JSON); ``energies``, ``errors`` (hartree), ``coefficients`` (Ritz vectors); ``reference`` (levels, method,
 error bound) when one exists; ``history/*``; ``model/*`` (every weight as a plain dataset, architecture
-as JSON); ``grid/*`` (the states sampled on a regular grid for d ≤ 3: axes in bohr, values in
-bohr^(-d/2)). Files are written to a temporary name and renamed, so a failed write leaves nothing behind.
+as JSON); ``grid/*`` (one particle, d ≤ 3: the states sampled on a regular grid: axes in bohr, values in
+bohr^(-d/2)); ``observables/*`` (two particles: one-particle densities on a grid of cells for d ≤ 3 and the
+distributions of the inter-particle distance, with standard errors; no full 2d-dimensional grid). Files are written to a temporary name and renamed, so a failed write leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 from . import __version__
 from .errors import InputError
 from .model import EigenNet, ModelConfig
+from .pairnet import PairConfig, PairNet
 from .references import system_reference
 from .result import Result
 from .system import system_from_dict
@@ -93,7 +95,18 @@ def save_result(result: Result, path: str | Path) -> Path:
                 group = f.create_group("reference")
                 group["energies"] = ref.energies
                 group.attrs.update({"method": ref.method, "error": ref.error})
-            if result.system.dimension <= 3:
+            if result.observables:
+                group = f.create_group("observables")
+                group.attrs["units"] = ("density: bohr^-d per cell (integrates to 2), distance: bohr^-1 per bin "
+                                        "(integrates to 1); *_error: standard errors over independent batches")
+                for key, value in result.observables.items():
+                    if key == "density_edges":
+                        for axis, edges in zip("xyz", value):
+                            group[f"density_edges_{axis}"] = edges
+                    else:
+                        group.create_dataset(key, data=np.asarray(value, dtype=np.float64 if "edges" in key
+                                                                  else np.float32), compression="gzip")
+            if result.system.dimension <= 3 and result.system.particles == 1:
                 axes, values = sample_grid(result)
                 grid = f.create_group("grid")
                 for name, axis in zip("xyz", axes):
@@ -117,15 +130,23 @@ def load_result(path: str | Path) -> Result:
                                  field="format")
             system_data = json.loads(f["system"][()])
             system = system_from_dict(system_data, source=str(path), stored=True)
-            config = ModelConfig(**json.loads(f["model"].attrs["config"]))
-            model = EigenNet(config)
+            config = json.loads(f["model"].attrs["config"])
+            model = PairNet(PairConfig(**config)) if config.get("kind") == "pair" else EigenNet(ModelConfig(**config))
             state = {key: torch.from_numpy(np.asarray(f["model"][key])) for key in model.state_dict()}
             model.load_state_dict(state)
             history = {key: np.asarray(f["history"][key]) for key in f["history"]}
+            observables = {}
+            if "observables" in f:
+                group = f["observables"]
+                edges = [np.asarray(group[f"density_edges_{a}"]) for a in "xyz" if f"density_edges_{a}" in group]
+                observables = {key: np.asarray(group[key], dtype=np.float64) for key in group
+                               if not key.startswith("density_edges_")}
+                if edges:
+                    observables["density_edges"] = edges
             return Result(system=system, energies=np.asarray(f["energies"]), errors=np.asarray(f["errors"]),
                           model=model.to(torch.float64), coefficients=np.asarray(f["coefficients"]),
                           config=json.loads(f.attrs["config"]), history=history,
-                          diagnostics=json.loads(f.attrs["diagnostics"]))
+                          diagnostics=json.loads(f.attrs["diagnostics"]), observables=observables)
     except InputError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # damaged or incomplete file

@@ -40,6 +40,47 @@ class ModelConfig:
         return asdict(self)
 
 
+def mlp_parameters(states: int, widths: list[int], generator: torch.Generator | None
+                   ) -> tuple[nn.ParameterList, nn.ParameterList]:
+    """Weights (L, fan_in, fan_out) and biases (L, 1, fan_out) of one MLP per state; weights ~ N(0, 1/fan_in)."""
+    weights, biases = nn.ParameterList(), nn.ParameterList()
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        w = torch.randn(states, fan_in, fan_out, generator=generator, dtype=torch.float64)
+        weights.append(nn.Parameter(w / math.sqrt(fan_in)))
+        biases.append(nn.Parameter(torch.zeros(states, 1, fan_out, dtype=torch.float64)))
+    return weights, biases
+
+
+def mlp_layers(weights, biases, z: torch.Tensor, name: str
+               ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Scalar outputs g (L, B) of the per-state MLPs at inputs z (L, B, F), with every linear layer's input z
+    and output zW + b (the factors of the parameter Jacobian, see :mod:`qsolver.natural`)."""
+    inputs, outputs = [], []
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        inputs.append(z)
+        z = torch.baddbmm(b, z, w)
+        outputs.append(z)
+        if i < last:
+            z = activation(z, name)
+    return z[..., 0], inputs, outputs
+
+
+def mlp_jet(weights, biases, value: torch.Tensor, grad: torch.Tensor, lap: torch.Tensor, name: str
+            ) -> torch.Tensor:
+    """Forward-Laplacian pass of the per-state MLPs: input jets value (L, B, F), gradient (L, B, D, F) and
+    Laplacian (L, B, F) over D coordinates -> the output jet (L, B, D + 2)."""
+    n_states, n, dims = grad.shape[:3]
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        value = torch.baddbmm(b, value, w)
+        grad = torch.bmm(grad.reshape(n_states, n * dims, -1), w).reshape(n_states, n, dims, -1)
+        lap = torch.bmm(lap, w)
+        if i < last:
+            value, grad, lap = activation_jet(value, grad, lap, name)
+    return torch.cat([value, grad[..., 0], lap], dim=-1)
+
+
 class EigenNet(nn.Module):
     """L trial functions ψ_l; ``forward`` gives values (B, L), ``jet`` values, gradients and Laplacians."""
 
@@ -60,13 +101,7 @@ class EigenNet(nn.Module):
             self.register_buffer("fourier", 2 * math.pi * c.feature_scale * freq)
         n_in = self.centers.shape[0] * (c.dimension + 1) if c.envelope == "exponential" else c.dimension
         n_in = c.features or n_in
-        widths = [n_in] + [c.hidden] * c.layers + [1]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-            w = torch.randn(c.states, fan_in, fan_out, generator=generator, dtype=torch.float64)
-            self.weights.append(nn.Parameter(w / math.sqrt(fan_in)))
-            self.biases.append(nn.Parameter(torch.zeros(c.states, 1, fan_out, dtype=torch.float64)))
+        self.weights, self.biases = mlp_parameters(c.states, [n_in] + [c.hidden] * c.layers + [1], generator)
 
     # ---- inputs and envelope as jets (component axis: [value, ∂_1..∂_d, ∇²]) ----
     def _log_scale(self, per_sample: torch.Tensor | None) -> torch.Tensor | None:
@@ -169,15 +204,8 @@ class EigenNet(nn.Module):
         ``log_scale`` (L, B, C), a per-sample copy of the learned log-scales, gives per-sample derivatives by them."""
         log_scale = self._log_scale(log_scale)
         z = self._base_jet(x, False)[None] * self._feature_scales(log_scale)          # (L, B, F)
-        inputs, outputs = [], []
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            inputs.append(z)
-            z = torch.baddbmm(b, z, w)
-            outputs.append(z)
-            if i < last:
-                z = activation(z, self.config.activation)
-        return (z[..., 0] * self._envelope(x, False, log_scale)).T, inputs, outputs
+        g, inputs, outputs = mlp_layers(self.weights, self.biases, z, self.config.activation)
+        return (g * self._envelope(x, False, log_scale)).T, inputs, outputs
 
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ψ (B, L), ∇ψ (B, L, d) and ∇²ψ (B, L) by one forward-Laplacian pass."""
@@ -188,14 +216,6 @@ class EigenNet(nn.Module):
         value = base[None, :, 0] * scales                               # (L, B, F)
         grad = base[None, :, 1:-1] * scales[:, :, None]                 # (L, B, d, F)
         lap = base[None, :, -1] * scales
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            n_states = w.shape[0]
-            value = torch.baddbmm(b, value, w)
-            grad = torch.bmm(grad.reshape(n_states, n * d, -1), w).reshape(n_states, n, d, -1)
-            lap = torch.bmm(lap, w)
-            if i < last:
-                value, grad, lap = activation_jet(value, grad, lap, self.config.activation)
-        g = torch.cat([value, grad[..., 0], lap], dim=-1)              # (L, B, d + 2)
+        g = mlp_jet(self.weights, self.biases, value, grad, lap, self.config.activation)   # (L, B, d + 2)
         psi = product_jet(g, self._envelope(x, True, log_scale))
         return psi[..., 0].T, psi[..., 1:-1].transpose(0, 1), psi[..., -1].T

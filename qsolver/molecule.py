@@ -1,10 +1,13 @@
-"""Nuclear geometries for one-electron molecular systems, in PySCF's own form.
+"""Nuclear geometries and electron counts of one- and two-electron molecular systems, in PySCF's own form.
 
 A ``[molecule]`` table gives ``atoms`` as PySCF's list form of ``Mole.atom`` (``[["H", [0, 0, -1]], ...]``,
 an element symbol or a nuclear charge per atom) or its string form (``"H 0 0 -1; H 0 0 1"``), and
-``unit = "bohr"`` or ``"angstrom"`` (required). The electron sees V(x) = -Σ_A Z_A / |x - R_A| (hartree, bohr);
-the nuclei repel each other by E_nn = Σ_{A<B} Z_A Z_B / R_AB. One electron, so ``charge`` (optional) must be
-Σ Z_A - 1.
+``unit = "bohr"`` or ``"angstrom"`` (required). Each electron sees V(x) = -Σ_A Z_A / |x - R_A| (hartree, bohr);
+the nuclei repel each other by E_nn = Σ_{A<B} Z_A Z_B / R_AB.
+
+``charge`` (optional, default 0, as in PySCF) sets the electron count N = Σ Z_A - charge, which must be 1 or 2
+(H2+ is ``charge = 1``, He and H2 ``charge = 0``, H- ``charge = -1``). ``spin`` is 2S as in PySCF: one electron
+allows only 1 (the default), two electrons 0 (singlets, the default) or 2 (triplets).
 """
 from __future__ import annotations
 
@@ -29,17 +32,49 @@ ELEMENTS = (
     "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np",
     "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg",
     "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og")
-_KEYS = ("atoms", "unit", "charge")
+_KEYS = ("atoms", "unit", "charge", "spin")
+ELECTRONS = (1, 2)   # electron counts the package solves
+SPINS = {1: (1,), 2: (0, 2)}   # allowed 2S per electron count; the first is the default
+
+
+def electron_spin(charges: list[int], charge: object, spin: object, source: str | None = None) -> tuple[int, int]:
+    """(N, 2S) for nuclear charges Z_A and a total charge: N = Σ Z_A - charge must be 1 or 2, 2S one of
+    :data:`SPINS` [N] (None: its default)."""
+    if isinstance(charge, bool) or not isinstance(charge, int):
+        raise InputError(f"must be an integer, got {charge!r}", source=source, field="molecule.charge")
+    electrons = sum(charges) - charge
+    if electrons not in ELECTRONS:
+        raise InputError(f"Σ Z - charge = {sum(charges)} - {charge} = {electrons} electrons; only 1 or 2 electrons "
+                         f"are supported (charge {sum(charges) - 1} or {sum(charges) - 2})", source=source,
+                         field="molecule.charge")
+    allowed = SPINS[electrons]
+    if spin is None:
+        return electrons, allowed[0]
+    if isinstance(spin, bool) or not isinstance(spin, int) or spin not in allowed:
+        raise InputError(f"2S of {electrons} electron(s) must be {' or '.join(map(str, allowed))}, got {spin!r}",
+                         source=source, field="molecule.spin")
+    return electrons, spin
 
 
 @dataclass
 class Molecule:
-    """Point nuclei (charges Z_A, positions R_A in bohr) binding one electron; ``unit`` as the file gave it."""
+    """Point nuclei (charges Z_A, positions R_A in bohr) binding N = Σ Z_A - ``charge`` electrons (1 or 2) of
+    total spin 2S = ``spin`` (None: 1 for one electron, 0 for two); ``unit`` as the file gave it."""
 
     symbols: list[str]
     charges: list[int]
     positions: list[list[float]]
     unit: str = "bohr"
+    charge: int = 0
+    spin: int | None = None
+
+    def __post_init__(self) -> None:
+        self.spin = electron_spin(self.charges, self.charge, self.spin)[1]
+
+    @property
+    def electrons(self) -> int:
+        """N = Σ Z_A - charge."""
+        return sum(self.charges) - self.charge
 
     def nuclear_repulsion(self) -> float:
         """E_nn = Σ_{A<B} Z_A Z_B / |R_A - R_B| (hartree)."""
@@ -54,7 +89,7 @@ class Molecule:
     def to_dict(self) -> dict:
         """The ``[molecule]`` table with positions in bohr (exact: no unit conversion on reading it back)."""
         return {"atoms": [[s, list(p)] for s, p in zip(self.symbols, self.positions)], "unit": "bohr",
-                "charge": sum(self.charges) - 1}
+                "charge": self.charge, "spin": self.spin}
 
 
 def _split_string(atoms: str, source: str | None) -> list[list[Any]]:
@@ -88,7 +123,8 @@ def _nucleus(label: Any, source: str | None, where: str) -> tuple[str, int]:
 
 
 def parse_molecule(table: Any, source: str | None = None) -> Molecule:
-    """Check a ``[molecule]`` table and convert positions to bohr (1 Å = 1/0.52917721092 bohr)."""
+    """Check a ``[molecule]`` table and convert positions to bohr (1 Å = 1/0.52917721092 bohr); ``charge``
+    (default 0) and ``spin`` (2S) must describe 1 or 2 electrons (see :func:`electron_spin`)."""
     if not isinstance(table, dict):
         raise InputError("must be a table", source=source, field="molecule")
     for key in table:
@@ -126,9 +162,6 @@ def parse_molecule(table: Any, source: str | None = None) -> Molecule:
             if distance < MIN_DISTANCE:
                 raise InputError(f"nuclei {a} and {b} are {distance:.2g} bohr apart (overlapping; at least "
                                  f"{MIN_DISTANCE} bohr needed)", source=source, field=f"molecule.atoms[{b}]")
-    if "charge" in table:
-        charge = table["charge"]
-        if isinstance(charge, bool) or not isinstance(charge, int) or charge != sum(charges) - 1:
-            raise InputError(f"one electron: the charge must be Σ Z - 1 = {sum(charges) - 1}, got {charge!r}",
-                             source=source, field="molecule.charge")
-    return Molecule(symbols, charges, positions, unit.lower())
+    charge = table.get("charge", 0)
+    spin = electron_spin(charges, charge, table.get("spin"), source)[1]
+    return Molecule(symbols, charges, positions, unit.lower(), charge, spin)

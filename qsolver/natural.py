@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .model import EigenNet
+from .pairnet import PairNet
 from .nestedlora import nesting_weights
 
 
@@ -42,15 +43,24 @@ class Tangents:
     For a linear layer z → zW + b the row of J for W is the outer product z_i ⊗ g_i, with
     g_i = ∂f_l(x_i)/∂(zW + b)_i (one backward pass gives g for all samples, as f_l(x_i) depends on sample i only), so
     J Jᵀ = Σ_layers (Z Zᵀ + 1) ⊙ (G Gᵀ) + S Sᵀ without forming J (S: derivatives by the envelope log-scales).
+    When each sample passes the network ``copies`` times (ψ = Φ(x) ± Φ(Px)), its Jacobian row is the sum over its
+    passes, so the kernel over all passes is summed in blocks (:meth:`fold`) and Jᵀc repeats c per pass.
     """
 
-    inputs: list[torch.Tensor]      # z per layer, (L, B, fan_in)
-    signals: list[torch.Tensor]     # g per layer, (L, B, fan_out)
+    inputs: list[torch.Tensor]      # z per layer, (L, nB, fan_in)
+    signals: list[torch.Tensor]     # g per layer, (L, nB, fan_out)
     scales: torch.Tensor | None     # ∂f_l(x_i)/∂ log_scale_lc, (L, B, C); None without learned scales
+    copies: int = 1                 # passes per sample (2 for a symmetrised two-particle state), stacked on B
+
+    def fold(self, k: torch.Tensor) -> torch.Tensor:
+        """Sum a kernel over the passes of each pair of samples: (L, nB, nB) -> (L, B, B)."""
+        n_states, m = k.shape[:2]
+        n = m // self.copies
+        return k.reshape(n_states, self.copies, n, self.copies, n).sum((1, 3))
 
 
-def tangents(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
-    """Jacobian factors of f = ψ·root_w at the samples x (B, d); root_w (B, 1). One forward and one backward
+def tangents(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
+    """Jacobian factors of f = ψ·root_w at the samples x (B, d) or configurations (B, 2, d); root_w (B, 1). One forward and one backward
     pass: the log-scales enter as a per-sample copy, whose gradient is then their per-sample derivative."""
     per_sample = None
     if hasattr(model, "log_scale"):
@@ -60,25 +70,29 @@ def tangents(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor) -> Tangents
     wrt = outputs + ([per_sample] if per_sample is not None else [])
     grads = torch.autograd.grad((psi * root_w).sum(), wrt)
     scales = grads[-1] if per_sample is not None else None
-    return Tangents([z.detach() for z in inputs], list(grads[:len(outputs)]), scales)
+    return Tangents([z.detach() for z in inputs], list(grads[:len(outputs)]), scales,
+                    copies=inputs[0].shape[1] // x.shape[0])
 
 
 def kernel(t: Tangents) -> torch.Tensor:
     """J Jᵀ per state, (L, B, B)."""
     n_states, n = t.signals[0].shape[:2]
     k = t.signals[0].new_zeros(n_states, n, n)
-    if t.scales is not None:
-        k.baddbmm_(t.scales, t.scales.transpose(1, 2))
     for z, g in zip(t.inputs, t.signals):                  # in place: the (L, B, B) buffers dominate the cost
         k.addcmul_(torch.baddbmm(k.new_ones(()), z, z.transpose(1, 2)), g @ g.transpose(1, 2))
+    if t.copies > 1:
+        k = t.fold(k)
+    if t.scales is not None:
+        k.baddbmm_(t.scales, t.scales.transpose(1, 2))
     return k
 
 
 def pull_back(t: Tangents, coef: torch.Tensor) -> dict[str, torch.Tensor]:
     """Jᵀ c per state for coefficients c (L, B), as updates named like the model's parameters."""
     out = {}
+    coef_passes = coef.repeat(1, t.copies)
     for j, (z, g) in enumerate(zip(t.inputs, t.signals)):
-        weighted = coef[..., None] * g
+        weighted = coef_passes[..., None] * g
         out[f"weights.{j}"] = z.transpose(1, 2) @ weighted
         out[f"biases.{j}"] = weighted.sum(1, keepdim=True)
     if t.scales is not None:
@@ -102,7 +116,7 @@ def solve_kernel(k: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tens
     return coef
 
 
-def natural_step(model: EigenNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
+def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
                  f: torch.Tensor, step: float, trust: float, damping: float) -> torch.Tensor:
     """Apply ``step`` × Δθ_k (see the module docstring), shortened to the trust region, to the model in place;
     returns the scale applied to Δθ_k per state (L,)."""

@@ -1,7 +1,10 @@
-"""Figures of a result (matplotlib, PNG): wavefunction gallery, levels against the reference, training."""
+"""Figures of a result (matplotlib, PNG): wavefunction gallery, levels against the reference, training; for two
+particles also the one-particle densities, the wavefunction with one particle held fixed, the distributions of the
+inter-particle distance and the levels of several results (e.g. singlets and triplets) side by side."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -11,8 +14,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io import atomic_write  # noqa: E402
+from .potentials import Coulomb, terms  # noqa: E402
 from .references import Reference  # noqa: E402
 from .result import Result  # noqa: E402
+from .threshold import continuum_threshold  # noqa: E402
+from .validate import SPIN_LABELS  # noqa: E402
+
+ZOOM_WEIGHT = 0.995   # the zoomed panels hold this fraction of the plotted weight
 
 
 def _save(fig, path: Path) -> Path:
@@ -25,8 +33,59 @@ def _save(fig, path: Path) -> Path:
         plt.close(fig)
 
 
+def _panels(n: int, width: float = 2.6, height: float = 2.5, blocks: int = 1):
+    """A figure with one panel per state (4 or 6 to a row); ``blocks`` panels stacked per state. Returns the
+    figure and, per state, its list of ``blocks`` axes; panels beyond n are switched off."""
+    cols = min(n, 4 if n <= 8 else 6)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows * blocks, cols, figsize=(width * cols, height * rows * blocks), squeeze=False)
+    per_state = [[axes[(i // cols) * blocks + b, i % cols] for b in range(blocks)] for i in range(rows * cols)]
+    for extra in per_state[n:]:
+        for ax in extra:
+            ax.axis("off")
+    return fig, per_state[:n]
+
+
+def _state_title(result: Result, i: int) -> str:
+    return f"{i}: E = {result.energies[i]:.5f}"
+
+
+def _headline(fig, text: str) -> None:
+    """Lay the panels out and put ``text`` above them, clear of the panel titles, wrapped to the figure's width."""
+    fig.tight_layout()
+    fig.suptitle(textwrap.fill(text, width=int(14 * fig.get_figwidth())), fontsize=9, y=1.0, va="bottom")
+
+
+def _zoom_half(reach: np.ndarray, mass: np.ndarray) -> float:
+    """Smallest half-width h (bohr) such that the points with ``reach`` ≤ h carry ZOOM_WEIGHT of ``mass``."""
+    order = np.argsort(reach.ravel())
+    cum = np.cumsum(mass.ravel()[order])
+    if cum[-1] <= 0:
+        return float(reach.max())
+    return max(float(reach.ravel()[order][np.searchsorted(cum, ZOOM_WEIGHT * cum[-1])]), 1e-3 * float(reach.max()))
+
+
+def _plane(lo: np.ndarray, hi: np.ndarray, base: np.ndarray, resolution: int) -> np.ndarray:
+    """Points (resolution², d) of the plane spanned by the first two axes over [lo, hi] (bohr), the other
+    coordinates taken from ``base``; ordered so that reshape(resolution, resolution) indexes (x, y)."""
+    u, v = (np.linspace(lo[k], hi[k], resolution) for k in (0, 1))
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    pts = np.tile(np.asarray(base, dtype=float), (uu.size, 1))
+    pts[:, 0], pts[:, 1] = uu.ravel(), vv.ravel()
+    return pts
+
+
+def _square_reach(lo: np.ndarray, hi: np.ndarray, center: np.ndarray, resolution: int) -> np.ndarray:
+    """max(|x - c_x|, |y - c_y|) on the grid of :func:`_plane` (bohr)."""
+    u, v = (np.linspace(lo[k], hi[k], resolution) - center[k] for k in (0, 1))
+    return np.maximum.outer(np.abs(u), np.abs(v))
+
+
 def wavefunction_gallery(result: Result, path: str | Path, resolution: int = 160) -> Path:
-    """1D: φ_i(x) as lines; 2D: maps of φ_i; 3D: φ_i on the plane z = centre (bohr^(-d/2))."""
+    """1D: φ_i(x) as lines; 2D: maps of φ_i; 3D: φ_i on the plane z = centre (bohr^(-d/2)). Two particles:
+    :func:`fixed_particle`."""
+    if result.system.particles == 2:
+        return fixed_particle(result, path)
     d, n = result.system.dimension, result.n_states
     lo, hi = result.extent()
     if d == 1:
@@ -38,61 +97,232 @@ def wavefunction_gallery(result: Result, path: str | Path, resolution: int = 160
         ax.set(xlabel="x (bohr)", ylabel="φ(x) offset by E (hartree)", title=f"{result.system.name}: states")
         ax.legend(fontsize=6, ncol=2)
         return _save(fig, Path(path))
-    def plane_points(lo_, hi_):
-        u = np.linspace(lo_[0], hi_[0], resolution)
-        v = np.linspace(lo_[1], hi_[1], resolution)
-        uu, vv = np.meshgrid(u, v, indexing="ij")
-        pts = np.zeros((uu.size, d))
-        pts[:, 0], pts[:, 1] = uu.ravel(), vv.ravel()
-        if d >= 3:
-            pts[:, 2:] = 0.5 * (lo[2:] + hi[2:])
-        return pts
-
-    phi = result.wavefunctions(plane_points(lo, hi)).reshape(resolution, resolution, n)
     center = 0.5 * (lo + hi)
-    u = np.linspace(lo[0], hi[0], resolution) - center[0]
-    v = np.linspace(lo[1], hi[1], resolution) - center[1]
-    reach = np.maximum.outer(np.abs(u), np.abs(v))              # square "radius" of each grid point
-    cols = min(n, 4 if n <= 8 else 6)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.axis("off")
-            continue
+    phi = result.wavefunctions(_plane(lo, hi, center, resolution)).reshape(resolution, resolution, n)
+    reach = _square_reach(lo, hi, center, resolution)
+    fig, panels = _panels(n)
+    for i, (ax,) in enumerate(panels):
         # zoom each panel to the square holding 99.5 % of the state's weight in this plane
-        mass = phi[..., i] ** 2
-        order = np.argsort(reach.ravel())
-        cum = np.cumsum(mass.ravel()[order])
-        half = reach.ravel()[order][np.searchsorted(cum, 0.995 * cum[-1])] if cum[-1] > 0 else reach.max()
-        half = max(half, 1e-3 * reach.max())
+        half = _zoom_half(reach, phi[..., i] ** 2)
         box_lo = np.maximum(center[:2] - half, lo[:2])
         box_hi = np.minimum(center[:2] + half, hi[:2])
-        values = result.wavefunctions(plane_points(box_lo, box_hi))[:, i].reshape(resolution, resolution)
+        values = result.wavefunctions(_plane(box_lo, box_hi, center, resolution))[:, i].reshape(resolution,
+                                                                                                 resolution)
         lim = np.abs(values).max() or 1.0
         ax.imshow(values.T, origin="lower", extent=(box_lo[0], box_hi[0], box_lo[1], box_hi[1]), cmap="RdBu_r",
                   vmin=-lim, vmax=lim)
-        ax.set_title(f"{i}: E = {result.energies[i]:.5f}", fontsize=8)
+        ax.set_title(_state_title(result, i), fontsize=8)
         ax.tick_params(labelsize=6)
-    plane = "" if d == 2 else f" (slice z = {0.5 * (lo[2] + hi[2]):.2f})"
+    plane = "" if d == 2 else f" (slice z = {center[2]:.2f})"
     fig.suptitle(f"{result.system.name}: learned states{plane}, x and y in bohr", fontsize=10)
     return _save(fig, Path(path))
 
 
+def default_fixed_position(result: Result) -> np.ndarray:
+    """Where :func:`fixed_particle` holds particle 1 (bohr): 1 bohr along x off the first Coulomb centre (atoms,
+    molecules), else the centre of the extent moved along x by a quarter of its half-width."""
+    lo, hi = result.extent()
+    coulomb = [t for t in terms(result.system.potential) if isinstance(t, Coulomb)]
+    position = np.asarray(coulomb[0].centers[0], dtype=float) if coulomb else 0.5 * (lo + hi)
+    position[0] += 1.0 if coulomb else 0.125 * (hi[0] - lo[0])
+    return position
+
+
+def _pairs(fixed: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Configurations (N, 2, d): particle 1 at ``fixed``, particle 2 at each of ``points`` (N, d)."""
+    return np.stack([np.broadcast_to(fixed, points.shape), points], axis=1)
+
+
+def fixed_particle(result: Result, path: str | Path, fixed: np.ndarray | list[float] | None = None,
+                   resolution: int = 120) -> Path:
+    """Two particles: ψ_i(x_1, x_2) (bohr^-d) with particle 1 held at ``fixed`` (bohr; default
+    :func:`default_fixed_position`) and particle 2 moving on the line (d = 1), or on the plane of the first two
+    axes through the fixed position (d ≥ 2: z = z_1 for d = 3), zoomed to the square about the centre of the
+    extent that holds 99.5 % of ψ² of every state (and the fixed position). One panel per state, a diverging
+    colormap symmetric about 0; the fixed position is marked ×."""
+    fixed = default_fixed_position(result) if fixed is None else np.asarray(fixed, dtype=float)
+    d, n = result.system.dimension, result.n_states
+    lo, hi = result.extent()
+    where = ", ".join(f"{c:.2f}" for c in fixed)
+    if d == 1:
+        x = np.linspace(lo[0], hi[0], 800)
+        psi = result.wavefunctions(_pairs(fixed, x[:, None]))
+        fig, panels = _panels(n, width=3.2, height=2.4)
+        for i, (ax,) in enumerate(panels):
+            ax.plot(x, psi[:, i], lw=1.2)
+            ax.axhline(0.0, color="0.6", lw=0.6)
+            ax.axvline(fixed[0], color="k", ls=":", lw=0.8)
+            ax.set_title(_state_title(result, i), fontsize=8)
+            ax.set_xlabel("x_2 (bohr)", fontsize=7)
+            ax.tick_params(labelsize=6)
+        _headline(fig, f"{result.system.name}: ψ(x_1, x_2) (bohr^-1) against x_2, particle 1 fixed at "
+                       f"x_1 = {where} bohr (dotted)")
+        return _save(fig, Path(path))
+    center = 0.5 * (lo + hi)
+    reach = _square_reach(lo, hi, center, resolution)
+    coarse = result.wavefunctions(_pairs(fixed, _plane(lo, hi, fixed, resolution))).reshape(resolution, resolution, n)
+    half = max([_zoom_half(reach, coarse[..., i] ** 2) for i in range(n)]
+               + [1.2 * float(np.abs(fixed[:2] - center[:2]).max())])
+    box_lo, box_hi = np.maximum(center[:2] - half, lo[:2]), np.minimum(center[:2] + half, hi[:2])
+    psi = result.wavefunctions(_pairs(fixed, _plane(box_lo, box_hi, fixed, resolution)))
+    fig, panels = _panels(n)
+    for i, (ax,) in enumerate(panels):
+        values = psi[:, i].reshape(resolution, resolution)
+        lim = np.abs(values).max() or 1.0
+        ax.imshow(values.T, origin="lower", extent=(box_lo[0], box_hi[0], box_lo[1], box_hi[1]), cmap="RdBu_r",
+                  vmin=-lim, vmax=lim)
+        ax.plot(fixed[0], fixed[1], "kx", ms=7, mew=1.5)
+        ax.set_title(_state_title(result, i), fontsize=8)
+        ax.tick_params(labelsize=6)
+    plane = "" if d == 2 else f" on the plane z = {fixed[2]:.2f}" if d == 3 else " on the x-y plane through x_1"
+    _headline(fig, f"{result.system.name}: ψ(x_1, x_2) (bohr^-{d}), particle 1 fixed at x_1 = ({where}) bohr (×), "
+                   f"particle 2{plane}; x, y in bohr")
+    return _save(fig, Path(path))
+
+
+def _middle(values: np.ndarray, errors: np.ndarray, edges: np.ndarray):
+    """Average over the middle cell(s) of the last axis (the two either side of the centre for an even count):
+    values, standard errors (combined as if the cells were independent) and the slab's bounds (bohr)."""
+    cells = len(edges) - 1
+    idx = [cells // 2 - 1, cells // 2] if cells % 2 == 0 else [cells // 2]
+    mean = values[..., idx].mean(-1)
+    error = np.sqrt((errors[..., idx] ** 2).sum(-1)) / len(idx)
+    return mean, error, (float(edges[idx[0]]), float(edges[idx[-1] + 1]))
+
+
+def _cut(ax, x: np.ndarray, values: np.ndarray, errors: np.ndarray, label: str | None = None, color=None) -> None:
+    """A line with its ±1 standard error band."""
+    line, = ax.plot(x, values, lw=1.1, label=label, color=color)
+    ax.fill_between(x, values - errors, values + errors, color=line.get_color(), alpha=0.3, lw=0)
+
+
+def density_slices(result: Result, path: str | Path) -> Path:
+    """Two particles, d ≤ 3: the one-particle density ρ_i (bohr^-d, ∫ ρ_i = 2) of each state from
+    ``result.observables`` (cell averages). d = 1: ρ_i(x) with ±1 standard error bands. d = 2 (3): maps of ρ_i on the
+    plane (on the slab of middle cells in z), and below each map the cut along x through the middle cells in y with
+    ±1 standard error bands; zoomed to the square about the centre holding 99.5 % of each map's weight."""
+    obs = result.observables
+    if "density" not in obs:
+        raise ValueError("this result has no one-particle density (two particles, d ≤ 3)")
+    edges = [np.asarray(e, dtype=float) for e in obs["density_edges"]]
+    rho, err = np.asarray(obs["density"], dtype=float), np.asarray(obs["density_error"], dtype=float)
+    d, n = len(edges), result.n_states
+    mids = [0.5 * (e[1:] + e[:-1]) for e in edges]
+    name = result.system.name
+    if d == 1:
+        center = 0.5 * (edges[0][0] + edges[0][-1])
+        fig, panels = _panels(n, width=3.2, height=2.4)
+        for i, (ax,) in enumerate(panels):
+            _cut(ax, mids[0], rho[i], err[i])
+            half = _zoom_half(np.abs(mids[0] - center), rho[i].clip(0))
+            ax.set_xlim(center - half, center + half)
+            ax.set_title(_state_title(result, i), fontsize=8)
+            ax.set_xlabel("x (bohr)", fontsize=7)
+            ax.tick_params(labelsize=6)
+        _headline(fig, f"{name}: one-particle density ρ(x) (bohr^-1) ± 1 standard error")
+        return _save(fig, Path(path))
+    slab = ""
+    if d == 3:
+        rho, err, (z0, z1) = _middle(rho, err, edges[2])
+        slab = f" averaged over the slab {z0:.2f} ≤ z ≤ {z1:.2f}"
+    cut, cut_err, (y0, y1) = _middle(rho, err, edges[1])
+    center = np.array([0.5 * (edges[0][0] + edges[0][-1]), 0.5 * (edges[1][0] + edges[1][-1])])
+    reach = np.maximum.outer(np.abs(mids[0] - center[0]), np.abs(mids[1] - center[1]))
+    fig, panels = _panels(n, width=2.8, height=2.3, blocks=2)
+    for i, (top, bottom) in enumerate(panels):
+        half = _zoom_half(reach, rho[i].clip(0))
+        image = top.imshow(rho[i].T, origin="lower", cmap="viridis", vmin=0,
+                           extent=(edges[0][0], edges[0][-1], edges[1][0], edges[1][-1]))
+        top.set(xlim=(center[0] - half, center[0] + half), ylim=(center[1] - half, center[1] + half))
+        fig.colorbar(image, ax=top, shrink=0.8).ax.tick_params(labelsize=5)
+        top.set_title(_state_title(result, i), fontsize=8)
+        _cut(bottom, mids[0], cut[i], cut_err[i])
+        bottom.set_xlim(center[0] - half, center[0] + half)
+        bottom.set_xlabel("x (bohr)", fontsize=7)
+        for ax in (top, bottom):
+            ax.tick_params(labelsize=6)
+    _headline(fig, f"{name}: one-particle density ρ (bohr^-{d}){slab}, x and y in bohr; below: ρ along x for "
+                   f"{y0:.2f} ≤ y ≤ {y1:.2f} ± 1 standard error")
+    return _save(fig, Path(path))
+
+
+def distance_distribution(result: Result, path: str | Path) -> Path:
+    """Two particles: the distribution P_i(r_12) (bohr^-1, ∫ P_i dr = 1) of the distance between the particles
+    in each state, bin averages from ``result.observables`` with ±1 standard error bands; r_12 in bohr, shown up
+    to where every state has 99.9 % of its weight."""
+    obs = result.observables
+    edges = np.asarray(obs["distance_edges"], dtype=float)
+    p, err = np.asarray(obs["distance"], dtype=float), np.asarray(obs["distance_error"], dtype=float)
+    r = 0.5 * (edges[1:] + edges[:-1])
+    cum = np.cumsum(p.clip(0) * np.diff(edges), axis=1)
+    last = [int(np.searchsorted(c, 0.999 * c[-1])) if c[-1] > 0 else len(r) - 1 for c in cum]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i in range(result.n_states):
+        _cut(ax, r, p[i], err[i], label=_state_title(result, i))
+    ax.set_xlim(0.0, edges[min(max(last) + 2, len(edges) - 1)])
+    ax.set(xlabel="r_12 (bohr)", ylabel="P(r_12) (bohr^-1)",
+           title=f"{result.system.name}: distance between the particles (± 1 standard error)")
+    ax.legend(fontsize=7)
+    return _save(fig, Path(path))
+
+
+def _column_label(result: Result) -> str:
+    return f"{SPIN_LABELS.get(result.system.spin, f'2S = {result.system.spin}')}\n({result.system.name})"
+
+
+def spin_levels(results: list[Result], references: list[Reference | None], path: str | Path,
+                thresholds: list[float | None] | None = None) -> Path:
+    """Levels of several results side by side (hartree), one column each titled by its spin (singlet/triplet)
+    and system name: each NeuralSVD level a short bar with its error bar, the reference's levels (``references``
+    aligned with ``results``, entries may be None; only as many as it lists) as black dashed bars beside it, and the
+    continuum threshold of each column (``thresholds``, default :func:`qsolver.threshold.continuum_threshold`)
+    as a labelled dashed line across the column."""
+    if thresholds is None:
+        thresholds = [continuum_threshold(r.system) for r in results]
+    fig, ax = plt.subplots(figsize=(2.4 * len(results) + 2.0, 5.5))
+    labelled = set()
+    for k, (result, ref, thr) in enumerate(zip(results, references, thresholds)):
+        n = result.n_states
+        ax.hlines(result.energies, k - 0.38, k - 0.04, color="C0", lw=1.6, label=None if k else "NeuralSVD")
+        ax.errorbar(np.full(n, k - 0.21), result.energies, yerr=result.errors, fmt="none", ecolor="C0",
+                    capsize=3, lw=1)
+        if ref is not None and len(ref.energies):
+            method = ref.method if ref.method not in labelled else None
+            labelled.add(ref.method)
+            ax.hlines(np.asarray(ref.energies[:n], dtype=float), k + 0.04, k + 0.38, colors="k", linestyles="--",
+                      lw=1.2, label=method)
+        if thr is not None and np.isfinite(thr):
+            ax.hlines(thr, k - 0.45, k + 0.45, colors="C3", linestyles="--", lw=1.2)
+            ax.annotate(f"threshold {thr:.4f}", (k + 0.45, thr), xytext=(0, 2), textcoords="offset points",
+                        ha="right", va="bottom", fontsize=7, color="C3")
+    ax.set_xticks(range(len(results)), [_column_label(r) for r in results], fontsize=8)
+    ax.set_xlim(-0.6, len(results) - 0.4)
+    ax.set(ylabel="energy (hartree)", title="levels by spin (red: continuum threshold)")
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, Path(path))
+
+
 def energy_levels(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
-    """Levels with error bars beside the reference, and the relative error per state on a log scale."""
+    """Levels (hartree) with error bars beside the reference (as many as it lists) and the continuum threshold
+    where it is finite, and the relative error per state with a reference level on a log scale."""
     n = result.n_states
     idx = np.arange(n)
     fig, (ax1, ax2) = _two_axes(reference is not None)
     ax1.errorbar(idx, result.energies, yerr=result.errors, fmt="o", ms=4, capsize=2, label="NeuralSVD")
+    threshold = continuum_threshold(result.system)
+    if threshold is not None and np.isfinite(threshold):
+        ax1.axhline(threshold, color="C3", ls="--", lw=0.8, label=f"continuum threshold {threshold:.5g}")
     if reference is not None:
-        ref = np.asarray(reference.energies[:n])
-        ax1.plot(idx, ref, "k_", ms=14, mew=1.5, label=reference.method)
-        rel = np.abs(result.energies - ref) / np.abs(ref)
-        ax2.semilogy(idx, rel, "o-", ms=4, label="|E - E_ref| / |E_ref|")
-        ax2.semilogy(idx, 3 * result.errors / np.abs(ref), "x:", ms=4, label="3 σ / |E_ref|")
+        m = min(n, len(reference.energies))
+        ref = np.asarray(reference.energies[:m], dtype=float)
+        ax1.plot(idx[:m], ref, "k_", ms=14, mew=1.5, label=reference.method)
+        rel = np.abs(result.energies[:m] - ref) / np.abs(ref)
+        ax2.semilogy(idx[:m], rel, "o-", ms=4, label="|E - E_ref| / |E_ref|")
+        ax2.semilogy(idx[:m], 3 * result.errors[:m] / np.abs(ref), "x:", ms=4, label="3 σ / |E_ref|")
         ax2.set(xlabel="state", ylabel="relative error", title="error per state")
         ax2.legend(fontsize=8)
+    for ax in (ax1, ax2) if ax2 is not None else (ax1,):
+        ax.set_xticks(idx)
     ax1.set(xlabel="state", ylabel="energy (hartree)", title=f"{result.system.name}: levels")
     ax1.legend(fontsize=8)
     return _save(fig, Path(path))
@@ -115,8 +345,8 @@ def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def training_curves(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
-    """LoRA objective and the running Rayleigh–Ritz energies (their relative error per degenerate group,
-    when a reference exists) against step; running medians over 20 log points."""
+    """LoRA objective and the running Rayleigh–Ritz energies (their relative error per degenerate group of the
+    states the reference lists, when a reference exists) against step; running medians over 20 log points."""
     from .validate import degeneracy_groups
 
     h = result.history
@@ -133,7 +363,7 @@ def training_curves(result: Result, path: str | Path, reference: Reference | Non
     if reference is not None:
         ref = np.asarray(reference.energies[: energies.shape[1]])
         groups = degeneracy_groups(ref)
-        rel = np.abs(energies - ref) / np.abs(ref)
+        rel = np.abs(energies[:, : len(ref)] - ref) / np.abs(ref)
         for g in np.unique(groups):
             ax2.semilogy(steps, _rolling_median(rel[:, groups == g].mean(1), 20), lw=1,
                          label=f"level {ref[groups == g][0]:.5g} (×{int((groups == g).sum())})")

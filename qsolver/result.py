@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .model import EigenNet
+from .pairnet import PairNet
 from .system import System
 
 
@@ -20,26 +21,32 @@ class Result:
 
     State i is φ_i(x) = Σ_m ψ_m(x) C_mi, with ψ the trained networks and C the Rayleigh–Ritz vectors;
     the φ_i are normalised to ∫ φ_i² dx = 1 (up to Monte Carlo error) and their signs are arbitrary.
+    For two particles ``observables`` holds the one-particle densities and the distributions of the distance
+    between the particles, with their statistical errors (see :mod:`qsolver.observables`).
     """
 
     system: System
     energies: np.ndarray
     errors: np.ndarray
-    model: EigenNet
+    model: EigenNet | PairNet
     coefficients: np.ndarray
     config: dict
     history: dict[str, np.ndarray] = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
+    observables: dict = field(default_factory=dict)   # two particles: densities and r_12 distributions
 
     @property
     def n_states(self) -> int:
         return len(self.energies)
 
     def wavefunctions(self, x) -> np.ndarray:
-        """φ_i(x) for points x of shape (N, d) (bohr), as a float64 array (N, n_states) in bohr^(-d/2)."""
+        """φ_i(x) at points x (N, d) for one particle or configurations (N, 2, d) for two (bohr), as a float64
+        array (N, n_states) in bohr^(-d·particles/2)."""
         points = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        if points.ndim != 2 or points.shape[1] != self.system.dimension:
-            raise ValueError(f"points must have shape (N, {self.system.dimension}), got {tuple(points.shape)}")
+        d, n = self.system.dimension, self.system.particles
+        shape = (d,) if n == 1 else (n, d)
+        if points.ndim != 1 + len(shape) or tuple(points.shape[1:]) != shape:
+            raise ValueError(f"points must have shape (N, {', '.join(map(str, shape))}), got {tuple(points.shape)}")
         model = self.model.to(torch.float64)
         out = []
         with torch.no_grad():
@@ -61,6 +68,8 @@ class Result:
             reach = 2.0 * float(self.config.get("proposal_scale", 16.0))
             return centers[0] - reach, centers[0] + reach
         scales = np.exp(model.log_scale.detach().cpu().numpy())
+        if isinstance(model, PairNet):         # per state and particle slot: the slowest decay sets the reach
+            scales = scales.reshape(-1, centers.shape[0] if kind == "exponential" else centers.shape[1])
         reach = 4.0 / np.sqrt(scales.min(0)) if kind == "gaussian" else np.full(centers.shape[1], 6.0 / scales.min())
         return centers.min(0) - reach, centers.max(0) + reach
 

@@ -4,7 +4,9 @@ Batch means of ψ_l ψ_m / p are then unbiased Lebesgue inner products ⟨ψ_l, 
 - exponential mixtures, p(x) = Σ_k w_k exp(-|x - c_k|/s_k) / (S_{d-1} Γ(d) s_k^d), whose tails match
   bound states of Coulomb-like potentials (S_{d-1} = 2π^{d/2}/Γ(d/2) is the area of the unit sphere);
 - Gaussian mixtures with diagonal covariances, for confining potentials;
-- the uniform density on a box.
+- the uniform density on a box;
+and, for two particles, the product p(x_1, x_2) = q(x_1) q(x_2) of one such density (exact, normalised in 2d
+dimensions and symmetric under exchange).
 """
 from __future__ import annotations
 
@@ -87,4 +89,18 @@ class UniformBox:
         return torch.full(x.shape[:1], -float(torch.log(self.lengths).sum()), dtype=x.dtype, device=x.device)
 
 
-Proposal = ExponentialMixture | GaussianMixture | UniformBox
+@dataclass
+class PairProduct:
+    """p(x_1, x_2) = q(x_1) q(x_2) for configurations (B, 2, d), with q a one-particle proposal."""
+
+    one: ExponentialMixture | GaussianMixture
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        x = self.one.sample(2 * n, generator)
+        return x.reshape(n, 2, x.shape[-1])
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.one.log_prob(x.reshape(-1, x.shape[-1])).reshape(x.shape[0], 2).sum(1)
+
+
+Proposal = ExponentialMixture | GaussianMixture | UniformBox | PairProduct

@@ -17,15 +17,19 @@ from tqdm.auto import tqdm
 
 from .config import SolverConfig
 from .errors import InputError
-from .hamiltonian import apply_hamiltonian
+from .hamiltonian import apply_hamiltonian, potential_energy
+from .interactions import cusp_slope
 from .model import EigenNet, ModelConfig
+from .pairnet import PairConfig, PairNet
 from .natural import descent_direction, natural_step
+from .observables import pair_observables
 from .nestedlora import lora_objective, nestedlora_loss
 from .potentials import Box, Coulomb, Harmonic, asymptote, find, hydrogen_nu
 from .result import Result
 from .ritz import jackknife_ritz, rayleigh_ritz, residual_norms, span_errors
-from .sampling import ExponentialMixture, GaussianMixture, UniformBox
+from .sampling import ExponentialMixture, GaussianMixture, PairProduct, UniformBox
 from .system import System
+from .threshold import continuum_threshold
 
 LOG_EVERY = 10
 
@@ -71,8 +75,63 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     return cfg
 
 
-def model_config(system: System, cfg: SolverConfig) -> ModelConfig:
+def pair_model_config(system: System, cfg: SolverConfig) -> PairConfig:
+    """Envelopes, cusps and initial length scales of two-particle states (see :mod:`qsolver.pairnet`).
+
+    Coulomb centres: the inner particle starts at the hydrogen-like decay Z_c/(2κν_1) of its centre, the outer at
+    that of the screened charge Z_out = max(ΣZ - 1, ¼ΣZ) in the shell of the state's outer particle (singlets
+    start with both in the lowest shell; a triplet's outer particle is never there), both made 20 % wider and
+    shared between the centres in proportion to their charges. Traps: the one-particle oscillator ground state."""
+    d, kappa, n = system.dimension, system.kinetic, cfg.states
+    pot = system.potential
+    boxes, harmonics, coulombs = find(pot, Box), find(pot, Harmonic), find(pot, Coulomb)
+    envelope = cfg.envelope
+    if envelope == "auto":
+        envelope = "gaussian" if harmonics or not coulombs else "exponential"
+    if boxes or envelope not in ("exponential", "gaussian"):
+        raise InputError("two-particle systems take exponential or gaussian envelopes (no box walls yet)",
+                         source=system.source, field="envelope" if not boxes else "potential")
+    common = dict(dimension=d, states=n, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
+                  envelope=envelope, exchange=1 if system.spin == 0 else -1,
+                  pair_cusp=cusp_slope(system.interaction, kappa, d, system.spin))
+    if envelope == "exponential":
+        centers = [c for term in coulombs for c in term.centers] or [[0.0] * d]
+        charges = [q for term in coulombs for q in term.charges] or [1.0]
+        total = sum(max(q, 0.0) for q in charges) or 1.0
+        share = [max(q, 0.0) / total for q in charges]
+        cusps = [q / ((d - 1) * kappa) if d > 1 else 0.0 for q in charges]
+        outer_charge = max(total - 1.0, 0.25 * total)
+        first = 0 if system.spin == 0 else 1
+        scales, features = [], []
+        for i in range(n):
+            inner = 0.8 * total / (2 * kappa * hydrogen_nu(0, d))
+            outer = 0.8 * outer_charge / (2 * kappa * hydrogen_nu(i + first, d))
+            if cfg.scale > 0:
+                inner = outer = 1.0 / cfg.scale
+            scales.append([[max(inner * w, 1e-2) for w in share], [max(outer * w, 1e-2) for w in share]])
+            features.append([inner, outer, outer])
+        return PairConfig(**common, centers=centers, cusps=cusps, init_scales=scales, feature_scales=features)
+    if harmonics:
+        omega = np.sqrt(sum(np.asarray(h.omega) ** 2 for h in harmonics))
+        beta = list(omega / math.sqrt(2 * kappa))
+        center = harmonics[0].center
+    else:
+        scale = cfg.scale if cfg.scale > 0 else 1.0
+        beta, center = [1.0 / scale**2] * d, (coulombs[0].centers[0] if coulombs else [0.0] * d)
+    root = float(np.sqrt(np.mean(beta)))
+    return PairConfig(**common, centers=[list(center)], cusps=[], init_scales=[[list(beta)] * 2] * n,
+                      feature_scales=[[root] * 3] * n)
+
+
+def build_model(config: ModelConfig | PairConfig, generator: torch.Generator | None = None) -> EigenNet | PairNet:
+    """The network for a configuration of either kind."""
+    return PairNet(config, generator) if isinstance(config, PairConfig) else EigenNet(config, generator)
+
+
+def model_config(system: System, cfg: SolverConfig) -> ModelConfig | PairConfig:
     """Envelope and initial length scales from the potential (see :mod:`qsolver.model`)."""
+    if system.particles == 2:
+        return pair_model_config(system, cfg)
     d, kappa, n = system.dimension, system.kinetic, cfg.states
     pot = system.potential
     boxes, harmonics, coulombs = find(pot, Box), find(pot, Harmonic), find(pot, Coulomb)
@@ -114,6 +173,8 @@ def proposal_for(model: EigenNet, dtype: torch.dtype, fixed_scale: float | None 
     so every shell gets a similar share of the samples (equal weights starve the compact low states).
     ``fixed_scale`` (bohr) instead gives one Gaussian of that standard deviation at the model's centre."""
     c = model.config
+    if isinstance(model, PairNet):
+        return PairProduct(_pair_marginal(model, dtype))
     if fixed_scale is not None or c.envelope == "none":
         sigma = torch.full_like(model.centers[:1], fixed_scale or 16.0)
         return GaussianMixture(model.centers[:1].to(dtype), sigma.to(dtype))
@@ -125,6 +186,18 @@ def proposal_for(model: EigenNet, dtype: torch.dtype, fixed_scale: float | None 
         weights = scales.reshape(-1) ** (c.dimension - 1)
         return ExponentialMixture(centers, 1.0 / scales.reshape(-1), weights / weights.sum())
     return GaussianMixture(model.centers.to(dtype).expand(c.states, -1), 1.0 / torch.sqrt(scales))
+
+
+def _pair_marginal(model: PairNet, dtype: torch.dtype) -> ExponentialMixture | GaussianMixture:
+    """One-particle density q of the two-particle proposal q(x_1) q(x_2): one equally weighted component per
+    state, slot and centre, with tails twice as wide in the exponent as the envelope's, as for one particle."""
+    c = model.config
+    scales = torch.exp(model.log_scale.detach()).to(dtype)
+    if c.envelope == "exponential":
+        centers = model.centers.to(dtype).repeat(2 * c.states, 1)
+        return ExponentialMixture(centers, 1.0 / scales.reshape(-1))
+    beta = scales.reshape(-1, c.dimension)
+    return GaussianMixture(model.centers[:1].to(dtype).expand(beta.shape[0], -1), 1.0 / torch.sqrt(beta))
 
 
 def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -> tuple[float, float]:
@@ -148,6 +221,12 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -
     return c, 1.0 / max(c - e_min, 1e-8)
 
 
+def _threshold(system: System) -> float | None:
+    """The continuum threshold where it is known in closed form, else V_∞ (an upper bound of it)."""
+    threshold = continuum_threshold(system)
+    return asymptote(system.potential) if threshold is None else threshold
+
+
 def _dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
     """(training, evaluation) dtypes. "auto" trains in float32 (batched matmuls measured 2.8× faster than
     float64 on the 2-core CPU) and evaluates Rayleigh–Ritz and the saved wavefunctions in float64."""
@@ -160,7 +239,7 @@ def _dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
 
 def _averaged_copy(model: EigenNet, averaged: list[torch.Tensor]) -> EigenNet:
     """A detached copy of the model carrying the averaged (EMA) weights."""
-    copy = EigenNet(model.config).to(device=model.centers.device, dtype=averaged[0].dtype)
+    copy = build_model(model.config).to(device=model.centers.device, dtype=averaged[0].dtype)
     copy.load_state_dict(model.state_dict())
     with torch.no_grad():
         for avg, p in zip(averaged, copy.parameters()):
@@ -188,8 +267,9 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     train_dtype, eval_dtype = _dtypes(cfg)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     init_gen = torch.Generator().manual_seed(cfg.seed)
-    model = EigenNet(model_config(system, cfg), generator=init_gen).to(device=dev, dtype=train_dtype)
-    kappa, v_inf = system.kinetic, asymptote(system.potential)
+    model = build_model(model_config(system, cfg), generator=init_gen).to(device=dev, dtype=train_dtype)
+    kappa, v_inf = system.kinetic, _threshold(system)
+    energy = potential_energy(system)
 
     optimizer = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
     opt = optimizer(model.parameters(), lr=cfg.lr)          # unused by the natural-gradient step
@@ -223,7 +303,7 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
             proposal = proposal_for(model, train_dtype, fixed_scale)
             x = proposal.sample(cfg.batch, gen)
             root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
-            psi_d, h_psi = apply_hamiltonian(model, system.potential, kappa, x, cfg.laplacian, cfg.fd_step)
+            psi_d, h_psi = apply_hamiltonian(model, energy, kappa, x, cfg.laplacian, cfg.fd_step)
             f_d, hf = psi_d * root_w, h_psi * root_w
             s_b = (f_d.T @ f_d / cfg.batch).double().cpu().numpy()
             h_b = (f_d.T @ hf / cfg.batch).double().cpu().numpy()
@@ -287,12 +367,18 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
                                    eval_seconds=time.perf_counter() - start - paused - train_time,
                                    train_dtype=str(train_dtype).replace("torch.", ""),
                                    torch=torch.__version__, threads=torch.get_num_threads())
-    return Result(system=system, energies=estimate["energies"], errors=estimate["errors"], model=model,
-                  coefficients=estimate["vectors"], config=asdict(cfg), history=hist,
-                  diagnostics=estimate["diagnostics"])
+    result = Result(system=system, energies=estimate["energies"], errors=estimate["errors"], model=model,
+                    coefficients=estimate["vectors"], config=asdict(cfg), history=hist,
+                    diagnostics=estimate["diagnostics"])
+    if system.particles == 2:
+        lo, hi = result.extent()
+        mid, half = 0.5 * (lo + hi), 0.25 * (hi - lo)      # the densities live well inside the envelopes' reach
+        result.observables = pair_observables(result.wavefunctions, proposal_for(model, eval_dtype),
+                                              max(cfg.eval_samples // 2, 1000), gen, mid - half, mid + half)
+    return result
 
 
-def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Generator,
+def evaluate(model: EigenNet | PairNet, system: System, cfg: SolverConfig, gen: torch.Generator,
              dtype: torch.dtype, chunk: int = 4096) -> dict:
     """Rayleigh–Ritz with ``cfg.eval_samples`` fresh samples in ``cfg.eval_blocks`` blocks.
 
@@ -304,6 +390,7 @@ def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Gene
     deviation of the trained networks' normalised Gram matrix from the identity (their orthogonality).
     """
     n_states, n_blocks = cfg.states, cfg.eval_blocks
+    symmetry = None
     exact = "hessian" if cfg.laplacian == "hessian" else "forward"   # finite differences only for training
     per_block = max(1, cfg.eval_samples // n_blocks)
     proposal = proposal_for(model, dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
@@ -318,7 +405,11 @@ def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Gene
             n = min(chunk, per_block - done)
             x = proposal.sample(n, gen)
             root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]
-            psi, h_psi = apply_hamiltonian(model, system.potential, system.kinetic, x, exact)
+            psi, h_psi = apply_hamiltonian(model, potential_energy(system), system.kinetic, x, exact)
+            if isinstance(model, PairNet) and b == 0 and done == 0:   # exchange symmetry, as built: ψ(Px) = ±ψ(x)
+                with torch.no_grad():
+                    swapped = model(x.flip(1)) * model.config.exchange
+                symmetry = float((psi - swapped).abs().max() / psi.abs().max())
             f, hf = psi * root_w, h_psi * root_w
             s_blocks[b] += (f.T @ f).cpu().numpy()
             h_blocks[b] += (f.T @ hf).cpu().numpy()
@@ -332,7 +423,7 @@ def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Gene
     solution, stat_errors = jackknife_ritz(s_blocks, h_blocks)
     s = s_blocks.mean(0)
     residuals = residual_norms(solution, s, h_blocks.mean(0), h2 / (per_block * n_blocks))
-    span = span_errors(solution.energies, residuals, asymptote(system.potential))
+    span = span_errors(solution.energies, residuals, _threshold(system))
     errors = np.sqrt(stat_errors**2 + np.nan_to_num(span, nan=np.inf) ** 2)
     norm = np.sqrt(np.diag(s))
     raw_gram = s / np.outer(norm, norm)
@@ -342,4 +433,5 @@ def evaluate(model: EigenNet, system: System, cfg: SolverConfig, gen: torch.Gene
                             "residuals": residuals, "span_errors": span,
                             "ess_fraction": w1**2 / w2 / (per_block * n_blocks),
                             "raw_gram_deviation": float(np.abs(raw_gram - np.eye(n_states)).max()),
-                            "gram_deviation": float(np.abs(final_gram - np.eye(n_states)).max())}}
+                            "gram_deviation": float(np.abs(final_gram - np.eye(n_states)).max()),
+                            **({"exchange_symmetry_error": symmetry} if symmetry is not None else {})}}

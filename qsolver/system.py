@@ -1,8 +1,11 @@
-"""System definitions: H = -κ∇² + V in Hartree atomic units, from TOML files or from Python.
+"""System definitions: H = Σ_i (-κ∇_i² + V(x_i)) + Σ_{i<j} W(|x_i - x_j|) in Hartree atomic units.
 
-A system file holds ``name``, ``dimension``, ``particles`` (1), ``kinetic`` (κ; 1/2 for mass 1, the
-ICML paper's convention is κ = 1), a ``[potential]`` table or, for nuclei binding one electron in 3D, a
-``[molecule]`` table (:mod:`.molecule`; V = -Σ_A Z_A/|x - R_A|), optional ``[solver]`` defaults and a
+A system file holds ``name``, ``dimension`` (per particle), ``particles`` (1 or 2 identical spin-½ fermions),
+``spin`` (2S of the states sought, as in PySCF: 1 for one particle, 0 singlets or 2 triplets for two),
+``kinetic`` (κ; 1/2 for mass 1, the ICML paper's convention is κ = 1), a ``[potential]`` table (the one-body
+term) or, for nuclei in 3D, a ``[molecule]`` table (:mod:`.molecule`; V = -Σ_A Z_A/|x - R_A|, which also sets
+the electron count and spin), an ``[interaction]`` table for two particles (:mod:`.interactions`; default
+Coulomb repulsion 1/r), optional ``[solver]`` defaults and a
 ``[reference]`` table (``kind = "analytic"``, ``"grid"``, ``"pyscf"``, ``"literature"`` or ``"none"``, plus the
 options of that method, and optionally a ``[reference.literature]`` table of quoted levels).
 """
@@ -18,28 +21,35 @@ from typing import Any
 
 from .config import SOLVER_KEYS
 from .errors import InputError
+from .interactions import Interaction, parse_interaction
 from .molecule import Molecule, parse_molecule
 from .potentials import Box, CallablePotential, Coulomb, Expression, Harmonic, Potential, Sum
 
 SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
 REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
-_TOP_KEYS = {"name", "dimension", "particles", "kinetic", "potential", "molecule", "solver", "reference"}
+_TOP_KEYS = {"name", "dimension", "particles", "spin", "kinetic", "potential", "interaction", "molecule", "solver",
+             "reference"}
+MAX_PARTICLES = 2
 
 
 @dataclass
 class System:
-    """A one-particle Hamiltonian H = -κ∇² + V(x) in ``dimension`` dimensions (hartree, bohr)."""
+    """H = Σ_i (-κ∇_i² + V(x_i)) + Σ_{i<j} W(|x_i - x_j|) for 1 or 2 particles in ``dimension`` dimensions each
+    (hartree, bohr); ``spin`` is 2S of the states sought (two particles: 0 singlets, 2 triplets)."""
 
     name: str
     dimension: int
     potential: Any
     kinetic: float = 0.5
-    particles: int = 1
+    particles: int | None = None          # None: 1, or the molecule's electron count
+    spin: int | None = None               # None: 1 for one particle, 0 (singlets) for two
+    interaction: Interaction | Any = None  # two particles only; None: Coulomb repulsion 1/r
     solver: dict = field(default_factory=dict)
     reference: str = "analytic"
     reference_options: dict = field(default_factory=dict)   # the other keys of [reference], checked by
     source: str | None = None                               # the reference method that reads them
     molecule: Molecule | None = None     # nuclei (a [molecule] table or a Molecule) giving the potential
+    _stored: bool = field(default=False, repr=False)   # read back from a file: callables are placeholders
 
     def __post_init__(self) -> None:
         src = self.source
@@ -55,13 +65,30 @@ class System:
                 raise InputError("give either [potential] or [molecule] (which sets the potential), not both",
                                  source=src, field="potential")
             self.potential = self.molecule.potential()
+            for key, value in (("particles", self.molecule.electrons), ("spin", self.molecule.spin)):
+                if getattr(self, key) is not None and getattr(self, key) != value:
+                    raise InputError(f"the [molecule] sets {key} = {value}; got {getattr(self, key)!r} (leave it out)",
+                                     source=src, field=key)
+                setattr(self, key, value)
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", self.name):
             raise InputError(f"must be a non-empty name of letters, digits and _ . + - (it names output files), "
                              f"got {self.name!r}", source=src, field="name")
         self.dimension = _integer(self.dimension, "dimension", src, minimum=1)
-        self.particles = _integer(self.particles, "particles", src, minimum=1)
-        if self.particles != 1:
-            raise InputError("only one-particle systems are supported so far", source=src, field="particles")
+        self.particles = _integer(1 if self.particles is None else self.particles, "particles", src, minimum=1)
+        if self.particles > MAX_PARTICLES:
+            raise InputError(f"at most {MAX_PARTICLES} particles are supported so far, got {self.particles}",
+                             source=src, field="particles")
+        allowed = (1,) if self.particles == 1 else (0, 2)
+        spin = allowed[0] if self.spin is None else self.spin
+        if isinstance(spin, bool) or not isinstance(spin, int) or spin not in allowed:
+            raise InputError(f"2S of {self.particles} spin-1/2 particle(s) must be "
+                             f"{' or '.join(map(str, allowed))}, got {spin!r}", source=src, field="spin")
+        self.spin = spin
+        if self.particles == 1 and self.interaction is not None:
+            raise InputError("a pair interaction needs particles = 2", source=src, field="interaction")
+        if self.particles == 2:
+            self.interaction = parse_interaction({} if self.interaction is None else self.interaction, src,
+                                                 stored=self._stored)
         self.kinetic = _number(self.kinetic, "kinetic", src)
         if self.kinetic <= 0:
             raise InputError(f"must be positive, got {self.kinetic}", source=src, field="kinetic")
@@ -91,8 +118,9 @@ class System:
         a molecule by its ``[molecule]`` table (in bohr) in place of the potential it defines."""
         shape = {"molecule": self.molecule.to_dict()} if self.molecule is not None else \
             {"potential": self.potential.to_dict()}
+        pair = {"spin": self.spin, "interaction": self.interaction.to_dict()} if self.particles == 2 else {}
         return {"name": self.name, "dimension": self.dimension, "particles": self.particles,
-                "kinetic": self.kinetic, **shape, "solver": dict(self.solver),
+                "kinetic": self.kinetic, **shape, **pair, "solver": dict(self.solver),
                 "reference": {"kind": self.reference, **self.reference_options}}
 
     def to_json(self) -> str:
@@ -264,7 +292,8 @@ def system_from_dict(data: dict, source: str | None = None, stored: bool = False
         raise InputError("must be a table", source=source, field="reference")
     potential = None if molecule else parse_potential(data["potential"], dimension, source, stored=stored)
     return System(name=data["name"], dimension=dimension, potential=potential,
-                  kinetic=data.get("kinetic", 0.5), particles=data.get("particles", 1),
-                  solver=data.get("solver", {}), reference={"kind": "analytic", **reference}, source=source,
-                  molecule=data.get("molecule"))
+                  kinetic=data.get("kinetic", 0.5), particles=data.get("particles"), spin=data.get("spin"),
+                  interaction=data.get("interaction"), solver=data.get("solver", {}),
+                  reference={"kind": "analytic", **reference}, source=source, molecule=data.get("molecule"),
+                  _stored=stored)
 

@@ -2,6 +2,8 @@
 
 Relative error |E - E_ref| / |E_ref| per state; states whose reference levels coincide (to 1e-9 relative)
 form a group and are also compared as a group (mean energy against the level, spread within the group).
+Each state is labelled with its spin and as bound or above the continuum threshold (:mod:`qsolver.threshold`):
+a reference that lists only the bound levels (H⁻ has one) leaves the states above the threshold unmatched.
 """
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .potentials import asymptote
 from .references import Reference, analytic_reference
 from .result import Result
+from .threshold import continuum_threshold
 
 DEGENERACY_RTOL = 1e-9
 
@@ -30,6 +32,7 @@ class Validation:
     raw_gram_deviation: float
     bound_levels: int | None = None
     summary: dict = field(default_factory=dict)
+    threshold: float | None = None
 
     def to_markdown(self) -> str:
         ref = self.reference
@@ -37,11 +40,15 @@ class Validation:
                  "Energies in hartree; ± combines the jackknife standard error with the Kato–Temple estimate σ²/Δ of "
                  "the learned span's error (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; conservative); "
                  "stat. is the jackknife part alone; z = |E - E_ref| / ±.", "",
-                 "| state | group | E (NeuralSVD) | ± | stat. | E_ref | abs. error | rel. error | z |",
-                 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "| state | spin | status | group | E (NeuralSVD) | ± | stat. | E_ref | abs. error | rel. error | z |",
+                 "|---:|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in self.states:
-            lines.append(f"| {r['state']} | {r['group']} | {r['energy']:.8f} | {r['error']:.2e} | {r['stat_error']:.1e} | "
-                         f"{r['reference']:.8f} | {r['abs_error']:.2e} | {r['rel_error']:.2e} | {r['z']:.1f} |")
+            matched = r["reference"] is not None
+            ref_cells = (f"{r['reference']:.8f} | {r['abs_error']:.2e} | {r['rel_error']:.2e} | {r['z']:.1f}"
+                         if matched else "— | — | — | —")
+            group = r["group"] if matched else "—"
+            lines.append(f"| {r['state']} | {r['spin']} | {r['status']} | {group} | {r['energy']:.8f} | "
+                         f"{r['error']:.2e} | {r['stat_error']:.1e} | {ref_cells} |")
         lines += ["", "| group | level E_ref | states | mean E | spread | mean rel. error | max rel. error |",
                   "|---:|---:|---:|---:|---:|---:|---:|"]
         for g in self.groups:
@@ -67,19 +74,46 @@ def degeneracy_groups(levels: np.ndarray, rtol: float = DEGENERACY_RTOL) -> np.n
     return groups
 
 
-def validate(result: Result, reference: Reference | None = None) -> Validation:
-    """Table of the result against ``reference`` (default: the system's analytic levels)."""
+SPIN_LABELS = {0: "singlet", 1: "doublet", 2: "triplet"}
+
+
+def state_status(energies: np.ndarray, stat: np.ndarray, threshold: float | None) -> list[str]:
+    """"bound" when E lies below the continuum threshold by more than 3 standard errors, "above threshold" when
+    E ≥ threshold, else "at threshold" (the Monte Carlo noise cannot tell); "bound" for confining potentials."""
+    if threshold is None or not np.isfinite(threshold):
+        return ["bound" if threshold is not None else "—"] * len(energies)
+    return ["bound" if e + 3 * s < threshold else "above threshold" if e >= threshold else "at threshold"
+            for e, s in zip(energies, stat)]
+
+
+def validate(result: Result, reference: Reference | None = None, threshold: float | None = None) -> Validation:
+    """Table of the result against ``reference`` (default: the system's analytic levels). ``threshold``: the
+    continuum threshold (default: :func:`qsolver.threshold.continuum_threshold`, else V_∞ for one particle).
+
+    A reference with fewer levels than states is matched to the first ones (e.g. a table of the bound levels)."""
     n = result.n_states
-    ref = reference or analytic_reference(result.system, n)
-    levels = np.asarray(ref.energies[:n], dtype=float)
+    system = result.system
+    ref = reference or analytic_reference(system, n)
+    if threshold is None:
+        threshold = continuum_threshold(system)
     e, err = np.asarray(result.energies, dtype=float), np.asarray(result.errors, dtype=float)
+    m = min(n, len(ref.energies))
+    levels = np.asarray(ref.energies[:m], dtype=float)
     groups = degeneracy_groups(levels)
-    abs_err = np.abs(e - levels)
+    abs_err = np.abs(e[:m] - levels)
     rel_err = abs_err / np.abs(levels)
     stat = np.asarray(result.diagnostics.get("stat_errors", err), dtype=float)
-    rows = [{"state": i, "group": int(groups[i]), "energy": float(e[i]), "error": float(err[i]),
-             "stat_error": float(stat[i]), "reference": float(levels[i]), "abs_error": float(abs_err[i]), "rel_error": float(rel_err[i]),
-             "z": float(abs_err[i] / err[i]) if err[i] > 0 else float("inf")} for i in range(n)]
+    status = state_status(e, stat, threshold)
+    spin = SPIN_LABELS.get(system.spin, f"2S = {system.spin}")
+    rows = []
+    for i in range(n):
+        row = {"state": i, "spin": spin, "status": status[i], "group": int(groups[i]) if i < m else None,
+               "energy": float(e[i]), "error": float(err[i]), "stat_error": float(stat[i]),
+               "reference": None, "abs_error": None, "rel_error": None, "z": None}
+        if i < m:
+            row.update(reference=float(levels[i]), abs_error=float(abs_err[i]), rel_error=float(rel_err[i]),
+                       z=float(abs_err[i] / err[i]) if err[i] > 0 else float("inf"))
+        rows.append(row)
     summaries = []
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
@@ -87,11 +121,11 @@ def validate(result: Result, reference: Reference | None = None) -> Validation:
                           "mean_energy": float(e[idx].mean()), "spread": float(np.ptp(e[idx])),
                           "mean_rel_error": float(rel_err[idx].mean()), "max_rel_error": float(rel_err[idx].max())})
     diag = result.diagnostics
-    v_inf = asymptote(result.system.potential)
-    bound = int(np.sum(e < v_inf)) if v_inf is not None and np.isfinite(v_inf) else None
+    bound = status.count("bound") if threshold is not None and np.isfinite(threshold) else None
     summary = {"mean_rel_error": f"{rel_err.mean():.3e}", "max_rel_error": f"{rel_err.max():.3e}",
-               "within_3_error_bars": f"{int(np.sum(abs_err <= 3 * err))}/{n}",
-               "within_3_statistical_errors": f"{int(np.sum(abs_err <= 3 * stat))}/{n}",
+               "max_abs_error": f"{abs_err.max():.3e} hartree",
+               "within_3_error_bars": f"{int(np.sum(abs_err <= 3 * err[:m]))}/{m}",
+               "within_3_statistical_errors": f"{int(np.sum(abs_err <= 3 * stat[:m]))}/{m}",
                "gram_deviation_final": f"{diag.get('gram_deviation', float('nan')):.2e}",
                "gram_deviation_trained_networks": f"{diag.get('raw_gram_deviation', float('nan')):.2e}"}
     if "steps_done" in diag:
@@ -101,6 +135,15 @@ def validate(result: Result, reference: Reference | None = None) -> Validation:
     if "ess_fraction" in diag:
         summary["min_effective_sample_fraction"] = f"{float(np.min(diag['ess_fraction'])):.2f}"
     if bound is not None:
-        summary["bound_levels"] = f"{bound}/{n} below the continuum threshold {v_inf}"
-    return Validation(result.system.name, ref, rows, summaries, float(diag.get("gram_deviation", np.nan)),
-                      float(diag.get("raw_gram_deviation", np.nan)), bound, summary)
+        above = status.count("above threshold")
+        summary["bound_levels"] = (f"{bound}/{n} below the continuum threshold {threshold:.8g} hartree"
+                                   + (f"; {above} above it (continuum, not levels)" if above else "")
+                                   + (f"; {status.count('at threshold')} within noise of it"
+                                      if "at threshold" in status else ""))
+    if m < n:
+        summary["unmatched_states"] = f"{n - m} (the reference lists {len(ref.energies)} level(s))"
+    if "exchange_symmetry_error" in diag:
+        summary["exchange_symmetry_error"] = (f"{float(diag['exchange_symmetry_error']):.1e} (max |ψ(x1,x2) "
+                                              f"{'-' if system.spin == 0 else '+'} ψ(x2,x1)| / max |ψ|)")
+    return Validation(system.name, ref, rows, summaries, float(diag.get("gram_deviation", np.nan)),
+                      float(diag.get("raw_gram_deviation", np.nan)), bound, summary, threshold)

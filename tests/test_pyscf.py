@@ -10,7 +10,7 @@ import qsolver.references.pyscf as pyscf_ref
 import qsolver.solver
 from qsolver import InputError, System, load_system
 from qsolver.cli import main
-from qsolver.molecule import BOHR_ANGSTROM, parse_molecule
+from qsolver.molecule import BOHR_ANGSTROM, ELEMENTS, parse_molecule
 from qsolver.references import reference
 from qsolver.system import system_from_dict
 
@@ -25,9 +25,14 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "pyscf"
 
 
+def one_electron(atoms) -> int:
+    """The charge Σ Z - 1 that leaves one electron on the nuclei (symbols or nuclear charges)."""
+    return sum(ELEMENTS.index(a) + 1 if isinstance(a, str) else a for a, _ in atoms) - 1
+
+
 def molecule_system(atoms, unit: str = "bohr", kinetic: float = 0.5, **reference_options) -> System:
-    return system_from_dict({"name": "mol", "kinetic": kinetic, "molecule": {"atoms": atoms, "unit": unit},
-                             "reference": {"kind": "pyscf", **reference_options}})
+    return system_from_dict({"name": "mol", "kinetic": kinetic, "reference": {"kind": "pyscf", **reference_options},
+                             "molecule": {"atoms": atoms, "unit": unit, "charge": one_electron(atoms)}})
 
 
 def h2plus(distance: float, kinetic: float = 0.5, **options) -> System:
@@ -155,12 +160,12 @@ def test_molecule_round_trips_through_the_stored_layout():
 
 
 def test_pyscf_string_form_of_atoms():
-    text = parse_molecule({"atoms": "H 0 0 -1; H 0 0 1", "unit": "bohr"})
+    text = parse_molecule({"atoms": "H 0 0 -1; H 0 0 1", "unit": "bohr", "charge": 1})
     listed = parse_molecule({"atoms": [["H", [0, 0, -1]], ["H", [0, 0, 1]]], "unit": "Bohr", "charge": 1})
     assert text.to_dict() == listed.to_dict() and text.nuclear_repulsion() == 0.5
 
 
-GOOD = '[molecule]\nunit = "bohr"\natoms = [["H", [0, 0, -1]], ["H", [0, 0, 1]]]\n'
+GOOD = '[molecule]\nunit = "bohr"\natoms = [["H", [0, 0, -1]], ["H", [0, 0, 1]]]\ncharge = 1\n'
 BAD_MOLECULES = {
     # id: (system file text, field named in the error)
     "unknown-element": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = [["H", [0, 0, 0]], ["Qx", [0, 0, 2]]]\n',
@@ -172,7 +177,8 @@ BAD_MOLECULES = {
     "two-coordinates": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = [["H", [0, 0]], ["H", [0, 2]]]\n',
                         "molecule.atoms[0]"),
     "dimension-two": ('name = "m"\ndimension = 2\n' + GOOD, "dimension"),
-    "charge-not-one-electron": ('name = "m"\n' + GOOD + 'charge = 0\n', "molecule.charge"),
+    "three-electrons": ('name = "m"\n' + GOOD.replace("charge = 1", "charge = -1"), "molecule.charge"),
+    "spin-of-one-electron": ('name = "m"\n' + GOOD + 'spin = 0\n', "molecule.spin"),
     "charge-out-of-range": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = [[0, [0, 0, 0]]]\n', "molecule.atoms[0]"),
     "bad-string-form": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = "H 0 0; H 0 0 1"\n', "molecule.atoms[0]"),
     "empty-atoms": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = []\n', "molecule.atoms"),

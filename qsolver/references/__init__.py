@@ -1,8 +1,9 @@
 """Reference spectra to validate against. Each reference states its method and its own error.
 
 ``reference(system, n_states, kind)`` dispatches to the analytic levels (:mod:`.analytic`), a grid
-discretisation (:mod:`.grid`), a PySCF one-electron calculation (:mod:`.pyscf`) or levels quoted from the
-literature in the system file (:mod:`.literature`).
+discretisation (:mod:`.grid`; for two particles in a harmonic trap the separated centre-of-mass and relative
+equations, :mod:`.trap`), a PySCF calculation (:mod:`.pyscf`: one-electron core Hamiltonian, or FCI for two
+electrons) or levels quoted from the literature in the system file (:mod:`.literature`).
 """
 from __future__ import annotations
 
@@ -12,21 +13,26 @@ from .analytic import Reference, ReferenceStates, analytic_reference
 from .grid import grid_reference
 from .literature import literature_reference
 from .pyscf import pyscf_reference
+from .trap import trap_reference
 
 KINDS = ("analytic", "grid", "pyscf", "literature")
 
 
 def reference(system: System, n_states: int, kind: str | None = None, **options) -> Reference:
     """Lowest ``n_states`` reference levels of the system by ``kind`` (default: the system's own
-    ``[reference]`` kind); InputError when that method cannot treat the system."""
+    ``[reference]`` kind; ``"pyscf:BASIS"`` runs PySCF in that basis); InputError when that method cannot treat
+    the system."""
     kind = kind or system.reference
+    if kind.startswith("pyscf:") and kind[6:].strip():       # a PySCF calculation in a named basis
+        return pyscf_reference(system, n_states, basis=kind[6:].strip(), **options)
     if kind not in KINDS:
         raise InputError(f"unknown reference kind '{kind}' (known: {', '.join(KINDS)})", source=system.source,
                          field="reference.kind")
     if kind == "analytic":
         return analytic_reference(system, n_states, **options)
     if kind == "grid":
-        return grid_reference(system, n_states, **options)
+        return trap_reference(system, n_states) if system.particles == 2 else grid_reference(system, n_states,
+                                                                                               **options)
     if kind == "pyscf":
         return pyscf_reference(system, n_states, **options)
     return literature_reference(system, n_states)
@@ -34,9 +40,9 @@ def reference(system: System, n_states: int, kind: str | None = None, **options)
 
 def system_reference(system: System, n: int) -> Reference | None:
     """The reference that ``qsolver solve`` stores and validates against: the system's own ``[reference]``
-    kind when it is analytic or PySCF (cached), else None. Grid references, which can take minutes, are made
-    on request only (``qsolver compare --reference grid``)."""
-    if system.reference not in ("analytic", "pyscf"):
+    kind when it is analytic, PySCF (cached) or the two-particle trap (a second), else None. One-particle grid
+    references, which can take minutes, are made on request only (``qsolver compare --reference grid``)."""
+    if system.reference not in ("analytic", "pyscf") and not (system.reference == "grid" and system.particles == 2):
         return None
     try:
         return reference(system, n)

@@ -108,6 +108,9 @@ def analytic_reference(system: System, n: int, with_states: bool = False) -> Ref
     ``with_states`` also fills ``states`` with the closed-form eigenfunctions on a quadrature rule
     (oscillator, box, hydrogen-like in 2D and 3D).
     """
+    if system.particles != 1:
+        raise InputError("no closed-form levels for interacting particles (use kind = \"grid\" for a harmonic "
+                         "trap, \"pyscf\" for nuclei, or quoted levels)", source=system.source, field="reference.kind")
     parts = terms(system.potential)
     d, kappa = system.dimension, system.kinetic
     if len(parts) == 1 and isinstance(parts[0], Coulomb) and len(parts[0].charges) == 1 and d >= 2 \

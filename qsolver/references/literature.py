@@ -2,7 +2,9 @@
 
 ``[reference.literature]`` holds ``levels`` (ascending, hartree, electronic: the package's H = -κ∇² + V has
 no nuclear repulsion), ``source`` (who computed them, and how) and optionally ``precision`` (hartree, e.g.
-half a unit in the last quoted digit; default 0). Any ``[reference]`` kind may carry one.
+half a unit in the last quoted digit; default 0) and ``all_bound`` (true when the table lists every bound level,
+as for H⁻'s single one: more states may then be asked for, and those beyond the table lie in the continuum). Any
+``[reference]`` kind may carry one.
 """
 from __future__ import annotations
 
@@ -27,15 +29,19 @@ def literature_reference(system: System, n: int) -> Reference:
     if not isinstance(table, dict):
         raise InputError("must be a table with levels, source and optionally precision", source=src, field=FIELD)
     for key in table:
-        if key not in ("levels", "source", "precision"):
-            raise InputError("unknown field (known: levels, source, precision)", source=src, field=f"{FIELD}.{key}")
+        if key not in ("levels", "source", "precision", "all_bound"):
+            raise InputError("unknown field (known: levels, source, precision, all_bound)", source=src,
+                             field=f"{FIELD}.{key}")
     levels = table.get("levels")
     if not isinstance(levels, list) or not levels or any(
             isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) for e in levels):
         raise InputError("must be a non-empty list of numbers (hartree)", source=src, field=f"{FIELD}.levels")
     if any(b < a for a, b in zip(levels, levels[1:])):
         raise InputError("must be in ascending order", source=src, field=f"{FIELD}.levels")
-    if len(levels) < n:
+    all_bound = table.get("all_bound", False)
+    if not isinstance(all_bound, bool):
+        raise InputError(f"must be true or false, got {all_bound!r}", source=src, field=f"{FIELD}.all_bound")
+    if len(levels) < n and not all_bound:
         raise InputError(f"gives {len(levels)} levels, {n} asked", source=src, field=f"{FIELD}.levels")
     source = table.get("source")
     if not isinstance(source, str) or not source.strip():
@@ -46,4 +52,5 @@ def literature_reference(system: System, n: int) -> Reference:
                          field=f"{FIELD}.precision")
     energies = np.array(levels[:n], dtype=float)
     return Reference(energies, f"literature (electronic): {source.strip()}", float(precision),
-                     details={"source": source.strip()}, errors=np.full(n, float(precision)))
+                     details={"source": source.strip(), "all_bound": all_bound},
+                     errors=np.full(len(energies), float(precision)))

