@@ -47,12 +47,12 @@ def _energies_text(result) -> str:
     rows = [f"{i:5d}  {e:16.8f}   {s:.2e}" for i, (e, s) in enumerate(zip(result.energies, result.errors))]
     if result.system.particles == 1:
         return "\n".join(["state  energy (hartree)   std. error", *rows])
-    from .threshold import continuum_threshold
+    from .references import ionization_threshold
     from .validate import SPIN_LABELS, state_status
 
     spin = SPIN_LABELS.get(result.system.spin, f"2S = {result.system.spin}")
     stat = result.diagnostics.get("stat_errors", result.errors)
-    status = state_status(result.energies, stat, continuum_threshold(result.system))
+    status = state_status(result.energies, stat, ionization_threshold(result.system))
     return "\n".join(["state  energy (hartree)   std. error  spin      status",
                       *(f"{row}    {spin:8s}  {s}" for row, s in zip(rows, status))])
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
-from .references import Reference, reference
+from .references import Reference, ionization_threshold, reference
 from .result import Result
 from .system import System
-from .threshold import continuum_threshold
 from .validate import DEGENERACY_RTOL, SPIN_LABELS, degeneracy_groups, state_status
 
 EXACT_LABELS = ("literature", "analytic")   # references other methods are judged against, in this order
@@ -260,7 +259,7 @@ def _notes(result: Result, labels: list[str], references: list[Reference], first
                          f"state by state (NeuralSVD's up to its statistical error): NeuralSVD lies below {label} for "
                          f"states {', '.join(lower)} hartree, i.e. it is the tighter bound there.")
     if result.system.particles == 2:
-        threshold = continuum_threshold(result.system)
+        threshold = ionization_threshold(result.system)
         spin = SPIN_LABELS.get(result.system.spin, "")
         stat = np.asarray(result.diagnostics.get("stat_errors", result.errors), dtype=float)
         status = state_status(np.asarray(result.energies), stat, threshold)

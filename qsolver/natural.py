@@ -78,13 +78,12 @@ def kernel(t: Tangents) -> torch.Tensor:
     """J Jᵀ per state, (L, B, B)."""
     n_states, n = t.signals[0].shape[:2]
     k = t.signals[0].new_zeros(n_states, n, n)
+    if t.scales is not None:         # spread over the passes: folding the c² blocks of (S/c)(S/c)ᵀ gives S Sᵀ
+        per_pass = t.scales.repeat(1, t.copies, 1) / t.copies
+        k.baddbmm_(per_pass, per_pass.transpose(1, 2))
     for z, g in zip(t.inputs, t.signals):                  # in place: the (L, B, B) buffers dominate the cost
         k.addcmul_(torch.baddbmm(k.new_ones(()), z, z.transpose(1, 2)), g @ g.transpose(1, 2))
-    if t.copies > 1:
-        k = t.fold(k)
-    if t.scales is not None:
-        k.baddbmm_(t.scales, t.scales.transpose(1, 2))
-    return k
+    return t.fold(k) if t.copies > 1 else k
 
 
 def pull_back(t: Tangents, coef: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -15,9 +15,8 @@ import numpy as np  # noqa: E402
 
 from .io import atomic_write  # noqa: E402
 from .potentials import Coulomb, terms  # noqa: E402
-from .references import Reference  # noqa: E402
+from .references import Reference, ionization_threshold  # noqa: E402
 from .result import Result  # noqa: E402
-from .threshold import continuum_threshold  # noqa: E402
 from .validate import SPIN_LABELS  # noqa: E402
 
 ZOOM_WEIGHT = 0.995   # the zoomed panels hold this fraction of the plotted weight
@@ -275,10 +274,10 @@ def spin_levels(results: list[Result], references: list[Reference | None], path:
     """Levels of several results side by side (hartree), one column each titled by its spin (singlet/triplet)
     and system name: each NeuralSVD level a short bar with its error bar, the reference's levels (``references``
     aligned with ``results``, entries may be None; only as many as it lists) as black dashed bars beside it, and the
-    continuum threshold of each column (``thresholds``, default :func:`qsolver.threshold.continuum_threshold`)
+    continuum threshold of each column (``thresholds``, default :func:`qsolver.references.ionization_threshold`)
     as a labelled dashed line across the column."""
     if thresholds is None:
-        thresholds = [continuum_threshold(r.system) for r in results]
+        thresholds = [ionization_threshold(r.system) for r in results]
     fig, ax = plt.subplots(figsize=(2.4 * len(results) + 2.0, 5.5))
     labelled = set()
     for k, (result, ref, thr) in enumerate(zip(results, references, thresholds)):
@@ -309,7 +308,7 @@ def energy_levels(result: Result, path: str | Path, reference: Reference | None 
     idx = np.arange(n)
     fig, (ax1, ax2) = _two_axes(reference is not None)
     ax1.errorbar(idx, result.energies, yerr=result.errors, fmt="o", ms=4, capsize=2, label="NeuralSVD")
-    threshold = continuum_threshold(result.system)
+    threshold = ionization_threshold(result.system)
     if threshold is not None and np.isfinite(threshold):
         ax1.axhline(threshold, color="C3", ls="--", lw=0.8, label=f"continuum threshold {threshold:.5g}")
     if reference is not None:

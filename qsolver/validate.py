@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .references import Reference, analytic_reference
+from .references import Reference, analytic_reference, ionization_threshold
 from .result import Result
-from .threshold import continuum_threshold
 
 DEGENERACY_RTOL = 1e-9
 
@@ -88,14 +87,14 @@ def state_status(energies: np.ndarray, stat: np.ndarray, threshold: float | None
 
 def validate(result: Result, reference: Reference | None = None, threshold: float | None = None) -> Validation:
     """Table of the result against ``reference`` (default: the system's analytic levels). ``threshold``: the
-    continuum threshold (default: :func:`qsolver.threshold.continuum_threshold`, else V_∞ for one particle).
+    continuum threshold (default: :func:`qsolver.references.ionization_threshold`).
 
     A reference with fewer levels than states is matched to the first ones (e.g. a table of the bound levels)."""
     n = result.n_states
     system = result.system
     ref = reference or analytic_reference(system, n)
     if threshold is None:
-        threshold = continuum_threshold(system)
+        threshold = ionization_threshold(system)
     e, err = np.asarray(result.energies, dtype=float), np.asarray(result.errors, dtype=float)
     m = min(n, len(ref.energies))
     levels = np.asarray(ref.energies[:m], dtype=float)

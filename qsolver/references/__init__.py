@@ -8,11 +8,13 @@ electrons) or levels quoted from the literature in the system file (:mod:`.liter
 from __future__ import annotations
 
 from ..errors import InputError
+from ..molecule import Molecule
 from ..system import System
+from ..threshold import continuum_threshold
 from .analytic import Reference, ReferenceStates, analytic_reference
 from .grid import grid_reference
 from .literature import literature_reference
-from .pyscf import pyscf_reference
+from .pyscf import DEFAULT_BASIS, core_levels, pyscf_reference, system_molecule
 from .trap import trap_reference
 
 KINDS = ("analytic", "grid", "pyscf", "literature")
@@ -50,5 +52,21 @@ def system_reference(system: System, n: int) -> Reference | None:
         return None
 
 
-__all__ = ["KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
+def ionization_threshold(system: System) -> float | None:
+    """The continuum threshold (hartree): closed form where :func:`qsolver.threshold.continuum_threshold` knows
+    it, else for two electrons bound by nuclei the lowest level of one electron in their field (H2 at R: H2⁺ 1σg),
+    from PySCF's core Hamiltonian in the default one-electron basis (its error is ≲ 1e-5 hartree); None when
+    neither applies."""
+    threshold = continuum_threshold(system)
+    if threshold is not None or system.particles != 2:
+        return threshold
+    try:
+        nuclei = system_molecule(system)
+    except InputError:
+        return None
+    ion = Molecule(nuclei.symbols, nuclei.charges, nuclei.positions, nuclei.unit, charge=sum(nuclei.charges) - 1)
+    return float(core_levels(ion, system.kinetic, DEFAULT_BASIS, 1, system.source)["energies"][0])
+
+
+__all__ = ["ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
            "pyscf_reference", "reference", "system_reference"]
