@@ -5,8 +5,8 @@ Batch means of ψ_l ψ_m / p are then unbiased Lebesgue inner products ⟨ψ_l, 
   bound states of Coulomb-like potentials (S_{d-1} = 2π^{d/2}/Γ(d/2) is the area of the unit sphere);
 - Gaussian mixtures with diagonal covariances, for confining potentials;
 - the uniform density on a box;
-and, for two particles, the product p(x_1, x_2) = q(x_1) q(x_2) of one such density (exact, normalised in 2d
-dimensions and symmetric under exchange).
+and, for two particles, mixtures of symmetrised products of such densities (exact, normalised in 2d dimensions
+and symmetric under exchange).
 """
 from __future__ import annotations
 
@@ -90,17 +90,50 @@ class UniformBox:
 
 
 @dataclass
-class PairProduct:
-    """p(x_1, x_2) = q(x_1) q(x_2) for configurations (B, 2, d), with q a one-particle proposal."""
+class PairMixture:
+    """p(x_1, x_2) = (1/K) Σ_k ½ [g_k1(x_1) g_k2(x_2) + g_k2(x_1) g_k1(x_2)] for configurations (B, 2, d): one
+    symmetrised product per pair of one-particle densities (a state's inner and outer particle). Each g_ks is an
+    equal-weight mixture over the centres R_c (C, d) of radial exponentials of scale ``scales[k, s]`` (bohr), or,
+    with ``gaussian``, one Gaussian at R_0 of standard deviations ``scales[k, s]`` (d,)."""
 
-    one: ExponentialMixture | GaussianMixture
+    centers: torch.Tensor
+    scales: torch.Tensor            # (K, 2) exponential scales, or (K, 2, d) Gaussian standard deviations
+    gaussian: bool = False
+
+    def _one(self, slot_scales: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, d = slot_scales.shape[0], self.centers.shape[1]
+        opts = dict(dtype=self.centers.dtype, device=self.centers.device)
+        if self.gaussian:
+            return self.centers[0] + torch.randn(n, d, generator=generator, **opts) * slot_scales
+        pick = torch.randint(self.centers.shape[0], (n,), generator=generator, device=self.centers.device)
+        u = torch.rand(n, d, generator=generator, **opts).clamp_min(torch.finfo(self.centers.dtype).tiny)
+        direction = torch.randn(n, d, generator=generator, **opts)
+        direction = direction / torch.linalg.vector_norm(direction, dim=-1, keepdim=True)
+        # |x - R_c| ~ Gamma(d, s): a sum of d unit exponentials, scaled
+        return self.centers[pick] + (-torch.log(u).sum(-1) * slot_scales)[:, None] * direction
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        x = self.one.sample(2 * n, generator)
-        return x.reshape(n, 2, x.shape[-1])
+        pair = torch.randint(self.scales.shape[0], (n,), generator=generator, device=self.centers.device)
+        x = torch.stack([self._one(self.scales[pair, 0], generator), self._one(self.scales[pair, 1], generator)], 1)
+        swap = torch.rand(n, generator=generator, dtype=self.centers.dtype, device=self.centers.device) < 0.5
+        return torch.where(swap[:, None, None], x.flip(1), x)
+
+    def _log_one(self, x: torch.Tensor) -> torch.Tensor:
+        """log g_ks(x) for points x (N, d): (N, K, 2)."""
+        d = x.shape[-1]
+        if self.gaussian:
+            z = (x[:, None, None, :] - self.centers[0]) / self.scales[None]
+            return -0.5 * (z**2).sum(-1) - torch.log(self.scales).sum(-1) - 0.5 * d * math.log(2 * math.pi)
+        dist = torch.linalg.vector_norm(x[:, None, :] - self.centers[None], dim=-1)          # (N, C)
+        s = self.scales[None, :, :, None]                                                    # (1, K, 2, 1)
+        log_q = -dist[:, None, None, :] / s - (_log_sphere_area(d) + math.lgamma(d) + d * torch.log(s))
+        return torch.logsumexp(log_q, dim=-1) - math.log(self.centers.shape[0])
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return self.one.log_prob(x.reshape(-1, x.shape[-1])).reshape(x.shape[0], 2).sum(1)
+        a, b = self._log_one(x[:, 0]), self._log_one(x[:, 1])                                # (N, K, 2)
+        direct, crossed = a[..., 0] + b[..., 1], a[..., 1] + b[..., 0]
+        both = torch.logaddexp(direct, crossed) - math.log(2.0)
+        return torch.logsumexp(both, dim=-1) - math.log(self.scales.shape[0])
 
 
-Proposal = ExponentialMixture | GaussianMixture | UniformBox | PairProduct
+Proposal = ExponentialMixture | GaussianMixture | UniformBox | PairMixture

@@ -27,11 +27,14 @@ from .nestedlora import lora_objective, nestedlora_loss
 from .potentials import Box, Coulomb, Harmonic, asymptote, find, hydrogen_nu
 from .result import Result
 from .ritz import jackknife_ritz, rayleigh_ritz, residual_norms, span_errors
-from .sampling import ExponentialMixture, GaussianMixture, PairProduct, UniformBox
+from .sampling import ExponentialMixture, GaussianMixture, PairMixture, UniformBox
 from .system import System
 from .threshold import continuum_threshold
 
 LOG_EVERY = 10
+# p ∝ ψ_envelope^(2/PAIR_TAIL) per particle: 2 would give the one-particle rule (tails twice as wide in the exponent,
+# effective sample fraction (27/64)² ≈ 0.18 for a pair of exponentials in 3D); 4/3 gives ≈ 0.68 per pair
+PAIR_TAIL = 4.0 / 3.0
 
 
 def resolve_config(system: System, **overrides) -> SolverConfig:
@@ -174,7 +177,7 @@ def proposal_for(model: EigenNet, dtype: torch.dtype, fixed_scale: float | None 
     ``fixed_scale`` (bohr) instead gives one Gaussian of that standard deviation at the model's centre."""
     c = model.config
     if isinstance(model, PairNet):
-        return PairProduct(_pair_marginal(model, dtype))
+        return _pair_proposal(model, dtype)
     if fixed_scale is not None or c.envelope == "none":
         sigma = torch.full_like(model.centers[:1], fixed_scale or 16.0)
         return GaussianMixture(model.centers[:1].to(dtype), sigma.to(dtype))
@@ -188,16 +191,17 @@ def proposal_for(model: EigenNet, dtype: torch.dtype, fixed_scale: float | None 
     return GaussianMixture(model.centers.to(dtype).expand(c.states, -1), 1.0 / torch.sqrt(scales))
 
 
-def _pair_marginal(model: PairNet, dtype: torch.dtype) -> ExponentialMixture | GaussianMixture:
-    """One-particle density q of the two-particle proposal q(x_1) q(x_2): one equally weighted component per
-    state, slot and centre, with tails twice as wide in the exponent as the envelope's, as for one particle."""
+def _pair_proposal(model: PairNet, dtype: torch.dtype) -> PairMixture:
+    """One symmetrised product per state of its two particles' densities, with tails wider in the exponent than the
+    envelopes' squares by PAIR_TAIL (so the importance weights ψ²/p stay bounded: |ψ| ≤ C e under a bounded
+    network): exponential envelopes decay like exp(-A r) far from the nuclei, A = Σ_c a_c, so each centre's
+    component decays like exp(-2A r/PAIR_TAIL); Gaussian ones like exp(-β x²), so p like exp(-β x²/PAIR_TAIL)."""
     c = model.config
-    scales = torch.exp(model.log_scale.detach()).to(dtype)
+    scales = torch.exp(model.log_scale.detach()).to(dtype).reshape(c.states, 2, -1)
+    centers = model.centers.to(dtype)
     if c.envelope == "exponential":
-        centers = model.centers.to(dtype).repeat(2 * c.states, 1)
-        return ExponentialMixture(centers, 1.0 / scales.reshape(-1))
-    beta = scales.reshape(-1, c.dimension)
-    return GaussianMixture(model.centers[:1].to(dtype).expand(beta.shape[0], -1), 1.0 / torch.sqrt(beta))
+        return PairMixture(centers, PAIR_TAIL / (2 * scales.sum(-1)))
+    return PairMixture(centers[:1], torch.sqrt(PAIR_TAIL / (2 * scales)), gaussian=True)
 
 
 def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -> tuple[float, float]:

@@ -14,7 +14,7 @@ from qsolver.laplacian import hessian_trace
 from qsolver.natural import kernel, pull_back, tangents
 from qsolver.pairnet import PairConfig, PairNet
 from qsolver.references.trap import trap_levels
-from qsolver.sampling import ExponentialMixture, PairProduct
+from qsolver.sampling import ExponentialMixture, GaussianMixture, PairMixture
 from qsolver.threshold import continuum_threshold
 from qsolver.validate import state_status, validate
 
@@ -97,26 +97,34 @@ def test_laplacian_of_a_closed_form_pair_function():
     assert torch.allclose(lap[:, 0], psi[:, 0] * (beta**2 * rr - 4 * beta), rtol=1e-11)
 
 
-def test_cusps_cancel_the_coulomb_singularities():
-    # Kato: with the exact cusps the local energy Hψ/ψ stays finite as an electron meets the nucleus or the other
-    # electron; without the 1/r terms cancelling it would grow like 1/r.
-    system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
-    cfg = qsolver.solver.resolve_config(system, states=1)
-    net = qsolver.solver.build_model(qsolver.solver.model_config(system, cfg)).double()
+def _local_energies(net, system, distances):
+    """H ψ/ψ of state 0 with electron 1 at distance ε from the nucleus, and with it at ε from electron 2."""
     energy = potential_energy(system)
     base = torch.tensor([[0.0, 0.0, 0.0], [0.9, -0.4, 0.3]], dtype=torch.float64)
-    local = []
-    for eps in (1e-3, 1e-5, 1e-7):
-        near_nucleus = base.clone()
+    out = []
+    for eps in distances:
+        near_nucleus, near_pair = base.clone(), base.clone()
         near_nucleus[0] = torch.tensor([eps, 0.0, 0.0])
-        near_pair = base.clone()
         near_pair[0] = base[1] + torch.tensor([0.0, eps, 0.0])
-        x = torch.stack([near_nucleus, near_pair])
-        psi, h_psi = apply_hamiltonian(net, energy, system.kinetic, x)
-        local.append((h_psi / psi)[:, 0])
-    local = torch.stack(local)
-    # the potential there is ~1e7 hartree; the local energy changes by the smooth part only
+        psi, h_psi = apply_hamiltonian(net, energy, system.kinetic, torch.stack([near_nucleus, near_pair]))
+        out.append((h_psi / psi)[:, 0])
+    return torch.stack(out)
+
+
+def test_cusps_cancel_the_coulomb_singularities():
+    # Kato: with the exact cusps the local energy Hψ/ψ stays finite as an electron meets the nucleus or the other
+    # electron, although the potential there grows like 1/ε (here up to 1e8 hartree)
+    system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
+    cfg = qsolver.solver.resolve_config(system, states=1)
+    config = qsolver.solver.model_config(system, cfg)
+    net = qsolver.solver.build_model(config, torch.Generator().manual_seed(0)).double()
+    local = _local_energies(net, system, (1e-4, 1e-6, 1e-8))
     assert (local[-1] - local[0]).abs().max() < 1e-2 * (1 + local[0].abs().max())
+    # control: without the pair cusp the local energy at r_12 = ε carries the uncancelled 1/ε
+    config.pair_cusp = 0.0
+    bare = qsolver.solver.build_model(config, torch.Generator().manual_seed(0)).double()
+    local = _local_energies(bare, system, (1e-4, 1e-8))
+    assert abs(local[1, 1] - local[0, 1]) > 1e6
 
 
 def test_triplet_cusp_is_the_quarter_rule():
@@ -150,8 +158,7 @@ def test_electron_repulsion_of_two_1s_electrons():
     # each electron's density Z³/π e^{-2Zr} is the radial exponential density of scale 1/(2Z).
     z = 2.0
     system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
-    proposal = PairProduct(ExponentialMixture(torch.zeros(1, 3, dtype=torch.float64),
-                                              torch.tensor([1 / (2 * z)], dtype=torch.float64)))
+    proposal = PairMixture(torch.zeros(1, 3, dtype=torch.float64), torch.full((1, 2), 1 / (2 * z), dtype=torch.float64))
     x = proposal.sample(400_000, torch.Generator().manual_seed(8))
     v = potential_energy(system)(x)
     nuclear = -z * (1 / x[:, 0].norm(dim=-1) + 1 / x[:, 1].norm(dim=-1))
@@ -159,8 +166,31 @@ def test_electron_repulsion_of_two_1s_electrons():
     mean, sem = pair.mean().item(), pair.std().item() / math.sqrt(len(pair))
     assert abs(mean - 5 * z / 8) < 4 * sem
     assert abs(nuclear.mean().item() + 2 * z * z) < 4 * nuclear.std().item() / math.sqrt(len(pair))
-    # the proposal density is normalised and symmetric: ∫ p = 1 checked through E_p[q/p] for another density q
     assert torch.allclose(proposal.log_prob(x[:5]), proposal.log_prob(x[:5].flip(1)))
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_pair_mixture_is_a_normalised_density_and_samples_from_it(gaussian):
+    # E_q[p/q] = ∫ p = 1 for samples of an independent density q (checks log_prob), and E_p[q/p] = 1 (checks that
+    # the sampler draws from p); q is a product of wider densities of the same family.
+    dtype = torch.float64
+    centers = torch.tensor([[0.0, 0.0, -0.7], [0.0, 0.0, 0.7]], dtype=dtype)
+    scales = torch.tensor([[0.6, 1.5], [0.4, 0.9]], dtype=dtype)
+    if gaussian:
+        p = PairMixture(centers[:1], scales[..., None] * torch.tensor([1.0, 0.8, 1.2], dtype=dtype), gaussian=True)
+    else:
+        p = PairMixture(centers, scales)
+    wide = (GaussianMixture(torch.zeros(1, 3, dtype=dtype), torch.full((1, 3), 2.0, dtype=dtype)) if gaussian else
+            ExponentialMixture(torch.zeros(1, 3, dtype=dtype), torch.tensor([2.0], dtype=dtype)))
+
+    def log_q(x):
+        return wide.log_prob(x[:, 0]) + wide.log_prob(x[:, 1])
+
+    gen = torch.Generator().manual_seed(11)
+    xq = wide.sample(400_000, gen).reshape(200_000, 2, 3)
+    xp = p.sample(200_000, gen)
+    for ratio in (torch.exp(p.log_prob(xq) - log_q(xq)), torch.exp(log_q(xp) - p.log_prob(xp))):
+        assert abs(ratio.mean().item() - 1) < 4 * ratio.std().item() / math.sqrt(len(ratio)) + 1e-3
 
 
 def test_thresholds_and_state_status():
