@@ -141,6 +141,18 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _exact_or(result, reference):
+    """The levels a file quotes from the literature (exact), else ``reference``."""
+    from .references import reference as make_reference
+
+    if "literature" not in result.system.reference_options:
+        return reference
+    try:
+        return make_reference(result.system, result.n_states, "literature")
+    except InputError:
+        return reference
+
+
 def cmd_plot(args) -> int:
     """Each file's report (beside it, or in --out); with several files also their levels side by side in
     STEM1_STEM2_..._levels.png (in --out, else beside the first file)."""
@@ -160,7 +172,7 @@ def cmd_plot(args) -> int:
         _report(result, folder, path.stem, reference)
     if len(results) > 1:
         combined = folders[0] / f"{'_'.join(p.stem for p in paths)}_levels.png"
-        spin_levels(results, references, combined)
+        spin_levels(results, [_exact_or(r, ref) for r, ref in zip(results, references)], combined)
         print(f"levels side by side: {combined}")
     print("figures written to " + ", ".join(dict.fromkeys(str(f) for f in folders)))
     return 0

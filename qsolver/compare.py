@@ -283,7 +283,8 @@ def default_kinds(system: System) -> list[str]:
     if "literature" in system.reference_options and "literature" not in kinds:
         kinds.append("literature")
     if system.particles == 2 and system.reference == "pyscf":
-        kinds += [f"pyscf:{basis}" for basis in STANDARD_BASES]
+        own = str(system.reference_options.get("basis", "")).strip().lower()
+        kinds += [f"pyscf:{basis}" for basis in STANDARD_BASES if basis != own]
     return kinds
 
 

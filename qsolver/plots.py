@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .io import atomic_write  # noqa: E402
@@ -20,6 +21,7 @@ from .result import Result  # noqa: E402
 from .validate import SPIN_LABELS  # noqa: E402
 
 ZOOM_WEIGHT = 0.995   # the zoomed panels hold this fraction of the plotted weight
+DENSITY_RANGE = 1e-3  # density maps show three decades below each state's peak
 
 
 def _save(fig, path: Path) -> Path:
@@ -199,7 +201,8 @@ def density_slices(result: Result, path: str | Path) -> Path:
     """Two particles, d ≤ 3: the one-particle density ρ_i (bohr^-d, ∫ ρ_i = 2) of each state from
     ``result.observables`` (cell averages). d = 1: ρ_i(x) with ±1 standard error bands. d = 2 (3): maps of ρ_i on the
     plane (on the slab of middle cells in z), and below each map the cut along x through the middle cells in y with
-    ±1 standard error bands; zoomed to the square about the centre holding 99.5 % of each map's weight."""
+    ±1 standard error bands; zoomed to the square about the centre holding 99.5 % of each map's weight. Maps use
+    logarithmic scales over DENSITY_RANGE of each peak."""
     obs = result.observables
     if "density" not in obs:
         raise ValueError("this result has no one-particle density (two particles, d ≤ 3)")
@@ -230,17 +233,22 @@ def density_slices(result: Result, path: str | Path) -> Path:
     fig, panels = _panels(n, width=2.8, height=2.3, blocks=2)
     for i, (top, bottom) in enumerate(panels):
         half = _zoom_half(reach, rho[i].clip(0))
-        image = top.imshow(rho[i].T, origin="lower", cmap="viridis", vmin=0,
+        # logarithmic: an inner particle's density would otherwise hide the outer particle's shape
+        peak = float(rho[i].max()) if rho[i].max() > 0 else 1.0
+        image = top.imshow(rho[i].T.clip(DENSITY_RANGE * peak), origin="lower", cmap="viridis",
+                           norm=LogNorm(vmin=DENSITY_RANGE * peak, vmax=peak),
                            extent=(edges[0][0], edges[0][-1], edges[1][0], edges[1][-1]))
         top.set(xlim=(center[0] - half, center[0] + half), ylim=(center[1] - half, center[1] + half))
         fig.colorbar(image, ax=top, shrink=0.8).ax.tick_params(labelsize=5)
         top.set_title(_state_title(result, i), fontsize=8)
         _cut(bottom, mids[0], cut[i], cut_err[i])
+        bottom.set_yscale("log")
+        bottom.set_ylim(DENSITY_RANGE * peak, 2 * peak)
         bottom.set_xlim(center[0] - half, center[0] + half)
         bottom.set_xlabel("x (bohr)", fontsize=7)
         for ax in (top, bottom):
             ax.tick_params(labelsize=6)
-    _headline(fig, f"{name}: one-particle density ρ (bohr^-{d}){slab}, x and y in bohr; below: ρ along x for "
+    _headline(fig, f"{name}: one-particle density ρ (bohr^-{d}, log scale){slab}, x and y in bohr; below: ρ along x for "
                    f"{y0:.2f} ≤ y ≤ {y1:.2f} ± 1 standard error")
     return _save(fig, Path(path))
 
@@ -286,7 +294,7 @@ def spin_levels(results: list[Result], references: list[Reference | None], path:
         ax.errorbar(np.full(n, k - 0.21), result.energies, yerr=result.errors, fmt="none", ecolor="C0",
                     capsize=3, lw=1)
         if ref is not None and len(ref.energies):
-            method = ref.method if ref.method not in labelled else None
+            method = textwrap.shorten(ref.method, 70) if ref.method not in labelled else None
             labelled.add(ref.method)
             ax.hlines(np.asarray(ref.energies[:n], dtype=float), k + 0.04, k + 0.38, colors="k", linestyles="--",
                       lw=1.2, label=method)
@@ -297,7 +305,7 @@ def spin_levels(results: list[Result], references: list[Reference | None], path:
     ax.set_xticks(range(len(results)), [_column_label(r) for r in results], fontsize=8)
     ax.set_xlim(-0.6, len(results) - 0.4)
     ax.set(ylabel="energy (hartree)", title="levels by spin (red: continuum threshold)")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     return _save(fig, Path(path))
 
 

@@ -89,7 +89,8 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
     """Table of the result against ``reference`` (default: the system's analytic levels). ``threshold``: the
     continuum threshold (default: :func:`qsolver.references.ionization_threshold`).
 
-    A reference with fewer levels than states is matched to the first ones (e.g. a table of the bound levels)."""
+    A reference with fewer levels than states is matched to the first ones (e.g. a table of the bound levels); so
+    is one whose further levels lie above the threshold (a basis set's discretised continuum)."""
     n = result.n_states
     system = result.system
     ref = reference or analytic_reference(system, n)
@@ -97,6 +98,8 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
         threshold = ionization_threshold(system)
     e, err = np.asarray(result.energies, dtype=float), np.asarray(result.errors, dtype=float)
     m = min(n, len(ref.energies))
+    if threshold is not None and np.isfinite(threshold):     # a basis's discretised continuum holds no levels
+        m = int(np.sum(np.asarray(ref.energies[:m], dtype=float) < threshold))
     levels = np.asarray(ref.energies[:m], dtype=float)
     groups = degeneracy_groups(levels)
     abs_err = np.abs(e[:m] - levels)
@@ -121,12 +124,13 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
                           "mean_rel_error": float(rel_err[idx].mean()), "max_rel_error": float(rel_err[idx].max())})
     diag = result.diagnostics
     bound = status.count("bound") if threshold is not None and np.isfinite(threshold) else None
-    summary = {"mean_rel_error": f"{rel_err.mean():.3e}", "max_rel_error": f"{rel_err.max():.3e}",
-               "max_abs_error": f"{abs_err.max():.3e} hartree",
-               "within_3_error_bars": f"{int(np.sum(abs_err <= 3 * err[:m]))}/{m}",
-               "within_3_statistical_errors": f"{int(np.sum(abs_err <= 3 * stat[:m]))}/{m}",
-               "gram_deviation_final": f"{diag.get('gram_deviation', float('nan')):.2e}",
-               "gram_deviation_trained_networks": f"{diag.get('raw_gram_deviation', float('nan')):.2e}"}
+    summary = {} if m == 0 else {
+        "mean_rel_error": f"{rel_err.mean():.3e}", "max_rel_error": f"{rel_err.max():.3e}",
+        "max_abs_error": f"{abs_err.max():.3e} hartree",
+        "within_3_error_bars": f"{int(np.sum(abs_err <= 3 * err[:m]))}/{m}",
+        "within_3_statistical_errors": f"{int(np.sum(abs_err <= 3 * stat[:m]))}/{m}"}
+    summary |= {"gram_deviation_final": f"{diag.get('gram_deviation', float('nan')):.2e}",
+                "gram_deviation_trained_networks": f"{diag.get('raw_gram_deviation', float('nan')):.2e}"}
     if "steps_done" in diag:
         summary["training"] = (f"{diag['steps_done']} steps in {diag.get('train_seconds', float('nan')):.0f} s "
                                f"({diag.get('train_dtype', '?')}, {diag.get('threads', '?')} threads); "
@@ -140,7 +144,9 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
                                    + (f"; {status.count('at threshold')} within noise of it"
                                       if "at threshold" in status else ""))
     if m < n:
-        summary["unmatched_states"] = f"{n - m} (the reference lists {len(ref.energies)} level(s))"
+        summary["unmatched_states"] = (f"{n - m} (the reference lists {m} bound level(s)"
+                                       + (f" and {len(ref.energies[:n]) - m} above the threshold)"
+                                          if len(ref.energies[:n]) > m else ")"))
     if "exchange_symmetry_error" in diag:
         summary["exchange_symmetry_error"] = (f"{float(diag['exchange_symmetry_error']):.1e} (max |ψ(x1,x2) "
                                               f"{'-' if system.spin == 0 else '+'} ψ(x2,x1)| / max |ψ|)")

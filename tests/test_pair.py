@@ -7,6 +7,7 @@ import torch
 from torch.func import functional_call, jacrev
 
 import qsolver
+import qsolver.ansatz
 import qsolver.cli
 from qsolver.errors import InputError
 from qsolver.hamiltonian import apply_hamiltonian, potential_energy
@@ -116,13 +117,13 @@ def test_cusps_cancel_the_coulomb_singularities():
     # electron, although the potential there grows like 1/ε (here up to 1e8 hartree)
     system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
     cfg = qsolver.solver.resolve_config(system, states=1)
-    config = qsolver.solver.model_config(system, cfg)
-    net = qsolver.solver.build_model(config, torch.Generator().manual_seed(0)).double()
+    config = qsolver.ansatz.model_config(system, cfg)
+    net = qsolver.ansatz.build_model(config, torch.Generator().manual_seed(0)).double()
     local = _local_energies(net, system, (1e-4, 1e-6, 1e-8))
     assert (local[-1] - local[0]).abs().max() < 1e-2 * (1 + local[0].abs().max())
     # control: without the pair cusp the local energy at r_12 = ε carries the uncancelled 1/ε
     config.pair_cusp = 0.0
-    bare = qsolver.solver.build_model(config, torch.Generator().manual_seed(0)).double()
+    bare = qsolver.ansatz.build_model(config, torch.Generator().manual_seed(0)).double()
     local = _local_energies(bare, system, (1e-4, 1e-8))
     assert abs(local[1, 1] - local[0, 1]) > 1e6
 
@@ -132,7 +133,7 @@ def test_triplet_cusp_is_the_quarter_rule():
     singlet = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
     for system, slope in ((singlet, 0.5), (triplet, 0.25)):
         cfg = qsolver.solver.resolve_config(system, states=1)
-        assert qsolver.solver.model_config(system, cfg).pair_cusp == pytest.approx(slope)
+        assert qsolver.ansatz.model_config(system, cfg).pair_cusp == pytest.approx(slope)
 
 
 def test_natural_step_kernel_and_pull_back_match_the_explicit_jacobian():

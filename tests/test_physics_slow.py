@@ -1,7 +1,7 @@
 """The long physics runs behind results/ (minutes each on 2 CPU cores): `python -m pytest -m slow`.
 
 Each solves a shipped system with its defaults and checks an accuracy target against closed-form levels
-(hydrogen, oscillator) or exact literature levels (H2+).
+(hydrogen, oscillator), exact literature levels (H2+, He, H⁻) or the separated trap spectrum (harmonium).
 """
 import numpy as np
 import pytest
@@ -45,3 +45,37 @@ def test_h2plus_lowest_five_states_within_a_millihartree():
     result = qsolver.solve(system, progress=False)
     exact = qsolver.reference(system, 5, "literature").energies
     assert np.abs(result.energies[:5] - exact).max() <= 1e-3, (result.energies, exact)
+
+
+@pytest.mark.parametrize("name", ["helium_singlet", "helium_triplet"])
+def test_helium_levels_within_a_millihartree(name):
+    # He singlets 1¹S, 2¹S, 2¹P×3 and triplets 2³S, 2³P×3 against the exact non-relativistic levels (Drake):
+    # the issue's target is every level within 1 mHa with the defaults, and the error bars holding the truth
+    system = qsolver.load_system(name)
+    result = qsolver.solve(system, progress=False)
+    table = validate(result, qsolver.reference(system, result.n_states, "literature"))
+    errors = np.array([row["abs_error"] for row in table.states])
+    assert errors.max() <= 1e-3, table.to_markdown()
+    assert sum(row["z"] <= 3 for row in table.states) >= len(errors) - 1, table.to_markdown()
+    assert table.bound_levels == result.n_states and all(row["spin"] in ("singlet", "triplet")
+                                                         for row in table.states)
+
+
+def test_hydride_has_one_bound_level():
+    # H⁻: one bound state at -0.527751017 (within 0.5 mHa); the other two states asked for lie above the H 1s
+    # threshold -½ and must be reported as such, not as levels
+    system = qsolver.load_system("hydride")
+    result = qsolver.solve(system, progress=False)
+    table = validate(result, qsolver.reference(system, result.n_states, "literature"))
+    assert abs(table.states[0]["abs_error"]) <= 5e-4, table.to_markdown()
+    assert table.bound_levels == 1
+    assert [row["status"] for row in table.states[1:]] == ["above threshold"] * 2, table.to_markdown()
+
+
+def test_harmonium_against_the_separated_spectrum():
+    # Hooke's atom (ω = ½): ground state exactly 2 hartree (Taut), then the centre-of-mass excitation at 2.5 (×3)
+    system = qsolver.load_system("harmonium")
+    result = qsolver.solve(system, progress=False)
+    exact = qsolver.reference(system, result.n_states).energies
+    assert exact[0] == pytest.approx(2.0, abs=1e-9)
+    assert np.abs(result.energies - exact).max() <= 2e-3, (result.energies, exact)

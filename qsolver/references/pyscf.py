@@ -259,8 +259,9 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
     One electron: the core Hamiltonian (:func:`core_levels`); two: full CI of spin ``system.spin``
     (:func:`fci_levels`), spatially degenerate levels repeated. ``basis`` (else ``[reference] basis``, else
     :data:`DEFAULT_BASIS` or :data:`DEFAULT_BASIS_2E`): one of :data:`BASES` or any basis name PySCF knows;
-    ``[reference] companion`` overrides :func:`companion_basis` (e.g. for molecules, where the atoms' default
-    two-electron basis on every nucleus is too large).
+    ``[reference] companion`` overrides :func:`companion_basis` for that basis (e.g. for molecules, where the
+    atoms' default two-electron basis on every nucleus is too large); another basis asked for by argument is
+    compared with the file's ``[reference] basis`` when it names one.
     Energies in hartree; ``details`` holds ``total_energies`` = energies + ``nuclear_repulsion``.
     """
     options = dict(system.reference_options)
@@ -273,11 +274,15 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
     if molecule.electrons == 2:
         _check_interaction(system)
     default = DEFAULT_BASIS if molecule.electrons == 1 else DEFAULT_BASIS_2E
-    basis = basis if basis is not None else options.get("basis", default)
+    configured = options.get("basis", default)
+    basis = basis if basis is not None else configured
     if not isinstance(basis, str) or not basis.strip():
         raise InputError(f"must be a basis name, got {basis!r}", source=system.source, field="reference.basis")
     basis = basis.strip().lower()
-    companion = options.get("companion", companion_basis(basis, molecule.electrons))
+    own = isinstance(configured, str) and basis == configured.strip().lower()
+    # the file's companion belongs to the file's basis; another basis is measured against the file's basis
+    companion = options.get("companion", companion_basis(basis, molecule.electrons)) if own else \
+        (configured if "basis" in options else companion_basis(basis, molecule.electrons))
     if not isinstance(companion, str) or not companion.strip() or companion.strip().lower() == basis:
         raise InputError(f"must be a basis name other than {basis!r}, got {companion!r}", source=system.source,
                          field="reference.companion")
