@@ -261,3 +261,21 @@ def test_cli_refuses_bad_two_particle_files_and_writes_nothing(tmp_path, capsys,
     message = capsys.readouterr().err.strip().splitlines()
     assert len(message) == 1 and f"field '{field}'" in message[0] and str(path) in message[0]
     assert not out.parent.exists()
+
+
+def test_two_particle_result_round_trips_through_hdf5(tmp_path):
+    system = qsolver.System("trap", 2, {"kind": "harmonic", "omega": 1.0}, particles=2, spin=2,
+                            interaction={"kind": "expression", "expr": "1/sqrt(r**2 + 1)"}, reference="grid")
+    result = qsolver.solve(system, n_states=2, steps=20, seed=0, progress=False, eval_samples=2000, eval_blocks=4,
+                           threads=1)
+    again = qsolver.load_result(result.save(tmp_path / "trap.h5"))
+    x = np.random.default_rng(0).normal(size=(50, 2, 2))
+    assert np.allclose(again.wavefunctions(x), result.wavefunctions(x), rtol=1e-12, atol=1e-14)
+    assert (again.system.particles, again.system.spin, again.system.interaction.to_dict()) == \
+        (2, 2, {"kind": "expression", "expr": "1/sqrt(r**2 + 1)"})
+    for key in ("density", "density_error", "distance", "distance_error", "distance_edges"):
+        assert np.allclose(again.observables[key], result.observables[key], rtol=1e-6), key
+    assert all(np.allclose(a, b) for a, b in zip(again.observables["density_edges"],
+                                                 result.observables["density_edges"]))
+    with pytest.raises(ValueError):
+        result.wavefunctions(x[:, 0])          # one-particle points for a two-particle result
