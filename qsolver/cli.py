@@ -94,8 +94,9 @@ def cmd_solve(args) -> int:
     if result.diagnostics.get("interrupted"):
         print(f"interrupted after {result.diagnostics['steps_done']} steps; saving what was learned",
               file=sys.stderr)
-    result.save(out)
-    text = _report(result, out.parent, out.stem, _reference_for(result)) if not args.no_report else ""
+    reference = _reference_for(result)
+    result.save(out, reference)
+    text = _report(result, out.parent, out.stem, reference) if not args.no_report else ""
     print(text or _energies_text(result))
     print(f"saved {out}")
     return 0

@@ -2,7 +2,7 @@
 
 Layout: root attributes (format, version, units, Hamiltonian convention, κ); ``system`` (definition as
 JSON); ``energies``, ``errors`` (hartree), ``coefficients`` (Ritz vectors); ``reference`` (levels, method,
-error bound) when one exists; ``history/*``; ``model/*`` (every weight as a plain dataset, architecture
+error bound) when the caller passes one (``qsolver solve`` passes the system's own); ``history/*``; ``model/*`` (every weight as a plain dataset, architecture
 as JSON); ``grid/*`` (one particle, d ≤ 3: the states sampled on a regular grid: axes in bohr, values in
 bohr^(-d/2)); ``observables/*`` (two particles: one-particle densities on a grid of cells for d ≤ 3 and the
 distributions of the inter-particle distance, with standard errors; no full 2d-dimensional grid). Files are written to a temporary name and renamed, so a failed write leaves nothing behind.
@@ -22,7 +22,7 @@ from . import __version__
 from .errors import InputError
 from .model import EigenNet, ModelConfig
 from .pairnet import PairConfig, PairNet
-from .references import system_reference
+from .references import Reference
 from .result import Result
 from .system import system_from_dict
 
@@ -67,8 +67,9 @@ def atomic_write(path: str | Path, write) -> Path:
     return path
 
 
-def save_result(result: Result, path: str | Path) -> Path:
-    """Write ``result`` to an HDF5 file at ``path`` (atomically)."""
+def save_result(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
+    """Write ``result`` to an HDF5 file at ``path`` (atomically), with ``reference`` (levels, method, error) when
+    given; saving never computes a reference."""
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
@@ -90,11 +91,10 @@ def save_result(result: Result, path: str | Path) -> Path:
             model.attrs["config"] = json.dumps(result.model.config.to_dict())
             for key, value in result.model.state_dict().items():
                 model[key] = value.detach().cpu().to(torch.float64).numpy()
-            ref = system_reference(result.system, result.n_states)
-            if ref is not None:
+            if reference is not None:
                 group = f.create_group("reference")
-                group["energies"] = ref.energies
-                group.attrs.update({"method": ref.method, "error": ref.error})
+                group["energies"] = reference.energies
+                group.attrs.update({"method": reference.method, "error": reference.error})
             if result.observables:
                 group = f.create_group("observables")
                 group.attrs["units"] = ("density: bohr^-d per cell (integrates to 2), distance: bohr^-1 per bin "

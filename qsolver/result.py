@@ -73,8 +73,9 @@ class Result:
         reach = 4.0 / np.sqrt(scales.min(0)) if kind == "gaussian" else np.full(centers.shape[1], 6.0 / scales.min())
         return centers.min(0) - reach, centers.max(0) + reach
 
-    def save(self, path: str | Path) -> Path:
-        """Write the result to HDF5 (see :func:`qsolver.io.save_result`)."""
+    def save(self, path: str | Path, reference=None) -> Path:
+        """Write the result to HDF5, with a :class:`~qsolver.references.Reference` when given (see
+        :func:`qsolver.io.save_result`)."""
         from .io import save_result
 
-        return save_result(self, path)
+        return save_result(self, path, reference)

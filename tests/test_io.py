@@ -15,7 +15,8 @@ def short_result():
 
 
 def test_round_trip(short_result, tmp_path):
-    path = short_result.save(tmp_path / "r.h5")
+    reference = qsolver.references.reference(short_result.system, 3)
+    path = short_result.save(tmp_path / "r.h5", reference)
     again = load_result(path)
     x = np.random.default_rng(0).normal(size=(500, 2)) * 2
     assert np.allclose(again.wavefunctions(x), short_result.wavefunctions(x), atol=1e-12, rtol=0)

@@ -1,6 +1,7 @@
 """Two particles: exchange symmetry, exact Laplacians, pair energies, cusps, the trap spectrum and bad input."""
 import math
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -268,7 +269,10 @@ def test_two_particle_result_round_trips_through_hdf5(tmp_path):
                             interaction={"kind": "expression", "expr": "1/sqrt(r**2 + 1)"}, reference="grid")
     result = qsolver.solve(system, n_states=2, steps=20, seed=0, progress=False, eval_samples=2000, eval_blocks=4,
                            threads=1)
-    again = qsolver.load_result(result.save(tmp_path / "trap.h5"))
+    path = result.save(tmp_path / "trap.h5")
+    with h5py.File(path) as f:       # saving computes no reference; `qsolver solve` passes the one it made
+        assert "reference" not in f and "grid" not in f and "observables/density" in f
+    again = qsolver.load_result(path)
     x = np.random.default_rng(0).normal(size=(50, 2, 2))
     assert np.allclose(again.wavefunctions(x), result.wavefunctions(x), rtol=1e-12, atol=1e-14)
     assert (again.system.particles, again.system.spin, again.system.interaction.to_dict()) == \
@@ -279,3 +283,22 @@ def test_two_particle_result_round_trips_through_hdf5(tmp_path):
                                                  result.observables["density_edges"]))
     with pytest.raises(ValueError):
         result.wavefunctions(x[:, 0])          # one-particle points for a two-particle result
+
+
+def test_interaction_energy_of_a_gaussian_pair_by_quadrature():
+    # ψ(x1, x2) = exp(-(x1² + x2²)/2)/√π in 1D: r = x1 - x2 is normal with variance 1 under ψ², so
+    # ⟨W⟩ = ∫ N(r; 0, 1) W(r) dr (one-dimensional, scipy.integrate.quad) must equal the two-dimensional Gauss–Hermite
+    # quadrature of ψ² (V(x1) + V(x2) + W(r)) minus the one-body part ⟨V⟩ = 2 · ½ω²⟨x²⟩ = ω²/2
+    from scipy.integrate import quad
+
+    omega = 1.3
+    system = qsolver.System("pair", 1, {"kind": "harmonic", "omega": omega}, particles=2,
+                            interaction={"kind": "expression", "expr": "1/sqrt(r**2 + 1)"}, reference="none")
+    nodes, weights = np.polynomial.hermite.hermgauss(80)          # ∫ e^{-x²} f(x) dx
+    x1, x2 = np.meshgrid(nodes, nodes, indexing="ij")
+    x = torch.tensor(np.stack([x1.ravel(), x2.ravel()], 1)[:, :, None])
+    energy = potential_energy(system)(x).numpy()
+    total = (np.outer(weights, weights).ravel() * energy).sum() / np.pi
+    pair, _ = quad(lambda r: np.exp(-r * r / 2) / np.sqrt(2 * np.pi) / np.sqrt(r * r + 1), -np.inf, np.inf,
+                   epsabs=1e-13)
+    assert total == pytest.approx(pair + omega**2 / 2, abs=1e-10)
