@@ -31,19 +31,25 @@ def pair_model_config(system: System, cfg: SolverConfig) -> PairConfig:
     Coulomb centres: the inner particle starts at the hydrogen-like decay Z_c/(2κν_1) of its centre, the outer at
     that of the screened charge Z_out = max(ΣZ - 1, ¼ΣZ) in the shell of the state's outer particle (singlets
     start with both in the lowest shell; a triplet's outer particle is never there), both made 20 % wider and
-    shared between the centres in proportion to their charges. Traps: the one-particle oscillator ground state."""
+    shared between the centres in proportion to their charges. Traps: the one-particle oscillator ground state.
+    Boxes: the walls' cosine for each particle."""
     d, kappa, n = system.dimension, system.kinetic, cfg.states
     pot = system.potential
     boxes, harmonics, coulombs = find(pot, Box), find(pot, Harmonic), find(pot, Coulomb)
     envelope = cfg.envelope
     if envelope == "auto":
-        envelope = "gaussian" if harmonics or not coulombs else "exponential"
-    if boxes or envelope not in ("exponential", "gaussian"):
-        raise InputError("two-particle systems take exponential or gaussian envelopes (no box walls yet)",
-                         source=system.source, field="envelope" if not boxes else "potential")
+        envelope = "box" if boxes else "gaussian" if harmonics or not coulombs else "exponential"
+    if envelope not in ("exponential", "gaussian", "box") or (envelope == "box") != bool(boxes):
+        raise InputError("two-particle systems take exponential or gaussian envelopes, and the box envelope for "
+                         "(and only for) a box potential", source=system.source, field="envelope")
     common = dict(dimension=d, states=n, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
                   envelope=envelope, exchange=1 if system.spin == 0 else -1,
                   pair_cusp=cusp_slope(system.interaction, kappa, d, system.spin))
+    if envelope == "box":
+        lengths = boxes[0].lengths
+        unit = 2.0 / float(np.mean(lengths))
+        return PairConfig(**common, centers=[list(boxes[0].center)], cusps=[], init_scales=[],
+                          feature_scales=[[unit] * 3] * n, lengths=list(lengths))
     if envelope == "exponential":
         centers = [c for term in coulombs for c in term.centers] or [[0.0] * d]
         charges = [q for term in coulombs for q in term.charges] or [1.0]
@@ -98,6 +104,11 @@ def model_config(system: System, cfg: SolverConfig) -> ModelConfig | PairConfig:
         if not boxes:
             raise InputError("a box envelope needs a box potential term", source=system.source, field="envelope")
         return ModelConfig(**common, centers=[boxes[0].center], init_scales=[boxes[0].lengths])
+    if envelope == "box":
+        lengths = boxes[0].lengths
+        unit = 2.0 / float(np.mean(lengths))
+        return PairConfig(**common, centers=[list(boxes[0].center)], cusps=[], init_scales=[],
+                          feature_scales=[[unit] * 3] * n, lengths=list(lengths))
     if envelope == "exponential":
         centers = [c for term in coulombs for c in term.centers] or [[0.0] * d]
         charges = [max(q, 0.1) for term in coulombs for q in term.charges] or [1.0]
@@ -144,8 +155,10 @@ def _pair_proposal(model: PairNet, dtype: torch.dtype) -> PairMixture:
     network): exponential envelopes decay like exp(-A r) far from the nuclei, A = Σ_c a_c, so each centre's
     component decays like exp(-2A r/PAIR_TAIL); Gaussian ones like exp(-β x²), so p like exp(-β x²/PAIR_TAIL)."""
     c = model.config
-    scales = torch.exp(model.log_scale.detach()).to(dtype).reshape(c.states, 2, -1)
     centers = model.centers.to(dtype)
+    if c.envelope == "box":                          # uniform in the box for each particle
+        return PairMixture(centers[:1], model.lengths.to(dtype).expand(1, 2, -1), kind="box")
+    scales = torch.exp(model.log_scale.detach()).to(dtype).reshape(c.states, 2, -1)
     if c.envelope == "exponential":
         return PairMixture(centers, PAIR_TAIL / (2 * scales.sum(-1)))
-    return PairMixture(centers[:1], torch.sqrt(PAIR_TAIL / (2 * scales)), gaussian=True)
+    return PairMixture(centers[:1], torch.sqrt(PAIR_TAIL / (2 * scales)), kind="gaussian")

@@ -13,12 +13,13 @@ J(r) = exp(γ r/(1 + r/ℓ)) is a fixed Jastrow factor whose slope γ at r = 0 i
   φ(r) = -a r - (k - a) ℓ r/(ℓ + r) with ℓ = 1/|k|: slope -k at the nucleus (the exact electron–nucleus cusp, for
   every learned decay a) and decay exp(-a r) far away.
 - ``gaussian`` (traps): ln e(x) = -½ Σ_i β_i (x_i - c_i)².
+- ``box`` (infinite walls of sides L_i): e(x) = Π_i cos(π (x_i - c_i)/L_i), nothing learned; ψ vanishes on the walls.
 The MLP inputs are smooth at every coalescence (scaled differences x_a - R_c, x_b - R_c, x_a - x_b and their
 lengths through ρ(s) = s²/(1 + s), whose slope vanishes at s = 0), so the cusps of e and J are those of ψ.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -35,15 +36,16 @@ class PairConfig:
     hidden: int
     layers: int
     activation: str
-    envelope: str                    # "exponential" or "gaussian"
+    envelope: str                    # "exponential", "gaussian" or "box"
     centers: list[list[float]]       # Coulomb centres, or the trap centre
     cusps: list[float]               # k_c per centre (exponential), slope of ln ψ at the nucleus (1/bohr)
-    init_scales: list[list[list[float]]]  # (states, 2, C) decays a or (states, 2, d) curvatures β
+    init_scales: list[list[list[float]]]  # (states, 2, C) decays a or (states, 2, d) curvatures β; box: none
     feature_scales: list[list[float]]     # (states, 3): inverse length units of the a, b and pair inputs
     exchange: int                    # +1 symmetric (singlets), -1 antisymmetric (triplets)
     pair_cusp: float                 # γ of the Jastrow factor (1/bohr)
     pair_length: float = 1.0         # ℓ of the Jastrow factor (bohr)
     kind: str = "pair"
+    lengths: list[float] = field(default_factory=list)   # box sides L_i (bohr), centred on centers[0]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +67,10 @@ class PairNet(nn.Module):
         self.register_buffer("centers", torch.tensor(c.centers, dtype=torch.float64))
         self.register_buffer("cusps", torch.tensor(c.cusps or [0.0] * len(c.centers), dtype=torch.float64))
         self.register_buffer("feature_scales", torch.tensor(c.feature_scales, dtype=torch.float64))
-        self.log_scale = nn.Parameter(torch.log(torch.tensor(c.init_scales, dtype=torch.float64)).flatten(1))
+        if c.envelope == "box":
+            self.register_buffer("lengths", torch.tensor(c.lengths, dtype=torch.float64))
+        else:
+            self.log_scale = nn.Parameter(torch.log(torch.tensor(c.init_scales, dtype=torch.float64)).flatten(1))
         n_in = (2 * len(c.centers) + 1) * (c.dimension + 1)
         self.weights, self.biases = mlp_parameters(c.states, [n_in] + [c.hidden] * c.layers + [1], generator)
 
@@ -112,13 +117,15 @@ class PairNet(nn.Module):
         lap = torch.cat([torch.zeros_like(sv), lap_rad[..., None]], -1).reshape(n_states, n, -1)
         return value, grad, lap
 
-    def _log_envelope(self, x: torch.Tensor, log_scale: torch.Tensor, with_derivatives: bool):
-        """ln e_a(x_a) + ln e_b(x_b) + ln J(r_ab): values (L, B); with derivatives also gradients (L, B, 2d) and
-        Laplacians (L, B). ``log_scale`` is (L, 1, P) or a per-sample copy (L, B, P)."""
+    def _log_envelope(self, x: torch.Tensor, log_scale: torch.Tensor | None, with_derivatives: bool):
+        """ln e_a(x_a) + ln e_b(x_b) + ln J(r_ab) (box: ln J alone): values (L | 1, B); with derivatives also
+        gradients (L | 1, B, 2d) and Laplacians (L | 1, B). ``log_scale`` is (L, 1, P) or a per-sample copy (L, B, P)."""
         c = self.config
         n, _, d = x.shape
-        scales = torch.exp(log_scale).reshape(log_scale.shape[0], log_scale.shape[1], 2, -1)   # (L, 1|B, 2, C|d)
-        if c.envelope == "gaussian":
+        if c.envelope == "box":
+            value, grad, lap = x.new_zeros(1, n), x.new_zeros(1, n, 2 * d), x.new_zeros(1, n)
+        elif c.envelope == "gaussian":
+            scales = torch.exp(log_scale).reshape(log_scale.shape[0], log_scale.shape[1], 2, -1)   # (L, 1|B, 2, d)
             dx = x - self.centers[0]                                                  # (B, 2, d)
             value = -0.5 * (scales * dx[None] ** 2).sum((-1, -2))
             grad = (-scales * dx[None]).reshape(scales.shape[0], n, 2 * d)
@@ -128,7 +135,7 @@ class PairNet(nn.Module):
             r = torch.linalg.vector_norm(dx, dim=-1)                                  # (B, 2, C)
             k = self.cusps
             ell = 1.0 / torch.where(k == 0, torch.ones_like(k), k.abs())
-            a = scales                                                                # (L, 1|B, 2, C)
+            a = torch.exp(log_scale).reshape(log_scale.shape[0], log_scale.shape[1], 2, -1)   # (L, 1|B, 2, C)
             value = (-a * r[None] - (k - a) * ell * r[None] / (ell + r[None])).sum((-1, -2))
             if with_derivatives:
                 slope = -a - (k - a) * ell**2 / (ell + r[None]) ** 2                    # φ'(r)
@@ -151,6 +158,33 @@ class PairNet(nn.Module):
             return value
         return value, grad, lap
 
+    def _walls(self, x: torch.Tensor, with_derivatives: bool):
+        """w = Π_{p,i} cos(k_i (x_pi - c_i)), k_i = π/L_i: values (B,); with derivatives also gradients (B, 2d),
+        ∂w/∂x_pi = -k_i sin(·) Π_{others} cos (no division: w vanishes on the walls), and Laplacians -2 Σ_i k_i² w."""
+        k = torch.pi / self.lengths
+        phase = (k * (x - self.centers[0])).reshape(x.shape[0], -1)                   # (B, 2d)
+        cos = torch.cos(phase)
+        w = cos.prod(-1)
+        if not with_derivatives:
+            return w
+        k2 = k.repeat(2)
+        others = torch.stack([torch.cat([cos[:, :j], cos[:, j + 1:]], 1).prod(-1) for j in range(cos.shape[1])], -1)
+        return w, -k2 * torch.sin(phase) * others, -(k2**2).sum() * w
+
+    def _envelope(self, x: torch.Tensor, log_scale: torch.Tensor | None, with_derivatives: bool):
+        """E = e_a(x_a) e_b(x_b) J(r_ab) (times the walls' w for a box): values (L | 1, B); with derivatives also
+        gradients (L | 1, B, 2d) and Laplacians, by ∇E = E ∇ln E and ∇²E = E (∇²ln E + |∇ln E|²)."""
+        if not with_derivatives:
+            value = torch.exp(self._log_envelope(x, log_scale, False))
+            return value * self._walls(x, False) if self.config.envelope == "box" else value
+        ln_e, ln_grad, ln_lap = self._log_envelope(x, log_scale, True)
+        e = torch.exp(ln_e)
+        grad, lap = e[..., None] * ln_grad, e * (ln_lap + (ln_grad**2).sum(-1))
+        if self.config.envelope != "box":
+            return e, grad, lap
+        w, w_grad, w_lap = self._walls(x, True)
+        return e * w, grad * w[:, None] + e[..., None] * w_grad, lap * w + 2 * (grad * w_grad).sum(-1) + e * w_lap
+
     def _both_orders(self, x: torch.Tensor) -> torch.Tensor:
         """The batch followed by the same configurations with the particles swapped (2B, 2, d)."""
         return torch.cat([x, x.flip(1)])
@@ -171,10 +205,13 @@ class PairNet(nn.Module):
         Jacobian is the sum of its two orderings' (see :mod:`qsolver.natural`). ``log_scale`` (L, B, P), a
         per-sample copy of the learned log-scales, gives per-sample derivatives by them."""
         both = self._both_orders(x)
-        log_scale = self.log_scale[:, None, :] if log_scale is None else torch.cat([log_scale, log_scale], 1)
+        if log_scale is not None:
+            log_scale = torch.cat([log_scale, log_scale], 1)
+        elif hasattr(self, "log_scale"):
+            log_scale = self.log_scale[:, None, :]
         g, inputs, outputs = mlp_layers(self.weights, self.biases, self._inputs(both, False),
                                         self.config.activation)
-        phi = g * torch.exp(self._log_envelope(both, log_scale, False))
+        phi = g * self._envelope(both, log_scale, False)
         return self._combine(phi).T, inputs, outputs
 
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -182,13 +219,13 @@ class PairNet(nn.Module):
         n, _, d = x.shape
         both = self._both_orders(x)
         g = mlp_jet(self.weights, self.biases, *self._inputs(both, True), self.config.activation)
-        ln_e, ln_grad, ln_lap = self._log_envelope(both, self.log_scale[:, None, :], True)
-        e = torch.exp(ln_e)
+        log_scale = self.log_scale[:, None, :] if hasattr(self, "log_scale") else None
+        e, e_grad, e_lap = self._envelope(both, log_scale, True)
         g_val, g_grad, g_lap = g[..., 0], g[..., 1:-1], g[..., -1]
-        # Φ = g e:  ∇Φ = e (∇g + g ∇ln e),  ∇²Φ = e (∇²g + 2 ∇g·∇ln e + g (∇²ln e + |∇ln e|²))
+        # Φ = g E:  ∇Φ = E ∇g + g ∇E,  ∇²Φ = E ∇²g + 2 ∇g·∇E + g ∇²E
         value = g_val * e
-        grad = e[..., None] * (g_grad + g_val[..., None] * ln_grad)
-        lap = e * (g_lap + 2 * (g_grad * ln_grad).sum(-1) + g_val * (ln_lap + (ln_grad**2).sum(-1)))
+        grad = e[..., None] * g_grad + g_val[..., None] * e_grad
+        lap = e * g_lap + 2 * (g_grad * e_grad).sum(-1) + g_val * e_lap
         # the swapped half was differentiated by its own (swapped) coordinates: swap the gradient blocks back
         grad = torch.cat([grad[:, :n], grad[:, n:].reshape(-1, n, 2, d).flip(2).reshape(-1, n, 2 * d)], 1)
         psi, grad, lap = self._combine(value), self._combine(grad), self._combine(lap)

@@ -93,18 +93,21 @@ class UniformBox:
 class PairMixture:
     """p(x_1, x_2) = (1/K) Σ_k ½ [g_k1(x_1) g_k2(x_2) + g_k2(x_1) g_k1(x_2)] for configurations (B, 2, d): one
     symmetrised product per pair of one-particle densities (a state's inner and outer particle). Each g_ks is an
-    equal-weight mixture over the centres R_c (C, d) of radial exponentials of scale ``scales[k, s]`` (bohr), or,
-    with ``gaussian``, one Gaussian at R_0 of standard deviations ``scales[k, s]`` (d,)."""
+    equal-weight mixture over the centres R_c (C, d) of radial exponentials of scale ``scales[k, s]`` (bohr); with
+    ``kind = "gaussian"`` one Gaussian at R_0 of standard deviations ``scales[k, s]`` (d,); with ``"box"`` the
+    uniform density on the box R_0 ± scales[k, s]/2."""
 
     centers: torch.Tensor
-    scales: torch.Tensor            # (K, 2) exponential scales, or (K, 2, d) Gaussian standard deviations
-    gaussian: bool = False
+    scales: torch.Tensor            # (K, 2) exponential scales, or (K, 2, d) standard deviations or box sides
+    kind: str = "exponential"
 
     def _one(self, slot_scales: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, d = slot_scales.shape[0], self.centers.shape[1]
         opts = dict(dtype=self.centers.dtype, device=self.centers.device)
-        if self.gaussian:
+        if self.kind == "gaussian":
             return self.centers[0] + torch.randn(n, d, generator=generator, **opts) * slot_scales
+        if self.kind == "box":
+            return self.centers[0] + (torch.rand(n, d, generator=generator, **opts) - 0.5) * slot_scales
         pick = torch.randint(self.centers.shape[0], (n,), generator=generator, device=self.centers.device)
         u = torch.rand(n, d, generator=generator, **opts).clamp_min(torch.finfo(self.centers.dtype).tiny)
         direction = torch.randn(n, d, generator=generator, **opts)
@@ -121,7 +124,10 @@ class PairMixture:
     def _log_one(self, x: torch.Tensor) -> torch.Tensor:
         """log g_ks(x) for points x (N, d): (N, K, 2)."""
         d = x.shape[-1]
-        if self.gaussian:
+        if self.kind == "box":
+            inside = ((x[:, None, None, :] - self.centers[0]).abs() <= 0.5 * self.scales[None]).all(-1)
+            return torch.where(inside, -torch.log(self.scales).sum(-1), -torch.inf)
+        if self.kind == "gaussian":
             z = (x[:, None, None, :] - self.centers[0]) / self.scales[None]
             return -0.5 * (z**2).sum(-1) - torch.log(self.scales).sum(-1) - 0.5 * d * math.log(2 * math.pi)
         dist = torch.linalg.vector_norm(x[:, None, :] - self.centers[None], dim=-1)          # (N, C)
