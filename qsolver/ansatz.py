@@ -104,11 +104,6 @@ def model_config(system: System, cfg: SolverConfig) -> ModelConfig | PairConfig:
         if not boxes:
             raise InputError("a box envelope needs a box potential term", source=system.source, field="envelope")
         return ModelConfig(**common, centers=[boxes[0].center], init_scales=[boxes[0].lengths])
-    if envelope == "box":
-        lengths = boxes[0].lengths
-        unit = 2.0 / float(np.mean(lengths))
-        return PairConfig(**common, centers=[list(boxes[0].center)], cusps=[], init_scales=[],
-                          feature_scales=[[unit] * 3] * n, lengths=list(lengths))
     if envelope == "exponential":
         centers = [c for term in coulombs for c in term.centers] or [[0.0] * d]
         charges = [max(q, 0.1) for term in coulombs for q in term.charges] or [1.0]
