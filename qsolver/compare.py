@@ -210,14 +210,23 @@ def _notes(result: Result, labels: list[str], references: list[Reference], first
              "combines its jackknife standard error with the Kato–Temple estimate σ²/Δ of the learned span's error "
              "(σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; conservative), and is the stated error of each reference (its per-level estimate, else its bound over all "
              "levels); ΔE = E(NeuralSVD) - E_ref; z = |ΔE| / ±(NeuralSVD).", ""]
+    molecule = result.system.molecule
+    if molecule is not None:
+        repulsion = molecule.nuclear_repulsion()
+        totals = ", ".join(f"{e + repulsion:.8f}" for e in result.energies)
+        notes += [f"All energies in the tables are electronic (H has no nuclear repulsion). NeuralSVD totals "
+                  f"(electronic + nuclear repulsion {repulsion:.8f} hartree): {totals} hartree.", ""]
     for label, ref in zip(labels, references):
         kind = "per-level estimates" if ref.errors is not None else f"bound {ref.error:.1e} hartree"
-        line = f"- **{label}**: {ref.method} (error: {kind}; {len(ref.energies)} levels)"
+        line = f"- **{label}**: {ref.method} (error: {kind}; {len(ref.energies)} levels"
         details = ref.details
+        if "functions" in details:
+            line += f"; {details['functions']} basis functions"
+        line += ")"
         if "total_energies" in details and "nuclear_repulsion" in details:
+            totals = ", ".join(f"{float(t):.8f}" for t in np.asarray(details["total_energies"])[:len(result.energies)])
             line += (f". Energies shown are electronic; total energy = electronic + nuclear repulsion "
-                     f"{float(details['nuclear_repulsion']):.8f} hartree (lowest total "
-                     f"{float(np.asarray(details['total_energies'])[0]):.8f} hartree)")
+                     f"{float(details['nuclear_repulsion']):.8f} hartree (totals: {totals} hartree)")
         notes.append(line)
     notes += [f"- **{label}**: not available ({reason})" for label, reason in unavailable.items()]
     grouping = (f"Degenerate groups from **{labels[first]}**: levels equal to {DEGENERACY_RTOL:g} relative, or "
