@@ -228,8 +228,11 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qsolver", description="Lowest eigenstates of H = -κ∇² + V by NeuralSVD "
-                                     "(Hartree atomic units).")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="qsolver", description="Lowest eigenstates of H = Σ_i (-κ∇_i² + V(x_i)) "
+                                     "+ W(r_12) for one or two particles by NeuralSVD (Hartree atomic units).")
+    parser.add_argument("--version", action="version", version=f"qsolver {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("solve", help="train on a system file (or shipped name) and save an HDF5 result")
     p.add_argument("system", help="a system TOML file, or the name of a shipped system (see 'qsolver systems')")

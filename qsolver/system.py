@@ -25,7 +25,7 @@ from .interactions import Interaction, parse_interaction
 from .molecule import Molecule, parse_molecule
 from .potentials import Box, CallablePotential, Coulomb, Expression, Harmonic, Potential, Sum
 
-SYSTEMS_DIR = Path(__file__).resolve().parent.parent / "systems"
+SYSTEMS_DIR = Path(__file__).resolve().parent / "systems"   # package data; the checkout's systems/ links here
 REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
 _TOP_KEYS = {"name", "dimension", "particles", "spin", "kinetic", "potential", "interaction", "molecule", "solver",
              "reference"}

@@ -36,3 +36,17 @@ def test_solve_validate_plot(tmp_path, capsys):
     assert "NeuralSVD against analytic" in capsys.readouterr().out
     assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
     assert len(list((tmp_path / "figs").glob("*.png"))) == 3
+
+
+def test_version_and_module_entry_point(tmp_path):
+    import subprocess
+    import sys
+
+    import qsolver
+
+    run = subprocess.run([sys.executable, "-m", "qsolver", "--version"], capture_output=True, text=True,
+                         cwd=tmp_path, check=True)
+    assert run.stdout.strip() == f"qsolver {qsolver.__version__}"
+    run = subprocess.run([sys.executable, "-m", "qsolver", "systems"], capture_output=True, text=True,
+                         cwd=tmp_path, check=True)            # shipped systems are package data, found from anywhere
+    assert "helium_singlet" in run.stdout and "hydrogen_2d" in run.stdout

@@ -290,7 +290,7 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
     try:
         importlib.metadata.version("pyscf")
     except importlib.metadata.PackageNotFoundError:
-        raise InputError("the pyscf reference needs PySCF (pip install 'qsolver[pyscf]')", source=system.source,
+        raise InputError("the pyscf reference needs PySCF (pip install pyscf)", source=system.source,
                          field="reference.kind") from None
     key = json.dumps(_key(molecule, system.kinetic, basis, n) | {"companion": companion}, sort_keys=True)
     path = cache_directory() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.h5"
