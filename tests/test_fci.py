@@ -7,6 +7,7 @@ import pytest
 import qsolver.references.pyscf as pyscf_ref
 from qsolver import InputError
 from qsolver.molecule import Molecule, parse_molecule
+from qsolver.references import reference
 from qsolver.system import system_from_dict
 
 # exact non-relativistic levels (hartree, infinite nuclear mass; Drake, Pekeris, Kołos–Wolniewicz, Pachucki)
@@ -129,10 +130,15 @@ def test_cache_keys_on_spin_and_hits_without_pyscf(monkeypatch):
     assert again.details == triplet.details
 
 
-def test_fci_comparison_lists_one_reference_per_basis():
-    refs = pyscf_ref.fci_comparison(atom_system("He", companion="cc-pvdz"), 1, bases=("aug-cc-pvdz", "aug-cc-pvtz"))
-    assert [r.details["basis"] for r in refs] == ["aug-cc-pvdz", "aug-cc-pvtz"]
-    assert refs[1].energies[0] < refs[0].energies[0]   # the larger basis is lower (variational)
+def test_another_basis_is_measured_against_the_files_basis():
+    # "pyscf:BASIS" (qsolver compare's side-by-side FCI) runs that basis; its error estimate comes from the file's
+    # own [reference] basis, not from the file's companion (which belongs to the file's basis)
+    system = atom_system("He", basis="aug-cc-pvdz", companion="cc-pvdz")
+    own, other = reference(system, 1), reference(system, 1, "pyscf:aug-cc-pvtz")
+    assert (own.details["basis"], own.details["companion_basis"]) == ("aug-cc-pvdz", "cc-pvdz")
+    assert (other.details["basis"], other.details["companion_basis"]) == ("aug-cc-pvtz", "aug-cc-pvdz")
+    assert other.energies[0] < own.energies[0]                # the larger basis is lower (variational)
+    assert other.errors[0] == pytest.approx(own.energies[0] - other.energies[0])
 
 
 def test_only_coulomb_repulsion_of_strength_one_has_a_pyscf_reference():

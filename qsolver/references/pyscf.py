@@ -327,10 +327,3 @@ def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n
         f"two-electron full CI ({'singlets' if molecule.spin == 0 else 'triplets'})"
     return Reference(main["energies"], f"PySCF {what}, basis {basis}, electronic energies (no nuclear repulsion)",
                      float(errors.max()), details=details, errors=errors)
-
-
-def fci_comparison(system: System, n: int, bases: tuple[str, ...] | None = None) -> list[Reference]:
-    """The two-electron references of ``system`` in several bases (default aug-cc-pVTZ, aug-cc-pVQZ and
-    :data:`DEFAULT_BASIS_2E`), side by side for reports; each cached as :func:`pyscf_reference` does."""
-    bases = bases if bases is not None else ("aug-cc-pvtz", "aug-cc-pvqz", DEFAULT_BASIS_2E)
-    return [pyscf_reference(system, n, basis=b) for b in bases]
