@@ -7,6 +7,8 @@ electrons) or levels quoted from the literature in the system file (:mod:`.liter
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..errors import InputError
 from ..molecule import Molecule
 from ..system import System
@@ -64,8 +66,15 @@ def ionization_threshold(system: System) -> float | None:
         nuclei = system_molecule(system)
     except InputError:
         return None
-    ion = Molecule(nuclei.symbols, nuclei.charges, nuclei.positions, nuclei.unit, charge=sum(nuclei.charges) - 1)
-    return float(core_levels(ion, system.kinetic, DEFAULT_BASIS, 1, system.source)["energies"][0])
+    return _ion_ground_level(tuple(nuclei.symbols), tuple(nuclei.charges),
+                             tuple(tuple(p) for p in nuclei.positions), system.kinetic)
+
+
+@lru_cache(maxsize=32)   # reports ask for the threshold several times per result
+def _ion_ground_level(symbols: tuple, charges: tuple, positions: tuple, kinetic: float) -> float:
+    """Lowest level of one electron in the field of the nuclei (hartree, electronic)."""
+    ion = Molecule(list(symbols), list(charges), [list(p) for p in positions], charge=sum(charges) - 1)
+    return float(core_levels(ion, kinetic, DEFAULT_BASIS, 1)["energies"][0])
 
 
 __all__ = ["ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
