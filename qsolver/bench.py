@@ -2,9 +2,10 @@
 
 - :func:`laplacian_costs`: seconds per call of forward + Laplacian + backward (as one training step uses
   them) for each Laplacian method, divided by one plain forward + backward of the same network.
+- :func:`step_costs`: seconds per training step against the number of states.
 - :func:`accuracy_bench`: trains a system under a wall-time budget with each named preset of
   :data:`qsolver.config.PRESETS`, one after the other in this process, evaluates Rayleigh–Ritz energies
-  at checkpoints (evaluation time is not counted), and reports the mean relative error against time.
+  at evaluation points (evaluation time is not counted), and reports the mean relative error against time.
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ import torch
 from .config import PRESETS
 from .errors import InputError
 from .hamiltonian import apply_hamiltonian
-from .io import atomic_write
+from .files import atomic_write
 from .model import EigenNet, ModelConfig
 from .potentials import asymptote
 from .references import reference
-from .solver import evaluate, resolve_config, solve
+from .estimation import evaluate
+from .solver import resolve_config, solve
+from .training import init_state, make_problem, train_step
 from .system import System
 from .threshold import continuum_threshold
 from .validate import degeneracy_groups
@@ -103,7 +106,7 @@ def laplacian_table(rows: list[dict]) -> str:
 
 @dataclass
 class Curve:
-    """Errors of one preset at checkpoints: training seconds, steps, mean relative error, per-group errors."""
+    """Errors of one preset at evaluation points: training seconds, steps, mean relative error, per-group errors."""
 
     preset: str
     seconds: list[float] = field(default_factory=list)
@@ -115,7 +118,7 @@ class Curve:
     max_abs_error: list[float] = field(default_factory=list)
 
     def time_to(self, target: float, track: str = "mean_rel_error") -> float | None:
-        """First checkpoint time (s) with the tracked error (mean relative, or ``max_abs_error`` in hartree) ≤
+        """First evaluation time (s) with the tracked error (mean relative, or ``max_abs_error`` in hartree) ≤
         target, linearly interpolated in log error."""
         errors = getattr(self, track)
         for i, err in enumerate(errors):
@@ -137,23 +140,24 @@ def _errors(energies: np.ndarray, levels: np.ndarray, groups: np.ndarray, v_inf:
 
 
 def accuracy_bench(system: System, budget: float, presets=("default", "paper"), seed: int = 0,
-                   device: str | None = None, n_checkpoints: int = 7, checkpoint_samples: int = 10000,
-                   progress: bool = True, log=print) -> dict:
+                   device: str | None = None, n_evaluations: int = 7, evaluation_samples: int = 10000,
+                   progress: bool = True, log=print, **overrides) -> dict:
     """Train ``system`` for ``budget`` seconds with each preset; errors against the system's reference.
 
-    Checkpoints are geometric in time from budget/50 to the budget; each evaluates Rayleigh–Ritz with
-    ``checkpoint_samples`` fresh samples (exact Laplacians, float64) and the final point uses the preset's
+    Evaluation points are geometric in time from budget/50 to the budget; each evaluates Rayleigh–Ritz with
+    ``evaluation_samples`` fresh samples (exact Laplacians, float64) and the final point uses the preset's
     full evaluation. The default preset is the system's own ``qsolver solve`` configuration with its step
     count, stopped at the budget; other presets override it (their cosine schedules follow the budget).
     The paper's fixed T = 100·(-H) assumes bound levels below 0; for other potentials it keeps the adaptive
-    shift and scale.
+    shift and scale. ``overrides`` (e.g. ``states``, ``steps``) replace settings of every preset.
     """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     for name in presets:
         if name not in PRESETS:
             raise InputError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})", field="--presets")
     if budget <= 0:
         raise InputError(f"must be positive, got {budget}", field="--budget")
-    base = resolve_config(system, seed=seed, device=device)
+    base = resolve_config(system, seed=seed, device=device, **overrides)
     quoted = "literature" in system.reference_options       # exact levels, when the system file quotes them
     ref = reference(system, base.states, "literature" if quoted else None)
     levels = np.asarray(ref.energies[: base.states])
@@ -163,18 +167,18 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
     groups = degeneracy_groups(levels)
     threshold = continuum_threshold(system)
     v_inf = asymptote(system.potential) if threshold is None else threshold
-    checkpoints = list(budget * np.geomspace(0.02, 1.0, n_checkpoints)[:-1])
+    evaluations = list(budget * np.geomspace(0.02, 1.0, n_evaluations)[:-1])
     curves = []
     for name in presets:
-        settings = dict(PRESETS[name])
-        if name != "default":
+        settings = {**PRESETS[name], **overrides}
+        if name != "default" and "steps" not in overrides:
             settings.setdefault("steps", 500_000)
         if settings.get("shift") == 0.0 and v_inf != 0.0:
             # T = s·(0 - H) needs all wanted levels below 0 (Coulomb systems); elsewhere the adaptive shift
             settings.update(shift=None, operator_scale=None)
         curve = Curve(name)
         cfg = replace(resolve_config(system, seed=seed, device=device, **settings), budget=budget)
-        check_cfg = replace(cfg, eval_samples=checkpoint_samples, eval_blocks=10)
+        check_cfg = replace(cfg, eval_samples=evaluation_samples, eval_blocks=10)
         gen = torch.Generator(device=torch.device(cfg.device)).manual_seed(seed + 7919)
 
         def record(model, step, seconds, _curve=curve, _cfg=check_cfg, _gen=gen):
@@ -190,9 +194,9 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
                 f"max abs. error {_curve.max_abs_error[-1]:.2e}  bound {bound}/{len(rel)}")
 
         log(f"{system.name}: preset '{name}', budget {budget:.0f} s")
-        result = solve(system, progress=progress, checkpoints=checkpoints, on_checkpoint=record,
-                       **{**{k: v for k, v in asdict(cfg).items() if k in settings or k in ("budget", "seed")},
-                          **({"device": device} if device else {})})
+        chosen = {k: v for k, v in asdict(cfg).items() if k in settings or k in ("budget", "seed")}
+        result = solve(system, chosen.pop("states", None), progress=progress, evaluate_at=evaluations,
+                       on_evaluate=record, **chosen, **({"device": device} if device else {}))
         rel, per_group, bound = _errors(result.energies, levels, groups, v_inf)
         z = np.abs(result.energies - levels) / result.errors
         stat = np.asarray(result.diagnostics["stat_errors"])
@@ -212,7 +216,8 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
             f"|E - E_ref| <= 3 error bars for {curve.final['within_3_errors']}/{len(rel)}, "
             f"{curve.final['steps']} steps in {curve.final['train_seconds']:.0f} s")
     times = {c.preset: c.time_to(TARGET) for c in curves}
-    summary = {"system": system.name, "budget": budget, "target": TARGET, "reference": ref.method,
+    summary = {"system": system.name, "budget": budget, "states": base.states, "overrides": overrides,
+               "target": TARGET, "reference": ref.method,
                "levels": levels.tolist(), "groups": groups.tolist(), "device": str(base.device),
                "torch": torch.__version__, "time_to_target": times, "abs_target": ABS_TARGET,
                "time_to_abs_target": {c.preset: c.time_to(ABS_TARGET, "max_abs_error") for c in curves},
@@ -257,7 +262,7 @@ def accuracy_markdown(summary: dict) -> str:
     if "ratio" in summary:
         lines += ["", f"Time ratio to reach {summary['target']:g}: {summary['ratio']:.1f}."]
     lines += ["", f"Training seconds until each group's mean relative error first fell below {summary['target']:g} "
-              "(checkpoints, interpolated; '-' = not within the budget):", "",
+              "(evaluation points, interpolated; '-' = not within the budget):", "",
               "| preset | " + " | ".join(f"group {g} ({n})" for g, n in enumerate(sizes)) + " |",
               "|---|" + "---:|" * len(sizes)]
     for curve in summary["curves"]:
@@ -276,8 +281,47 @@ def write_accuracy(summary: dict, directory: Path) -> tuple[Path, Path, Path]:
     from . import plots
 
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"accuracy_{summary['system']}_{int(summary['budget'])}s"
+    states = f"_{summary['states']}states" if "states" in summary.get("overrides", {}) else ""
+    stem = f"accuracy_{summary['system']}{states}_{int(summary['budget'])}s"
     json_path = atomic_write(directory / f"{stem}.json", lambda p: p.write_text(json.dumps(summary, indent=1)))
     md_path = atomic_write(directory / f"{stem}.md", lambda p: p.write_text(accuracy_markdown(summary)))
     png_path = plots.accuracy_curves(summary, directory / f"{stem}.png")
     return json_path, md_path, png_path
+
+
+def step_costs(system: System, states=(4, 8, 16, 32, 64), steps: int = 20, warmup: int = 5, seed: int = 0,
+               device: str | None = None) -> dict:
+    """Seconds per training step of ``system`` for each state count L (same batch and widths), and the exponent
+    a of the least-squares fit t(L) ∝ L^a over those counts. The first ``warmup`` steps (allocations, the first
+    Rayleigh–Ritz) are not timed; every count starts from the same seed."""
+    rows = []
+    for n in states:
+        cfg = resolve_config(system, states=n, seed=seed, device=device, steps=warmup + steps)
+        problem = make_problem(system, cfg)
+        state = init_state(problem)
+        for _ in range(warmup):
+            train_step(state, problem, 0.0)
+        sync = torch.cuda.synchronize if problem.device.type == "cuda" else (lambda: None)
+        sync()
+        tick = time.perf_counter()
+        for _ in range(steps):
+            train_step(state, problem, 0.0)
+        sync()
+        rows.append({"states": n, "seconds_per_step": (time.perf_counter() - tick) / steps})
+    logs = np.log([[r["states"], r["seconds_per_step"]] for r in rows])
+    exponent = float(np.polyfit(logs[:, 0], logs[:, 1], 1)[0]) if len(rows) > 1 else float("nan")
+    return {"system": system.name, "batch": cfg.batch, "hidden": cfg.hidden, "layers": cfg.layers,
+            "device": str(problem.device), "dtype": str(problem.train_dtype).replace("torch.", ""),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "rows": rows, "exponent": exponent}
+
+
+def step_costs_markdown(summary: dict) -> str:
+    lines = [f"# {summary['system']}: cost of one training step against the number of states", "",
+             f"Batch {summary['batch']}, {summary['layers']}×{summary['hidden']} MLP per state, {summary['dtype']} on "
+             f"{summary['device']} with {summary['threads']} thread(s), torch {summary['torch']}.", "",
+             "| states L | ms per step | ms per step and state |", "|---:|---:|---:|"]
+    for r in summary["rows"]:
+        lines.append(f"| {r['states']} | {1e3 * r['seconds_per_step']:.1f} | "
+                     f"{1e3 * r['seconds_per_step'] / r['states']:.2f} |")
+    lines += ["", f"Least-squares fit t ∝ L^a over these counts: a = {summary['exponent']:.2f}."]
+    return "\n".join(lines) + "\n"

@@ -5,10 +5,11 @@ Bad input is reported in one line naming the file and field, with exit status 2 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, Interrupted
 
 
 def _reference_for(result):
@@ -22,7 +23,7 @@ def _report(result, directory: Path, stem: str, reference) -> str:
     figures into ``directory``: NAME_states, _levels and _training.png, and for two particles NAME_density.png
     (d ≤ 3) and NAME_distance.png when the result holds those observables."""
     from . import plots
-    from .io import atomic_write
+    from .files import atomic_write
     from .validate import validate
 
     text = ""
@@ -89,16 +90,40 @@ def cmd_solve(args) -> int:
 
     if not os.access(probe_dir, os.W_OK):
         raise InputError("the output folder is not writable", source=str(out), field="--out")
-    result = solve(system, n_states=args.states, steps=args.steps, seed=args.seed, device=args.device,
-                   dtype=args.dtype, progress=not args.quiet)
+    from . import parallel
+    from .errors import TrainingDiverged
+    from .io import save_result
+
+    started = parallel.init_from_environment(cfg.device)      # under torchrun: join its process group
+    comm = parallel.current()
+    checkpoint = Path(args.checkpoint) if args.checkpoint else out.with_name(f"{out.stem}.ckpt.h5")
+    diverged = None
+    try:
+        result = solve(system, n_states=args.states, steps=args.steps, seed=args.seed, device=args.device,
+                       dtype=args.dtype, progress=not args.quiet, checkpoint=checkpoint,
+                       checkpoint_every=args.checkpoint_every, resume=args.resume, comm=comm)
+    except TrainingDiverged as exc:
+        diverged, result = exc, exc.result
+    finally:
+        if started:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if not comm.is_root:
+        return 0
     if result.diagnostics.get("interrupted"):
         print(f"interrupted after {result.diagnostics['steps_done']} steps; saving what was learned",
               file=sys.stderr)
     reference = _reference_for(result)
-    result.save(out, reference)
+    save_result(result, out, reference)
+    if checkpoint.exists() and diverged is None:
+        checkpoint.unlink()                         # the finished result supersedes the training state
     text = _report(result, out.parent, out.stem, reference) if not args.no_report else ""
     print(text or _energies_text(result))
     print(f"saved {out}")
+    if diverged is not None:
+        print(f"qsolver: error: {diverged}; saved it to {out} (flagged 'diverged')", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -118,7 +143,8 @@ def cmd_validate(args) -> int:
 
 def cmd_compare(args) -> int:
     from .compare import compare, default_kinds, gather
-    from .io import atomic_write, load_result
+    from .files import atomic_write
+    from .io import load_result
     from .plots import comparison_figure
     from .references import KINDS
 
@@ -199,14 +225,14 @@ def cmd_bench(args) -> int:
     import torch
 
     from . import bench
-    from .io import atomic_write
+    from .files import atomic_write
 
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.what == "laplacian":
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        rows = bench.laplacian_costs(tuple(args.dims), states=args.states, batch=args.batch, device=device)
+        rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device)
         table = bench.laplacian_table(rows)
         print(table)
         tag = "cuda" if device.startswith("cuda") else "cpu"
@@ -217,18 +243,54 @@ def cmd_bench(args) -> int:
     from .system import load_system
 
     if not args.system:
-        raise InputError("'qsolver bench accuracy' needs a SYSTEM", field="SYSTEM")
+        raise InputError(f"'qsolver bench {args.what}' needs a SYSTEM", field="SYSTEM")
     system = load_system(args.system)
     device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    if args.what == "steps":
+        summary = bench.step_costs(system, tuple(args.counts), device=device)
+        text = bench.step_costs_markdown(summary)
+        stem = out / f"steps_{system.name}_{summary['device'].split(':')[0]}"
+    elif args.what == "scaling":
+        from . import scaling
+
+        configs = []
+        for item in args.configs:
+            ranks, _, threads = item.partition("x")
+            if not (ranks.isdigit() and threads.isdigit() and int(ranks) > 0 and int(threads) > 0):
+                raise InputError(f"'{item}' is not RANKSxTHREADS (e.g. 2x1)", field="--configs")
+            configs.append((int(ranks), int(threads)))
+        summary = scaling.scaling_bench(args.system, configs, steps=args.steps, device=device or "cpu")
+        text = scaling.scaling_markdown(summary)
+        stem = out / f"scaling_{system.name}_{summary['device']}"
+    if args.what in ("steps", "scaling"):
+        print(text)
+        atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(summary, indent=1)))
+        atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(text))
+        print(f"written {stem}.json, {stem}.md")
+        return 0
     summary = bench.accuracy_bench(system, args.budget, tuple(args.presets), seed=args.seed or 0, device=device,
-                                   progress=not args.quiet)
+                                   progress=not args.quiet, states=args.states, steps=args.steps)
     paths = bench.write_accuracy(summary, out)
     print("written " + ", ".join(str(p) for p in paths))
     return 0
 
 
+def _without_resume(words: list[str]) -> list[str]:
+    """The command line without an earlier --resume FILE (the resumed run names its own)."""
+    out = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--resume":
+            skip = True
+        elif not word.startswith("--resume="):
+            out.append(word)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(prog="qsolver", description="Lowest eigenstates of H = Σ_i (-κ∇_i² + V(x_i)) "
                                      "+ W(r_12) for one or two particles by NeuralSVD (Hartree atomic units).")
@@ -244,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output HDF5 file (default results/NAME/NAME.h5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="skip the validation table and figures")
+    p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
+                   help="write the training state every SECONDS of training (default 300; also on Ctrl-C/SIGTERM)")
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default beside --out: NAME.ckpt.h5; "
+                   "removed when the run finishes)")
+    p.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint (same system, "
+                   "settings, package version and number of processes)")
     p.set_defaults(func=cmd_solve)
     p = sub.add_parser("validate", help="compare a saved result with its reference levels")
     p.add_argument("file")
@@ -259,15 +327,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="+", help="HDF5 result file(s), e.g. the singlet and the triplet run of a system")
     p.add_argument("--out", help="folder for the PNG files (default: beside each HDF5 file)")
     p.set_defaults(func=cmd_plot)
-    p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, or 'accuracy' of a "
-                       "system against training wall time (presets: default, paper, adam)")
-    p.add_argument("what", choices=["laplacian", "accuracy"])
+    p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, 'accuracy' of a "
+                       "system against training wall time (presets: default, paper, adam), 'steps' (cost of a step "
+                       "against the number of states), 'scaling' (data-parallel ranks with torchrun)")
+    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
     p.add_argument("--presets", nargs="+", default=["default", "paper"],
                    help="presets to compare (accuracy): default, paper, adam")
     p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")
-    p.add_argument("--states", type=int, default=16, help="states of the benchmark network (laplacian)")
+    p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64], help="state counts (steps)")
+    p.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"],
+                   help="RANKSxTHREADS per rank to compare (scaling)")
+    p.add_argument("--states", type=int, help="states (laplacian: of the benchmark network, default 16; accuracy: "
+                   "instead of the system's own count)")
+    p.add_argument("--steps", type=int, help="training steps instead of the system's own (accuracy; the schedule "
+                   "follows the budget when it ends first)")
     p.add_argument("--batch", type=int, default=512, help="samples per call (laplacian)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -287,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"qsolver: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        again = _without_resume(list(argv if argv is not None else sys.argv[1:]))
+        print(f"qsolver: {exc}\nresume with: qsolver {shlex.join(again + ['--resume', str(exc.checkpoint)])}",
+              file=sys.stderr)
+        return 143 if exc.signal_name == "SIGTERM" else 130
     except KeyboardInterrupt:
         print("qsolver: interrupted", file=sys.stderr)
         return 130

@@ -11,3 +11,20 @@ class InputError(ValueError):
         self.detail = message
         where = ", ".join(p for p in (source and f"file {source}", field and f"field '{field}'") if p)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class Interrupted(Exception):
+    """Training was stopped by a signal after writing its checkpoint; the CLI exits 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message: str, *, checkpoint, signal_name: str):
+        self.checkpoint = checkpoint
+        self.signal_name = signal_name
+        super().__init__(message)
+
+
+class TrainingDiverged(RuntimeError):
+    """Training kept diverging after its rewinds; ``result`` is the evaluated last good state (flagged)."""
+
+    def __init__(self, message: str, *, result):
+        self.result = result
+        super().__init__(message)

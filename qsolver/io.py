@@ -10,21 +10,20 @@ distributions of the inter-particle distance, with standard errors; no full 2d-d
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
-from . import __version__
 from .errors import InputError
+from .files import atomic_write
 from .model import EigenNet, ModelConfig
 from .pairnet import PairConfig, PairNet
-from .references import Reference
+from .references.base import Reference
 from .result import Result
 from .system import system_from_dict
+from .version import __version__
 
 FORMAT = "qsolver-result"
 FORMAT_VERSION = 1
@@ -39,32 +38,6 @@ def sample_grid(result: Result) -> tuple[list[np.ndarray], np.ndarray]:
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
     values = result.wavefunctions(mesh).T.reshape(result.n_states, *[len(a) for a in axes])
     return axes, values
-
-
-def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``; on any failure remove the temporary file."""
-    path = Path(path)
-    if path.exists() and path.is_dir():
-        raise InputError("is a directory, not a file path", source=str(path))
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-        os.close(fd)
-    except OSError as exc:
-        raise InputError(f"cannot be written ({exc.strerror})", source=str(path)) from None
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise InputError(f"cannot be written ({exc.strerror or exc})", source=str(path)) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def save_result(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
@@ -116,8 +89,9 @@ def save_result(result: Result, path: str | Path, reference: Reference | None = 
     return atomic_write(path, write)
 
 
-def load_result(path: str | Path) -> Result:
-    """Read a result written by :func:`save_result`; wavefunctions are rebuilt from the stored weights."""
+def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
+    """Read a result written by :func:`save_result`; wavefunctions are rebuilt from the stored weights, as a
+    float64 model on ``device``."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", source=str(path))
@@ -143,11 +117,13 @@ def load_result(path: str | Path) -> Result:
                                if not key.startswith("density_edges_")}
                 if edges:
                     observables["density_edges"] = edges
-            return Result(system=system, energies=np.asarray(f["energies"]), errors=np.asarray(f["errors"]),
-                          model=model.to(torch.float64), coefficients=np.asarray(f["coefficients"]),
-                          config=json.loads(f.attrs["config"]), history=history,
-                          diagnostics=json.loads(f.attrs["diagnostics"]), observables=observables)
+            result = Result(system=system, energies=np.asarray(f["energies"]), errors=np.asarray(f["errors"]),
+                            model=model.to(torch.float64), coefficients=np.asarray(f["coefficients"]),
+                            config=json.loads(f.attrs["config"]), history=history,
+                            diagnostics=json.loads(f.attrs["diagnostics"]), observables=observables)
     except InputError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # damaged or incomplete file
         raise InputError(f"damaged or incomplete qsolver result ({exc})", source=str(path)) from None
+    result.model.to(device)    # outside the try: a device this machine lacks is not a damaged file
+    return result

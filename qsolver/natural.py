@@ -24,6 +24,7 @@ import torch
 from .model import EigenNet
 from .pairnet import PairNet
 from .nestedlora import nesting_weights
+from .parallel import Comm
 
 
 def descent_direction(f: torch.Tensor, t_f: torch.Tensor, nesting: str,
@@ -74,6 +75,18 @@ def tangents(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor) -
                     copies=inputs[0].shape[1] // x.shape[0])
 
 
+def gather_tangents(t: Tangents, comm: Comm) -> Tangents:
+    """The factors of the whole batch from every rank's (data-parallel steps): each pass's block of samples is
+    concatenated over ranks in rank order, so the result is laid out as one process's factors of the global batch."""
+    def whole(z: torch.Tensor) -> torch.Tensor:
+        n_states, m, width = z.shape
+        per_pass = z.reshape(n_states, t.copies, m // t.copies, width)
+        return comm.gather(per_pass, 2).reshape(n_states, -1, width)
+
+    return Tangents([whole(z) for z in t.inputs], [whole(g) for g in t.signals],
+                    None if t.scales is None else comm.gather(t.scales, 1), t.copies)
+
+
 def kernel(t: Tangents) -> torch.Tensor:
     """J Jᵀ per state, (L, B, B)."""
     n_states, n = t.signals[0].shape[:2]
@@ -116,10 +129,17 @@ def solve_kernel(k: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tens
 
 
 def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
-                 f: torch.Tensor, step: float, trust: float, damping: float) -> torch.Tensor:
+                 f: torch.Tensor, step: float, trust: float, damping: float, comm: Comm = Comm()) -> torch.Tensor:
     """Apply ``step`` × Δθ_k (see the module docstring), shortened to the trust region, to the model in place;
-    returns the scale applied to Δθ_k per state (L,)."""
+    returns the scale applied to Δθ_k per state (L,).
+
+    Data-parallel (``comm.world`` > 1): x, root_w, direction and f are this rank's part of the batch; the Jacobian
+    factors, r and f of all ranks are gathered, so every rank takes the same step, that of the whole batch. Per
+    step that moves Σ_layers L·B·(fan_in + fan_out) (+ L·B·C for the scales, + 2·L·B) numbers to every rank and
+    repeats the O(L B² width + L B³) kernel and solve on each."""
     t = tangents(model, x, root_w)
+    if comm.world > 1:
+        t, direction, f = gather_tangents(t, comm), comm.gather(direction, 0), comm.gather(f, 0)
     k = kernel(t)
     coef = step * solve_kernel(k, direction.T, damping)
     coef = torch.where(torch.isfinite(coef).all(1, keepdim=True), coef, 0.0)   # a state with a failed solve waits

@@ -14,11 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .io import atomic_write  # noqa: E402
+from .files import atomic_write  # noqa: E402
 from .potentials import Coulomb, terms  # noqa: E402
 from .references import Reference, ionization_threshold  # noqa: E402
 from .result import Result  # noqa: E402
-from .validate import SPIN_LABELS  # noqa: E402
+from .validate import SPIN_LABELS, degeneracy_groups  # noqa: E402
 
 ZOOM_WEIGHT = 0.995   # the zoomed panels hold this fraction of the plotted weight
 DENSITY_RANGE = 1e-3  # density maps show three decades below each state's peak
@@ -354,8 +354,6 @@ def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
 def training_curves(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
     """LoRA objective and the running Rayleigh–Ritz energies (their relative error per degenerate group of the
     states the reference lists, when a reference exists) against step; running medians over 20 log points."""
-    from .validate import degeneracy_groups
-
     h = result.history
     steps, loss = np.asarray(h["step"]), np.asarray(h["loss"])
     energies = np.asarray(h["energies"])

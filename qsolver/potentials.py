@@ -7,8 +7,8 @@ formula), ``callable`` (a Python function on torch tensors) and ``sum`` (of any 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Union
 
 import torch
@@ -16,8 +16,27 @@ import torch
 from . import expression as _expression
 
 
+class _Constants:
+    """Tensors of a term's constant lists, made once per (device, dtype): a potential is evaluated on every
+    step, and building them anew would copy host → device each time. The lists count as fixed once evaluated
+    (to change a term, build a new one). Copies and pickles drop the cache: its tensors may live on a device the
+    receiver lacks."""
+
+    def _tensor(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        cache = self.__dict__.setdefault("_tensors", {})
+        key = (name, like.device, like.dtype)
+        if key not in cache:
+            # a normal tensor even when first made under inference mode, so that later calls may backpropagate
+            with torch.inference_mode(False):
+                cache[key] = torch.as_tensor(getattr(self, name), dtype=like.dtype, device=like.device)
+        return cache[key]
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_tensors"}
+
+
 @dataclass
-class Coulomb:
+class Coulomb(_Constants):
     """V(x) = -Σ_c Z_c / |x - R_c| (attractive for Z > 0)."""
 
     charges: list[float]
@@ -25,8 +44,7 @@ class Coulomb:
     kind: str = field(default="coulomb", init=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        centers = torch.as_tensor(self.centers, dtype=x.dtype, device=x.device)
-        charges = torch.as_tensor(self.charges, dtype=x.dtype, device=x.device)
+        centers, charges = self._tensor("centers", x), self._tensor("charges", x)
         dist = torch.linalg.vector_norm(x[:, None, :] - centers[None], dim=-1)
         return -(charges / dist).sum(-1)
 
@@ -35,7 +53,7 @@ class Coulomb:
 
 
 @dataclass
-class Harmonic:
+class Harmonic(_Constants):
     """V(x) = ½ Σ_i ω_i² (x_i - c_i)², ω one per axis."""
 
     omega: list[float]
@@ -43,8 +61,7 @@ class Harmonic:
     kind: str = field(default="harmonic", init=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        omega = torch.as_tensor(self.omega, dtype=x.dtype, device=x.device)
-        center = torch.as_tensor(self.center, dtype=x.dtype, device=x.device)
+        omega, center = self._tensor("omega", x), self._tensor("center", x)
         return 0.5 * ((omega * (x - center)) ** 2).sum(-1)
 
     def to_dict(self) -> dict:

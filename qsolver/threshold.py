@@ -26,3 +26,9 @@ def continuum_threshold(system) -> float | None:
         z = parts[0].charges[0]
         return -z * z / (4 * system.kinetic * hydrogen_nu(0, system.dimension) ** 2) if z > 0 else 0.0
     return None
+
+
+def spectrum_edge(system) -> float | None:
+    """The continuum threshold where it is known in closed form, else V_∞ (an upper bound of it)."""
+    threshold = continuum_threshold(system)
+    return asymptote(system.potential) if threshold is None else threshold

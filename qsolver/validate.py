@@ -135,6 +135,15 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
         summary["training"] = (f"{diag['steps_done']} steps in {diag.get('train_seconds', float('nan')):.0f} s "
                                f"({diag.get('train_dtype', '?')}, {diag.get('threads', '?')} threads); "
                                f"Rayleigh-Ritz on {diag.get('eval_samples', '?')} fresh samples")
+    if diag.get("world", 1) > 1:
+        summary["processes"] = f"{diag['world']} (data-parallel)"
+    if "resumed_at_step" in diag:
+        summary["resumed"] = f"from a checkpoint at step {diag['resumed_at_step']}"
+    if diag.get("rewinds"):
+        summary["rewinds"] = (f"{len(diag['rewinds'])} diverging step(s) undone, at steps "
+                              f"{', '.join(map(str, diag['rewinds']))} (trust region halved each time)")
+    if diag.get("diverged"):
+        summary["diverged"] = f"{diag['diverged']}: these are the last good state's numbers"
     if "ess_fraction" in diag:
         summary["min_effective_sample_fraction"] = f"{float(np.min(diag['ess_fraction'])):.2f}"
     if bound is not None:

@@ -227,7 +227,7 @@ def test_default_kinds_add_literature_when_quoted():
 
 
 def test_cli_writes_three_files_and_rejects_bad_input(short_result, tmp_path, capsys):
-    path = short_result.save(tmp_path / "osc.h5")
+    path = qsolver.save_result(short_result, tmp_path / "osc.h5")
     out = tmp_path / "report"
     assert main(["compare", str(path), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["osc_compare.csv", "osc_compare.md", "osc_compare.png"]

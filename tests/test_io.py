@@ -16,7 +16,7 @@ def short_result():
 
 def test_round_trip(short_result, tmp_path):
     reference = qsolver.references.reference(short_result.system, 3)
-    path = short_result.save(tmp_path / "r.h5", reference)
+    path = qsolver.save_result(short_result, tmp_path / "r.h5", reference)
     again = load_result(path)
     x = np.random.default_rng(0).normal(size=(500, 2)) * 2
     assert np.allclose(again.wavefunctions(x), short_result.wavefunctions(x), atol=1e-12, rtol=0)
@@ -35,7 +35,7 @@ def test_round_trip(short_result, tmp_path):
 
 
 def test_grid_values_match_wavefunctions(short_result, tmp_path):
-    path = short_result.save(tmp_path / "r.h5")
+    path = qsolver.save_result(short_result, tmp_path / "r.h5")
     with h5py.File(path) as f:
         x, y, values = f["grid/x"][()], f["grid/y"][()], f["grid/values"][()]
     pts = np.array([[x[10], y[70]], [x[64], y[64]]])
@@ -46,7 +46,7 @@ def test_grid_values_match_wavefunctions(short_result, tmp_path):
 def test_callable_potential_result_saves_and_reloads(tmp_path):
     system = qsolver.System("quartic", 1, lambda x: (x**4).sum(-1), solver={"envelope": "gaussian"}, reference="none")
     result = qsolver.solve(system, n_states=2, steps=10, progress=False, eval_samples=2000, eval_blocks=4)
-    again = load_result(result.save(tmp_path / "q.h5"))
+    again = load_result(qsolver.save_result(result, tmp_path / "q.h5"))
     x = np.linspace(-2, 2, 50)[:, None]
     assert np.allclose(again.wavefunctions(x), result.wavefunctions(x), atol=1e-12, rtol=0)
     with pytest.raises(RuntimeError, match="callable"):
@@ -67,7 +67,7 @@ def test_unwritable_path_leaves_nothing(short_result, tmp_path):
         else:
             dest = target / "r.h5"
         with pytest.raises(qsolver.InputError):
-            short_result.save(dest)
+            qsolver.save_result(short_result, dest)
         assert not any(target.iterdir())
     finally:
         target.chmod(0o700)
@@ -80,7 +80,7 @@ def test_paper_network_result_round_trips_and_plots(tmp_path):
 
     settings = {**PRESETS["paper"], "hidden": 8, "features": 16, "eval_samples": 2000, "eval_blocks": 4}
     result = qsolver.solve(qsolver.load_system("hydrogen_2d"), n_states=2, steps=3, progress=False, **settings)
-    path = result.save(tmp_path / "paper.h5")
+    path = qsolver.save_result(result, tmp_path / "paper.h5")
     back = qsolver.load_result(path)
     x = np.random.default_rng(0).normal(scale=5.0, size=(50, 2))
     np.testing.assert_allclose(back.wavefunctions(x), result.wavefunctions(x), rtol=1e-12, atol=1e-14)

@@ -88,7 +88,7 @@ def test_energies_text_has_spin_and_status(pair_results):
 def test_plot_several_files(pair_results, tmp_path, capsys):
     files = []
     for name, result in pair_results.items():
-        files.append(str(result.save(tmp_path / f"{name}.h5")))
+        files.append(str(qsolver.save_result(result, tmp_path / f"{name}.h5")))
     out = tmp_path / "figures"
     assert main(["plot", *files, "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}

@@ -13,7 +13,8 @@ from ..errors import InputError
 from ..molecule import Molecule
 from ..system import System
 from ..threshold import continuum_threshold
-from .analytic import Reference, ReferenceStates, analytic_reference
+from .analytic import analytic_reference
+from .base import Reference, ReferenceStates
 from .grid import grid_reference
 from .literature import literature_reference
 from .pyscf import DEFAULT_BASIS, core_levels, pyscf_reference, system_molecule

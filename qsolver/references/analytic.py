@@ -7,43 +7,14 @@
 """
 from __future__ import annotations
 
-import heapq
-import math
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..errors import InputError
 from ..potentials import Box, Coulomb, Harmonic, hydrogen_nu, terms
 from ..system import System
-
-
-@dataclass
-class ReferenceStates:
-    """Reference eigenfunctions on quadrature points: ∫ f g dx ≈ Σ_k w_k f(x_k) g(x_k).
-
-    ``values`` (M, n) are orthonormal in that rule, Σ_k w_k v_ki v_kj = δ_ij (bohr^(-d/2)).
-    """
-
-    points: np.ndarray     # (M, d) bohr
-    weights: np.ndarray    # (M,) bohr^d
-    values: np.ndarray     # (M, n)
-
-
-@dataclass
-class Reference:
-    """Reference levels (ascending, hartree) with the method that produced them and its error.
-
-    ``error`` bounds |E_ref - E_exact| over all levels (0 for closed forms); ``errors`` is the per-level
-    estimate where the method gives one; ``states`` holds the reference eigenfunctions when available.
-    """
-
-    energies: np.ndarray
-    method: str
-    error: float = 0.0
-    details: dict = field(default_factory=dict)
-    errors: np.ndarray | None = None
-    states: ReferenceStates | None = None
+from .analytic_states import closed_form_states, reference_states
+from .base import Reference
+from .quanta import box_energy, box_quanta, oscillator_energy, oscillator_quanta
 
 
 def hydrogen_levels(charge: float, kinetic: float, dimension: int, n: int) -> np.ndarray:
@@ -51,43 +22,6 @@ def hydrogen_levels(charge: float, kinetic: float, dimension: int, n: int) -> np
     if dimension < 2:
         raise ValueError("hydrogen-like levels need d >= 2 (the 1D Coulomb problem is singular)")
     return np.array([-charge**2 / (4 * kinetic * hydrogen_nu(i, dimension) ** 2) for i in range(n)])
-
-
-def lowest_tuples(count: int, start: int, energy, n: int) -> list[tuple[int, ...]]:
-    """The n integer tuples (entries ≥ start, length ``count``) of lowest energy(tuple), ascending, by
-    best-first enumeration."""
-    first = (start,) * count
-    heap, seen, out = [(energy(first), first)], {first}, []
-    while heap and len(out) < n:
-        _, idx = heapq.heappop(heap)
-        out.append(idx)
-        for i in range(count):
-            nxt = idx[:i] + (idx[i] + 1,) + idx[i + 1:]
-            if nxt not in seen:
-                seen.add(nxt)
-                heapq.heappush(heap, (energy(nxt), nxt))
-    return out
-
-
-def oscillator_energy(omega: list[float], kinetic: float):
-    """E(n_1..n_d) = √(2κ) Σ_i ω_i (n_i + ½) of -κ∇² + ½ Σ ω_i² x_i²."""
-    factor = math.sqrt(2 * kinetic)
-    return lambda idx: factor * sum(w * (k + 0.5) for w, k in zip(omega, idx))
-
-
-def box_energy(lengths: list[float], kinetic: float):
-    """E(n_1..n_d) = κ Σ_i (π n_i / L_i)² of -κ∇² in a box with infinite walls."""
-    return lambda idx: kinetic * sum((math.pi * k / s) ** 2 for s, k in zip(lengths, idx))
-
-
-def oscillator_quanta(omega: list[float], kinetic: float, n: int) -> list[tuple[int, ...]]:
-    """Quantum numbers (n_i ≥ 0) of the lowest n oscillator levels, ascending."""
-    return lowest_tuples(len(omega), 0, oscillator_energy(omega, kinetic), n)
-
-
-def box_quanta(lengths: list[float], kinetic: float, n: int) -> list[tuple[int, ...]]:
-    """Quantum numbers (n_i ≥ 1) of the lowest n box levels, ascending."""
-    return lowest_tuples(len(lengths), 1, box_energy(lengths, kinetic), n)
 
 
 def oscillator_levels(omega: list[float], kinetic: float, n: int) -> np.ndarray:
@@ -127,8 +61,6 @@ def analytic_reference(system: System, n: int, with_states: bool = False) -> Ref
                          "centre in d >= 2, one oscillator, or one box)", source=system.source,
                          field="reference.kind")
     if with_states:
-        from .analytic_states import closed_form_states, reference_states  # it imports this module
-
         family = closed_form_states(parts[0], d, kappa, n)
         if family is None:
             ref.details["states"] = "closed-form states are implemented for hydrogen-like systems in d = 2, 3 only"

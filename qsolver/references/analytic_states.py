@@ -20,7 +20,8 @@ import numpy as np
 from scipy import special
 
 from ..potentials import Box, Coulomb, Harmonic
-from .analytic import ReferenceStates, box_quanta, oscillator_quanta
+from .base import ReferenceStates
+from .quanta import box_quanta, oscillator_quanta
 
 AXIS_POINTS = {1: 64, 2: 40, 3: 20}     # quadrature points per axis for product rules (at least)
 RADIAL_POINTS = 96      # radial Gauss–Laguerre points (at least; 16 per shell beyond 6)

@@ -44,7 +44,8 @@ import torch
 from ..errors import InputError
 from ..potentials import Box, Coulomb, Harmonic, asymptote, find, hydrogen_nu, terms
 from ..system import System
-from .analytic import Reference, ReferenceStates, oscillator_levels
+from .analytic import oscillator_levels
+from .base import Reference, ReferenceStates
 
 OPTION_KEYS = ("points", "extent", "order", "stretch")
 ORDERS = (4, 6, 8)

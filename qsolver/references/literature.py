@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..system import System
-from .analytic import Reference
+from .base import Reference
 
 FIELD = "reference.literature"
 

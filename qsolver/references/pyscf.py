@@ -40,10 +40,11 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import InputError
+from ..files import atomic_write
 from ..molecule import ELEMENTS, Molecule
 from ..potentials import Coulomb, terms
 from ..system import System
-from .analytic import Reference
+from .base import Reference
 
 METHOD = "core Hamiltonian h = 2κT + V_nuc in the overlap metric, canonical orthogonalisation (v1)"
 METHOD_2E = ("two-electron full CI: dense H in the spin-adapted orbital-pair space of the core orbitals, "
@@ -231,8 +232,6 @@ def _read_cache(path: Path, key: str) -> Reference | None:
 
 
 def _write_cache(path: Path, key: str, ref: Reference) -> None:
-    from ..io import atomic_write   # qsolver.io imports this package: import at call time
-
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f["energies"], f["errors"] = ref.energies, ref.errors

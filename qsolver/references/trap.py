@@ -40,7 +40,7 @@ import torch
 
 from ..errors import InputError
 from ..potentials import Harmonic, harmonic_count, terms
-from .analytic import Reference
+from .base import Reference
 
 WALL_LENGTHS = 6.0          # oscillator lengths between the highest turning point and the wall
 COARSE = 5 / 6              # polynomials of the resolution check, relative

@@ -1,0 +1,177 @@
+"""Data-parallel scaling benchmark: steps per second and time to a target error for 1, 2, ... ranks.
+
+Each configuration (ranks × threads per rank) is a separate ``torchrun`` launch of :func:`worker` (this module
+run with ``-m``), which trains the system with the package defaults, evaluates the averaged weights on all ranks
+at geometric points in training time, and has rank 0 write its curve as JSON. :func:`scaling_bench` launches them
+one after another and :func:`communication_model` states what a data-parallel step moves between ranks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+TARGET = 1e-3          # mean relative error whose time-to-reach is compared
+
+
+def worker(argv: list[str] | None = None) -> None:
+    """One configuration under torchrun: train, evaluate at points in time, write the curve (rank 0)."""
+    import torch.distributed as dist
+
+    from .estimation import evaluate
+    from .parallel import current, init_from_environment
+    from .references import reference
+    from .solver import resolve_config, solve
+    from .system import load_system
+
+    p = argparse.ArgumentParser()
+    p.add_argument("system")
+    p.add_argument("out")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = init_from_environment(args.device)
+    comm = current()
+    system = load_system(args.system)
+    cfg = resolve_config(system, steps=args.steps, device=args.device)
+    levels = np.asarray(reference(system, cfg.states).energies[: cfg.states])
+    probe = replace(cfg, eval_samples=8000, eval_blocks=8)
+    gen = torch.Generator(device=torch.device(cfg.device)).manual_seed(cfg.seed + 7919 + comm.rank)
+    curve: dict[str, list] = {"seconds": [], "steps": [], "mean_rel_error": []}
+
+    def record(model, step, seconds):
+        est = evaluate(model.to(torch.float64), system, probe, gen, torch.float64, comm=comm)
+        curve["seconds"].append(float(seconds))
+        curve["steps"].append(int(step))
+        curve["mean_rel_error"].append(float(np.mean(np.abs(est["energies"] - levels) / np.abs(levels))))
+
+    result = solve(system, steps=args.steps, device=args.device, progress=False, threads=args.threads,
+                   evaluate_at=list(np.geomspace(1.0, 600.0, 16)), on_evaluate=record, comm=comm)
+    if comm.is_root:
+        rel = np.abs(result.energies - levels) / np.abs(levels)
+        Path(args.out).write_text(json.dumps({
+            "ranks": comm.world, "threads": args.threads, "steps": result.diagnostics["steps_done"],
+            "train_seconds": result.diagnostics["train_seconds"], "final_mean_rel_error": float(rel.mean()),
+            "curve": curve}))
+    if started:
+        dist.destroy_process_group()
+
+
+def time_to(curve: dict, target: float) -> float | None:
+    """First evaluation time (s) with mean relative error ≤ target, interpolated in log error."""
+    seconds, errors = curve["seconds"], curve["mean_rel_error"]
+    for i, err in enumerate(errors):
+        if err <= target:
+            if i == 0:
+                return seconds[0]
+            e0, e1 = np.log(errors[i - 1]), np.log(err)
+            return seconds[i - 1] + (seconds[i] - seconds[i - 1]) * (e0 - np.log(target)) / (e0 - e1)
+    return None
+
+
+def communication_model(system, cfg, world: int) -> dict:
+    """Numbers moved per step by one rank of ``world``, from the layer sizes of the system's networks.
+
+    All-reduces: the batch S and H and the Gram matrix of the descent direction, 3 L² numbers. All-gathers of
+    the natural step: every layer's inputs z and output signals g, L·B·(fan_in + fan_out) per pass of a sample
+    (2 passes for a symmetrised pair), the envelope-scale derivatives L·B·C, and r and f, 2 L·B; a rank receives
+    (W-1)/W of each. Plus 4 scalars (clock, stop flag, step check). Collectives per step: 3 all-reduces,
+    2·layers + 3 (or 4 with scales) all-gathers, 1 broadcast, 1 max."""
+    from .ansatz import build_model, model_config
+
+    model = build_model(model_config(system, cfg))
+    n, batch = cfg.states, cfg.batch
+    copies = 2 if system.particles == 2 else 1
+    fans = [(w.shape[1], w.shape[2]) for name, w in model.named_parameters() if name.startswith("weights.")]
+    scales = model.log_scale.shape[-1] if hasattr(model, "log_scale") else 0
+    gathered = n * batch * (copies * sum(a + b for a, b in fans) + scales + 2)
+    received = gathered * (world - 1) / world
+    reduced = 3 * n * n
+    collectives = 3 + 2 * len(fans) + 2 + (1 if scales else 0) + 2
+    bytes_per = 4 if cfg.dtype in ("auto", "float32") else 8
+    return {"gathered_numbers": gathered, "received_bytes": received * bytes_per, "reduced_bytes": reduced * bytes_per,
+            "collectives": collectives, "bytes_per_number": bytes_per}
+
+
+def scaling_bench(system_name: str, configurations=((1, 1), (2, 1), (1, 2)), steps: int | None = None,
+                  device: str = "cpu", log=print) -> dict:
+    """Run each (ranks, threads per rank) configuration with torchrun and collect steps per second and the time to
+    TARGET mean relative error."""
+    from .solver import resolve_config
+    from .system import load_system
+
+    system = load_system(system_name)
+    cfg = resolve_config(system, steps=steps, device=device)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ranks, threads in configurations:
+            if cfg.batch % ranks:
+                raise InputError(f"batch {cfg.batch} does not split over {ranks} ranks", field="--ranks")
+            out = Path(tmp) / f"{ranks}x{threads}.json"
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
+                   "-m", "qsolver.scaling", system_name, str(out), "--threads", str(threads), "--device", device]
+            if steps:
+                cmd += ["--steps", str(steps)]
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            log(f"{system.name}: {ranks} rank(s) × {threads} thread(s) ...")
+            run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if run.returncode != 0:
+                raise RuntimeError(f"torchrun failed for {ranks} ranks:\n{run.stderr[-2000:]}")
+            row = json.loads(out.read_text())
+            row["steps_per_second"] = row["steps"] / row["train_seconds"]
+            row["time_to_target"] = time_to(row["curve"], TARGET)
+            row["communication"] = communication_model(system, cfg, ranks)
+            rows.append(row)
+            reach = row["time_to_target"]
+            log(f"  {row['steps_per_second']:.1f} steps/s, final mean rel. error {row['final_mean_rel_error']:.2e}, "
+                f"time to {TARGET:g}: {'not reached' if reach is None else f'{reach:.0f} s'}")
+    return {"system": system.name, "target": TARGET, "batch": cfg.batch, "states": cfg.states, "device": device,
+            "cpus": os.cpu_count(), "torch": torch.__version__, "rows": rows}
+
+
+def scaling_markdown(summary: dict) -> str:
+    rows = summary["rows"]
+    base = rows[0]["steps_per_second"]
+    lines = [f"# {summary['system']}: data-parallel scaling ({summary['device']}, {summary['cpus']} cores)", "",
+             f"{summary['states']} states, global batch {summary['batch']} split over the ranks; package defaults. "
+             f"Time to mean relative error {summary['target']:g} from evaluations of the averaged weights.", "",
+             "| ranks × threads | steps/s | speed-up | final mean rel. error | time to target | bytes received per "
+             "rank and step |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        reach = r["time_to_target"]
+        lines.append(f"| {r['ranks']} × {r['threads']} | {r['steps_per_second']:.1f} | "
+                     f"{r['steps_per_second'] / base:.2f} | {r['final_mean_rel_error']:.2e} | "
+                     f"{'not reached' if reach is None else f'{reach:.0f} s'} | "
+                     f"{r['communication']['received_bytes'] / 1e6:.2f} MB |")
+    comm = rows[-1]["communication"]
+    lines += ["", "## What a step moves, and when more ranks stop paying", "",
+              f"Every rank computes ψ, the forward Laplacian and the Jacobian factors of its B/W samples; the "
+              f"natural-gradient step then needs the kernel J Jᵀ of the whole batch, so the factors are all-gathered "
+              f"({comm['gathered_numbers']:,} numbers per step for W ranks, (W-1)/W of them received by each rank) "
+              f"and every rank repeats the B×B kernel and Cholesky solves (O(L·B²·width + L·B³)). "
+              f"{comm['collectives']} collectives per step.", "",
+              "Model: t(W) = t_local/W + t_kernel + c·α + bytes(W)·β, with t_local the per-sample work "
+              "(forward Laplacian, Jacobian factors), t_kernel the replicated kernel and solve, α the latency of one "
+              "collective and β the inverse bandwidth. Adding ranks pays while t_local/W exceeds c·α + bytes·β; "
+              "with NVLink-class links (α ≈ 10–30 µs, β ≈ 1/100 GB/s) the "
+              f"{comm['received_bytes'] / 1e6:.1f} MB and {comm['collectives']} collectives cost well under 1 ms per "
+              "step, so on GPUs the replicated t_kernel (Amdahl's serial part) is the limit: larger global batches "
+              "raise t_kernel as B³ while t_local grows as B. On this CPU the ranks share two cores, and gloo's "
+              "all-gathers go through shared memory."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    worker()

@@ -1,0 +1,311 @@
+"""The training engine: an explicit state, one step that advances it, and a loop that yields it.
+
+A step draws x ~ p (the proposal matched to the current envelopes), evaluates f = ψ/√p and Hψ/√p, updates the
+running averages of S = ⟨ψ,ψ⟩ and H = ⟨ψ,Hψ⟩ (decay 0.9), re-chooses T = s (c - H) from their Ritz values every
+LOG_EVERY steps (:func:`operator_shift`), moves the networks along the NestedLoRA direction of T (natural-gradient
+or first-order step) and the weight average towards them. Everything a run depends on lives in
+:class:`TrainingState`, so a state written to disk and read back continues bit for bit (:mod:`qsolver.checkpoint`).
+
+A step that leaves non-finite weights or running averages, or moves a Ritz value by far more than its recent
+step-to-step changes, is undone: the loop returns to the last good state (kept every LOG_EVERY steps) with the
+trust region and learning rate halved, records the rewind, and after MAX_REWINDS raises :class:`Diverged`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .ansatz import build_model, model_config, proposal_for
+from .config import SolverConfig
+from .errors import InputError
+from .hamiltonian import apply_hamiltonian, potential_energy
+from .model import EigenNet
+from .natural import descent_direction, natural_step
+from .nestedlora import lora_objective, nestedlora_loss
+from .pairnet import PairNet
+from .parallel import Comm, draw
+from .ritz import rayleigh_ritz
+from .system import System
+from .threshold import spectrum_edge
+
+LOG_EVERY = 10
+MAX_REWINDS = 5
+JUMP_FACTOR = 10.0      # Ritz values moving by this many times the spectrum's scale between log points diverged
+
+
+class Diverged(RuntimeError):
+    """Training diverged MAX_REWINDS times; ``state`` is the last good state."""
+
+    def __init__(self, message: str, state: "TrainingState"):
+        super().__init__(message)
+        self.state = state
+
+
+def dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
+    """(training, evaluation) dtypes. "auto" trains in float32 (batched matmuls measured 2.8× faster than
+    float64 on the 2-core CPU) and evaluates Rayleigh–Ritz and the saved wavefunctions in float64."""
+    if cfg.dtype == "float64":
+        return torch.float64, torch.float64
+    if cfg.dtype == "float32":
+        return torch.float32, torch.float32
+    return torch.float32, torch.float64
+
+
+def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -> tuple[float, float]:
+    """(c, s) in T = s (c - H).
+
+    Rule: with E_min, E_max the current lowest and highest Ritz values (E_max ≥ E_L by Courant–Fischer)
+    and V_∞ = lim V(x) for |x| → ∞ (0 for Coulomb systems, +∞ for confining ones), let
+    E_top = min(E_max, V_∞) and c = E_top + ¼ (E_top - E_min). The lowest L levels are then T's largest
+    eigenvalues, all positive, and T's spectrum is compressed: for 2D hydrogen c ≈ ¼ |E_0| shrinks the ratio
+    of the ground to the n = 2 eigenvalue of T from 25 to about 5 (states above the continuum threshold keep
+    smaller eigenvalues than every bound state). s = 1/(c - E_min) makes the largest eigenvalue 1.
+    A user's ``shift`` fixes c.
+    """
+    e = ritz[np.isfinite(ritz)]
+    e_min, e_max = float(e.min()), float(e.max())
+    if fixed is not None:
+        c = fixed
+    else:
+        top = min(e_max, v_inf) if v_inf is not None else e_max
+        c = top + 0.25 * (top - e_min)
+    return c, 1.0 / max(c - e_min, 1e-8)
+
+
+@dataclass
+class Problem:
+    """What stays fixed during a run: the system, its settings, H's pieces and where the run executes."""
+
+    system: System
+    cfg: SolverConfig
+    comm: Comm
+    device: torch.device
+    train_dtype: torch.dtype
+    eval_dtype: torch.dtype
+    energy: Callable          # configurations -> V(x) + W(r12) (hartree)
+    v_inf: float | None       # continuum threshold (or V_∞), the top of T's window
+
+    @property
+    def local_batch(self) -> int:
+        return self.cfg.batch // self.comm.world
+
+
+def make_problem(system: System, cfg: SolverConfig, comm: Comm = Comm()) -> Problem:
+    """The fixed part of a run; a data-parallel batch must split into equal even parts."""
+    if comm.world > 1:
+        if cfg.batch % comm.world or (cfg.batch // comm.world) < 2:
+            raise InputError(f"batch {cfg.batch} does not split into {comm.world} equal parts of at least 2",
+                             source=system.source, field="batch")
+        if cfg.optimizer != "natural":
+            raise InputError(f"data-parallel training takes the natural-gradient step, not '{cfg.optimizer}'",
+                             source=system.source, field="optimizer")
+        if cfg.gram_batch % comm.world:
+            raise InputError(f"gram_batch {cfg.gram_batch} does not split into {comm.world} equal parts",
+                             source=system.source, field="gram_batch")
+    train_dtype, eval_dtype = dtypes(cfg)
+    return Problem(system, cfg, comm, torch.device(cfg.device), train_dtype, eval_dtype,
+                   potential_energy(system), spectrum_edge(system))
+
+
+@dataclass
+class TrainingState:
+    """Everything a run depends on between two steps (tensors on the run's device)."""
+
+    model: EigenNet | PairNet
+    averaged: list[torch.Tensor]              # exponential moving average of the parameters (decay cfg.ema)
+    optimizer: torch.optim.Optimizer          # Adam/RMSprop state (unused by the natural-gradient step)
+    generator: torch.Generator                # this rank's sampling stream
+    step: int = 0                             # steps done
+    seconds: float = 0.0                      # training wall time so far (excluding hooks and checkpoints)
+    s_ema: torch.Tensor | None = None         # running ⟨ψ_l,ψ_m⟩, float64 (L, L)
+    h_ema: torch.Tensor | None = None         # running ⟨ψ_l,Hψ_m⟩, float64 (L, L)
+    shift: float | None = None                # c of T = s (c - H)
+    scale: float | None = None                # s of T = s (c - H)
+    ritz: np.ndarray | None = None            # Ritz values of (h_ema, s_ema) at the last re-choice of (c, s)
+    skipped: int = 0                          # steps whose direction was not finite (nothing applied)
+    trust_factor: float = 1.0                 # halved at each rewind
+    rewinds: list[int] = field(default_factory=list)           # steps at which a divergence was undone
+    history: dict[str, list] = field(default_factory=lambda: {"step": [], "loss": [], "energies": [], "shift": [],
+                                                              "time": []})
+
+
+def init_state(problem: Problem) -> TrainingState:
+    """A fresh run: networks from the seed (the same on every rank), sampling stream from seed and rank."""
+    cfg = problem.cfg
+    model = build_model(model_config(problem.system, cfg), generator=torch.Generator().manual_seed(cfg.seed))
+    model = model.to(device=problem.device, dtype=problem.train_dtype)
+    optimizer = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
+    gen = torch.Generator(device=problem.device).manual_seed(problem.comm.rank_seed(cfg.seed))
+    return TrainingState(model, [p.detach().clone() for p in model.parameters()],
+                         optimizer(model.parameters(), lr=cfg.lr), gen)
+
+
+def schedule(fraction: float, final: float) -> float:
+    """Cosine decay from 1 to ``final`` as the run's fraction goes from 0 to 1."""
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+
+
+def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
+    """Advance ``state`` by one step at ``fraction`` of the schedule; returns the batch's S and H (float64)."""
+    cfg, comm, model = problem.cfg, problem.comm, state.model
+    state.step += 1
+    decay = schedule(fraction, cfg.lr_final)
+    for group in state.optimizer.param_groups:
+        group["lr"] = cfg.lr * decay * state.trust_factor
+    fixed_scale = cfg.proposal_scale if cfg.proposal == "gaussian" else None
+    proposal = proposal_for(model, problem.train_dtype, fixed_scale)
+    x = draw(proposal, problem.local_batch, state.generator, comm)
+    root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
+    psi_d, h_psi = apply_hamiltonian(model, problem.energy, problem.system.kinetic, x, cfg.laplacian, cfg.fd_step)
+    f_d, hf = psi_d * root_w, h_psi * root_w
+    s_b = comm.sum(f_d.T @ f_d) / cfg.batch
+    h_b = comm.sum(f_d.T @ hf) / cfg.batch
+    s_b, h_b = s_b.double(), h_b.double()
+    state.s_ema = s_b if state.s_ema is None else 0.9 * state.s_ema + 0.1 * s_b
+    state.h_ema = h_b if state.h_ema is None else 0.9 * state.h_ema + 0.1 * h_b
+    if state.shift is None or state.step % LOG_EVERY == 0:
+        state.ritz = rayleigh_ritz(state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()).energies
+        state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift)
+        if cfg.operator_scale is not None:
+            state.scale = cfg.operator_scale
+    shift, scale = state.shift, state.scale
+    gram = None
+    if cfg.gram_batch:
+        with torch.no_grad():
+            xg = draw(proposal, cfg.gram_batch // comm.world, state.generator, comm)
+            fg = model(xg) * torch.exp(-0.5 * proposal.log_prob(xg))[:, None]
+            gram = comm.sum(fg.T @ fg) / cfg.gram_batch
+    elif comm.world > 1:                    # the descent direction needs the whole batch's ⟨ψ_k,ψ_m⟩
+        gram = comm.sum(f_d.T @ f_d) / cfg.batch
+    if cfg.optimizer == "natural":
+        direction = descent_direction(f_d, scale * (shift * f_d - hf), cfg.nesting, gram)
+        finite = bool(torch.isfinite(direction).all())
+        if comm.world > 1:                  # every rank must take the same step
+            finite = comm.max(float(not finite)) == 0.0
+        if finite:
+            natural_step(model, x, root_w, direction, f_d, decay, cfg.trust * decay * state.trust_factor,
+                         cfg.damping, comm)
+        else:
+            state.skipped += 1
+    else:
+        loss = nestedlora_loss(model(x) * root_w, scale * (shift * f_d - hf), cfg.nesting, gram=gram)
+        state.optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            state.optimizer.step()
+        else:
+            state.skipped += 1
+    with torch.no_grad():
+        for avg, p in zip(state.averaged, model.parameters()):
+            avg.lerp_(p, 1.0 - cfg.ema)
+    return {"s": s_b, "h": h_b}
+
+
+def _log(state: TrainingState, batch: dict) -> float:
+    """Append the LoRA objective of the batch and the current Ritz values to the history."""
+    s_b, h_b = batch["s"].cpu(), batch["h"].cpu()
+    value = float(lora_objective(s_b, state.scale * (state.shift * s_b.diagonal() - h_b.diagonal())))
+    hist = state.history
+    hist["step"].append(state.step)
+    hist["loss"].append(value)
+    hist["energies"].append(state.ritz)
+    hist["shift"].append(state.shift)
+    hist["time"].append(state.seconds)
+    return value
+
+
+def snapshot(state: TrainingState) -> dict:
+    """A copy of everything in ``state`` that a step changes (for rewinds)."""
+    return {"model": {k: v.clone() for k, v in state.model.state_dict().items()},
+            "averaged": [a.clone() for a in state.averaged],
+            "optimizer": _clone(state.optimizer.state_dict()),
+            "scalars": dict(step=state.step, shift=state.shift, scale=state.scale, skipped=state.skipped,
+                            s_ema=None if state.s_ema is None else state.s_ema.clone(),
+                            h_ema=None if state.h_ema is None else state.h_ema.clone(),
+                            ritz=None if state.ritz is None else state.ritz.copy()),
+            "history": {k: len(v) for k, v in state.history.items()}}
+
+
+def restore(state: TrainingState, snap: dict) -> None:
+    """Put ``state`` back to a :func:`snapshot` (the sampling stream and the clock go on)."""
+    state.model.load_state_dict(snap["model"])
+    for avg, saved in zip(state.averaged, snap["averaged"]):
+        avg.copy_(saved)
+    state.optimizer.load_state_dict(_clone(snap["optimizer"]))
+    for key, value in snap["scalars"].items():
+        setattr(state, key, value.clone() if isinstance(value, torch.Tensor) else value)
+    for key, n in snap["history"].items():
+        del state.history[key][n:]
+
+
+def _clone(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    return obj
+
+
+def divergence(state: TrainingState, batch: dict) -> str | None:
+    """Why the last step must be undone, or None: non-finite weights or overlaps, or (at a log point) Ritz values
+    that moved by more than JUMP_FACTOR times the scale of the previous spectrum, (E_max - E_min) + |E_min|: an
+    exploding step, far beyond the moves of a level being found."""
+    if not (torch.isfinite(batch["s"]).all() and torch.isfinite(batch["h"]).all()):
+        return "non-finite overlaps"
+    if not all(torch.isfinite(p).all() for p in state.model.parameters()):
+        return "non-finite weights"
+    energies = state.history["energies"]
+    if state.step % LOG_EVERY or len(energies) < 2 or not np.all(np.isfinite(energies[-2])):
+        return None
+    before, now = energies[-2], energies[-1]
+    scale = before.max() - before.min() + abs(before.min())
+    if not np.all(np.isfinite(now)) or np.abs(now - before).max() > JUMP_FACTOR * scale:
+        return f"Ritz values jumped by {float(np.abs(now - before).max()):.3g} hartree"
+    return None
+
+
+def train(state: TrainingState, problem: Problem, stop: Callable[[], bool] = lambda: False,
+          ) -> Iterator[TrainingState]:
+    """Run steps until cfg.steps, the budget or ``stop()`` (asked on rank 0, obeyed by all); yield the state
+    after every step. Only the steps' own time counts as training time, not the consumer's; rank 0's clock is
+    every rank's, so all ranks see the same state.seconds and make the same decisions."""
+    cfg, comm = problem.cfg, problem.comm
+    good = snapshot(state)
+    state.seconds, halt = comm.broadcast([state.seconds, float(stop())])
+    while state.step < cfg.steps and not halt and not (cfg.budget and state.seconds >= cfg.budget):
+        tick = time.perf_counter()
+        fraction = max((state.step + 1) / cfg.steps, state.seconds / cfg.budget if cfg.budget else 0.0)
+        batch = train_step(state, problem, fraction)
+        logged = state.step % LOG_EVERY == 0 or state.step == cfg.steps
+        if logged:
+            _log(state, batch)
+        reason = divergence(state, batch)
+        if reason is not None:
+            failed = state.step
+            restore(state, good)
+            state.trust_factor *= 0.5
+            state.rewinds.append(failed)
+            if len(state.rewinds) > MAX_REWINDS:
+                raise Diverged(f"training diverged at step {failed} ({reason}) after {MAX_REWINDS} rewinds", state)
+        elif logged:
+            good = snapshot(state)
+        state.seconds, halt = comm.broadcast([state.seconds + time.perf_counter() - tick, float(stop())])
+        yield state
+
+
+def averaged_model(state: TrainingState, dtype: torch.dtype | None = None) -> EigenNet | PairNet:
+    """A detached copy of the networks carrying the averaged weights (what training returns)."""
+    model = state.model
+    copy = build_model(model.config).to(device=model.centers.device, dtype=state.averaged[0].dtype)
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for avg, p in zip(state.averaged, copy.parameters()):
+            p.copy_(avg)
+    return copy if dtype is None else copy.to(dtype=dtype)
