@@ -183,13 +183,13 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
 
         def record(model, step, seconds, _curve=curve, _cfg=check_cfg, _gen=gen):
             est = evaluate(model.to(torch.float64), system, _cfg, _gen, torch.float64)
-            rel, per_group, bound = _errors(est["energies"], levels, groups, v_inf)
+            rel, per_group, bound = _errors(est["energies"][: len(levels)], levels, groups, v_inf)
             _curve.seconds.append(float(seconds))
             _curve.steps.append(int(step))
             _curve.mean_rel_error.append(float(np.mean(rel)))
             _curve.group_rel_error.append(per_group)
             _curve.bound.append(bound)
-            _curve.max_abs_error.append(float(np.max(np.abs(est["energies"] - levels))))
+            _curve.max_abs_error.append(float(np.max(np.abs(est["energies"][: len(levels)] - levels))))
             log(f"  [{_curve.preset}] {seconds:7.1f} s  step {step:6d}  mean rel. error {np.mean(rel):.3e}  "
                 f"max abs. error {_curve.max_abs_error[-1]:.2e}  bound {bound}/{len(rel)}")
 
@@ -281,8 +281,10 @@ def write_accuracy(summary: dict, directory: Path) -> tuple[Path, Path, Path]:
     from . import plots
 
     directory.mkdir(parents=True, exist_ok=True)
-    states = f"_{summary['states']}states" if "states" in summary.get("overrides", {}) else ""
-    stem = f"accuracy_{summary['system']}{states}_{int(summary['budget'])}s"
+    overrides = summary.get("overrides", {})
+    states = f"_{summary['states']}states" if "states" in overrides else ""
+    settings = "".join(f"_{k}{v}" for k, v in sorted(overrides.items()) if k not in ("states", "steps"))
+    stem = f"accuracy_{summary['system']}{states}{settings}_{int(summary['budget'])}s"
     json_path = atomic_write(directory / f"{stem}.json", lambda p: p.write_text(json.dumps(summary, indent=1)))
     md_path = atomic_write(directory / f"{stem}.md", lambda p: p.write_text(accuracy_markdown(summary)))
     png_path = plots.accuracy_curves(summary, directory / f"{stem}.png")

@@ -58,6 +58,24 @@ def _energies_text(result) -> str:
                       *(f"{row}    {spin:8s}  {s}" for row, s in zip(rows, status))])
 
 
+def _settings(items: list[str] | None) -> dict:
+    """--set KEY=VALUE pairs as solver settings (VALUE in TOML syntax: 1e-3, 36, "joint")."""
+    import tomllib
+
+    from .system import check_solver_table
+
+    table = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"'{item}' is not KEY=VALUE", field="--set")
+        try:
+            table[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            table[key.strip()] = value.strip()          # a bare word: a string setting such as nesting=joint
+    return check_solver_table(table, None)
+
+
 def cmd_solve(args) -> int:
     from .solver import resolve_config, solve
     from .system import load_system
@@ -66,9 +84,12 @@ def cmd_solve(args) -> int:
         if value is not None and value < 1:
             raise InputError(f"must be positive, got {value}", field=flag)
     system = load_system(args.system)
+    settings = _settings(args.set)
+    states = settings.pop("states", None) if args.states is None else args.states    # --states wins
+    settings.pop("states", None)
     # check the settings before anything is created on disk
-    cfg = resolve_config(system, states=args.states, steps=args.steps, seed=args.seed, device=args.device,
-                         dtype=args.dtype)
+    cfg = resolve_config(system, **{**settings, "states": states, "steps": args.steps, "seed": args.seed,
+                                    "device": args.device, "dtype": args.dtype})
     import torch
 
     try:
@@ -97,10 +118,13 @@ def cmd_solve(args) -> int:
     started = parallel.init_from_environment(cfg.device)      # under torchrun: join its process group
     comm = parallel.current()
     checkpoint = Path(args.checkpoint) if args.checkpoint else out.with_name(f"{out.stem}.ckpt.h5")
+    if comm.is_root and checkpoint.exists() and args.resume is None:
+        print(f"note: {checkpoint} holds an earlier run's training state; this run starts afresh and will replace "
+              f"it (to continue that run instead: --resume {checkpoint})", file=sys.stderr)
     diverged = None
     try:
-        result = solve(system, n_states=args.states, steps=args.steps, seed=args.seed, device=args.device,
-                       dtype=args.dtype, progress=not args.quiet, checkpoint=checkpoint,
+        result = solve(system, n_states=states, **{"steps": args.steps, **settings}, seed=args.seed,
+                       device=args.device, dtype=args.dtype, progress=not args.quiet, checkpoint=checkpoint,
                        checkpoint_every=args.checkpoint_every, resume=args.resume, comm=comm)
     except TrainingDiverged as exc:
         diverged, result = exc, exc.result
@@ -269,7 +293,8 @@ def cmd_bench(args) -> int:
         print(f"written {stem}.json, {stem}.md")
         return 0
     summary = bench.accuracy_bench(system, args.budget, tuple(args.presets), seed=args.seed or 0, device=device,
-                                   progress=not args.quiet, states=args.states, steps=args.steps)
+                                   progress=not args.quiet, **{"states": args.states, "steps": args.steps,
+                                                               **_settings(args.set)})
     paths = bench.write_accuracy(summary, out)
     print("written " + ", ".join(str(p) for p in paths))
     return 0
@@ -306,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output HDF5 file (default results/NAME/NAME.h5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="skip the validation table and figures")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any solver setting (see SolverConfig), e.g. --set batch=512 --set nesting=joint")
     p.add_argument("--checkpoint-every", type=float, metavar="SECONDS",
                    help="write the training state every SECONDS of training (default 300; also on Ctrl-C/SIGTERM)")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default beside --out: NAME.ckpt.h5; "
@@ -336,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--presets", nargs="+", default=["default", "paper"],
                    help="presets to compare (accuracy): default, paper, adam")
     p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a solver setting for every preset (accuracy)")
     p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64], help="state counts (steps)")
     p.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"],
                    help="RANKSxTHREADS per rank to compare (scaling)")

@@ -9,6 +9,7 @@ class SolverConfig:
     """Settings of one NeuralSVD run (lengths in bohr, energies in hartree)."""
 
     states: int = 4
+    extra_states: int = 0         # networks trained beyond `states` (a buffer below the next levels), not reported
     steps: int = 3000
     budget: float = 0.0           # training wall-time limit in seconds (0 = none); the schedule follows it
     batch: int = 256              # Monte Carlo samples per step
@@ -29,7 +30,8 @@ class SolverConfig:
     proposal: str = "auto"        # "auto" (matched to the envelopes) or "gaussian" (fixed, proposal_scale)
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential
-    shift: float | None = None    # c in T = s (c - H); None = the adaptive rule in solver.operator_shift
+    shift: float | None = None    # c in T = s (c - H); None = the adaptive rule in training.operator_shift
+    shift_margin: float = 0.25    # the adaptive rule's c = E_top + shift_margin (E_top - E_min)
     operator_scale: float | None = None  # s in T = s (c - H); None = 1/(c - E_min), largest eigenvalue 1
     laplacian: str = "forward"    # "forward" (exact forward-Laplacian), "hessian" (torch.func trace), "fd"
     fd_step: float = 1e-2         # step (bohr) of the finite-difference Laplacian, for comparison only

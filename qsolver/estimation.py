@@ -27,7 +27,7 @@ def evaluate(model: EigenNet | PairNet, system: System, cfg: SolverConfig, gen: 
     deviation of the trained networks' normalised Gram matrix from the identity (their orthogonality).
     Data-parallel: each rank draws 1/W of every block and the block sums are all-reduced.
     """
-    n_states, n_blocks = cfg.states, cfg.eval_blocks
+    n_states, n_blocks = model.config.states, cfg.eval_blocks          # every trained network
     symmetry = None
     exact = "hessian" if cfg.laplacian == "hessian" else "forward"   # finite differences only for training
     per_block = max(1, cfg.eval_samples // n_blocks // comm.world)           # this rank's share of a block

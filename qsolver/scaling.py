@@ -55,7 +55,8 @@ def worker(argv: list[str] | None = None) -> None:
         est = evaluate(model.to(torch.float64), system, probe, gen, torch.float64, comm=comm)
         curve["seconds"].append(float(seconds))
         curve["steps"].append(int(step))
-        curve["mean_rel_error"].append(float(np.mean(np.abs(est["energies"] - levels) / np.abs(levels))))
+        curve["mean_rel_error"].append(float(np.mean(np.abs(est["energies"][: len(levels)] - levels)
+                                                     / np.abs(levels))))
 
     result = solve(system, steps=args.steps, device=args.device, progress=False, threads=args.threads,
                    evaluate_at=list(np.geomspace(1.0, 600.0, 16)), on_evaluate=record, comm=comm)
@@ -84,10 +85,10 @@ def time_to(curve: dict, target: float) -> float | None:
 def communication_model(system, cfg, world: int) -> dict:
     """Numbers moved per step by one rank of ``world``, from the layer sizes of the system's networks.
 
-    All-reduces: the batch S and H and the Gram matrix of the descent direction, 3 L² numbers. All-gathers of
+    All-reduces: the batch S (also the Gram matrix of the descent direction) and H, 2 L² numbers. All-gathers of
     the natural step: every layer's inputs z and output signals g, L·B·(fan_in + fan_out) per pass of a sample
     (2 passes for a symmetrised pair), the envelope-scale derivatives L·B·C, and r and f, 2 L·B; a rank receives
-    (W-1)/W of each. Plus 4 scalars (clock, stop flag, step check). Collectives per step: 3 all-reduces,
+    (W-1)/W of each. Plus 3 scalars (clock, stop flag, step check). Collectives per step: 2 all-reduces,
     2·layers + 3 (or 4 with scales) all-gathers, 1 broadcast, 1 max."""
     from .ansatz import build_model, model_config
 
@@ -98,8 +99,8 @@ def communication_model(system, cfg, world: int) -> dict:
     scales = model.log_scale.shape[-1] if hasattr(model, "log_scale") else 0
     gathered = n * batch * (copies * sum(a + b for a, b in fans) + scales + 2)
     received = gathered * (world - 1) / world
-    reduced = 3 * n * n
-    collectives = 3 + 2 * len(fans) + 2 + (1 if scales else 0) + 2
+    reduced = 2 * n * n
+    collectives = 2 + 2 * len(fans) + 2 + (1 if scales else 0) + 2
     bytes_per = 4 if cfg.dtype in ("auto", "float32") else 8
     return {"gathered_numbers": gathered, "received_bytes": received * bytes_per, "reduced_bytes": reduced * bytes_per,
             "collectives": collectives, "bytes_per_number": bytes_per}

@@ -42,6 +42,10 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     for key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks"):
         if getattr(cfg, key) < 1:
             raise InputError(f"must be positive, got {getattr(cfg, key)}", source=system.source, field=key)
+    if cfg.extra_states < 0 or cfg.shift_margin <= 0:
+        bad = "extra_states" if cfg.extra_states < 0 else "shift_margin"
+        raise InputError(f"must be {'non-negative' if bad == 'extra_states' else 'positive'}, got "
+                         f"{getattr(cfg, bad)}", source=system.source, field=bad)
     if cfg.nesting not in ("sequential", "joint"):
         raise InputError(f"unknown nesting '{cfg.nesting}' (sequential, joint)", source=system.source,
                          field="nesting")
@@ -179,6 +183,9 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     cfg, system = problem.cfg, problem.system
     model = averaged_model(state, problem.eval_dtype)
     estimate = evaluate(model, system, cfg, state.generator, problem.eval_dtype, comm=problem.comm)
+    n, diag = cfg.states, estimate["diagnostics"]
+    for key in ("stat_errors", "residuals", "span_errors"):       # report the lowest `states` of the trained span
+        diag[key] = diag[key][:n]
     hist = {k: np.asarray(v, dtype=float) for k, v in state.history.items()}
     estimate["diagnostics"].update(steps_done=state.step, interrupted=interrupted, skipped_steps=state.skipped,
                                    rewinds=list(state.rewinds), train_seconds=state.seconds,
@@ -187,8 +194,8 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
                                    torch=torch.__version__, threads=torch.get_num_threads(),
                                    world=problem.comm.world,
                                    **({"resumed_at_step": resumed_at} if resumed_at is not None else {}))
-    result = Result(system=system, energies=estimate["energies"], errors=estimate["errors"], model=model,
-                    coefficients=estimate["vectors"], config=asdict(cfg), history=hist,
+    result = Result(system=system, energies=estimate["energies"][:n], errors=estimate["errors"][:n], model=model,
+                    coefficients=estimate["vectors"][:, :n], config=asdict(cfg), history=hist,
                     diagnostics=estimate["diagnostics"])
     if system.particles == 2 and problem.comm.is_root:
         lo, hi = result.extent()

@@ -98,7 +98,7 @@ class System:
             self.potential = CallablePotential(self.potential)
         elif not hasattr(self.potential, "to_dict"):
             raise InputError("must be a table, a qsolver potential or a callable", source=src, field="potential")
-        self.solver = _check_solver(self.solver, src)
+        self.solver = check_solver_table(self.solver, src)
         if isinstance(self.reference, dict):
             table = dict(self.reference)
             self.reference = table.pop("kind", "none")
@@ -147,7 +147,8 @@ def _vector(value: Any, name: str, source: str | None, length: int) -> list[floa
     return [_number(v, name, source) for v in value]
 
 
-def _check_solver(table: Any, source: str | None) -> dict:
+def check_solver_table(table: Any, source: str | None) -> dict:
+    """A [solver] table (or command-line settings) with known keys and values of the right types."""
     if not isinstance(table, dict):
         raise InputError("must be a table", source=source, field="solver")
     for key, value in table.items():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 import numpy as np
@@ -56,13 +56,15 @@ def dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
     return torch.float32, torch.float64
 
 
-def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -> tuple[float, float]:
+def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, margin: float = 0.25
+                   ) -> tuple[float, float]:
     """(c, s) in T = s (c - H).
 
     Rule: with E_min, E_max the current lowest and highest Ritz values (E_max ≥ E_L by Courant–Fischer)
     and V_∞ = lim V(x) for |x| → ∞ (0 for Coulomb systems, +∞ for confining ones), let
-    E_top = min(E_max, V_∞) and c = E_top + ¼ (E_top - E_min). The lowest L levels are then T's largest
-    eigenvalues, all positive, and T's spectrum is compressed: for 2D hydrogen c ≈ ¼ |E_0| shrinks the ratio
+    E_top = min(E_max, V_∞) and c = E_top + m (E_top - E_min), margin m = ¼ by default. The lowest L levels
+    are then T's largest eigenvalues, all positive, and T's spectrum is compressed: for 2D hydrogen c ≈ ¼ |E_0|
+    shrinks the ratio
     of the ground to the n = 2 eigenvalue of T from 25 to about 5 (states above the continuum threshold keep
     smaller eigenvalues than every bound state). s = 1/(c - E_min) makes the largest eigenvalue 1.
     A user's ``shift`` fixes c.
@@ -73,7 +75,7 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None) -
         c = fixed
     else:
         top = min(e_max, v_inf) if v_inf is not None else e_max
-        c = top + 0.25 * (top - e_min)
+        c = top + margin * (top - e_min)
     return c, 1.0 / max(c - e_min, 1e-8)
 
 
@@ -89,6 +91,11 @@ class Problem:
     eval_dtype: torch.dtype
     energy: Callable          # configurations -> V(x) + W(r12) (hartree)
     v_inf: float | None       # continuum threshold (or V_∞), the top of T's window
+
+    @property
+    def trained(self) -> SolverConfig:
+        """The settings with ``states`` counting every trained network (the reported ones and the extra ones)."""
+        return replace(self.cfg, states=self.cfg.states + self.cfg.extra_states)
 
     @property
     def local_batch(self) -> int:
@@ -137,7 +144,8 @@ class TrainingState:
 def init_state(problem: Problem) -> TrainingState:
     """A fresh run: networks from the seed (the same on every rank), sampling stream from seed and rank."""
     cfg = problem.cfg
-    model = build_model(model_config(problem.system, cfg), generator=torch.Generator().manual_seed(cfg.seed))
+    model = build_model(model_config(problem.system, problem.trained),
+                        generator=torch.Generator().manual_seed(cfg.seed))
     model = model.to(device=problem.device, dtype=problem.train_dtype)
     optimizer = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
     gen = torch.Generator(device=problem.device).manual_seed(problem.comm.rank_seed(cfg.seed))
@@ -163,14 +171,13 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
     root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
     psi_d, h_psi = apply_hamiltonian(model, problem.energy, problem.system.kinetic, x, cfg.laplacian, cfg.fd_step)
     f_d, hf = psi_d * root_w, h_psi * root_w
-    s_b = comm.sum(f_d.T @ f_d) / cfg.batch
-    h_b = comm.sum(f_d.T @ hf) / cfg.batch
-    s_b, h_b = s_b.double(), h_b.double()
+    overlap = comm.sum(f_d.T @ f_d) / cfg.batch                        # the whole batch's ⟨ψ_l,ψ_m⟩
+    s_b, h_b = overlap.double(), (comm.sum(f_d.T @ hf) / cfg.batch).double()
     state.s_ema = s_b if state.s_ema is None else 0.9 * state.s_ema + 0.1 * s_b
     state.h_ema = h_b if state.h_ema is None else 0.9 * state.h_ema + 0.1 * h_b
     if state.shift is None or state.step % LOG_EVERY == 0:
         state.ritz = rayleigh_ritz(state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()).energies
-        state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift)
+        state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift, cfg.shift_margin)
         if cfg.operator_scale is not None:
             state.scale = cfg.operator_scale
     shift, scale = state.shift, state.scale
@@ -181,7 +188,7 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
             fg = model(xg) * torch.exp(-0.5 * proposal.log_prob(xg))[:, None]
             gram = comm.sum(fg.T @ fg) / cfg.gram_batch
     elif comm.world > 1:                    # the descent direction needs the whole batch's ⟨ψ_k,ψ_m⟩
-        gram = comm.sum(f_d.T @ f_d) / cfg.batch
+        gram = overlap
     if cfg.optimizer == "natural":
         direction = descent_direction(f_d, scale * (shift * f_d - hf), cfg.nesting, gram)
         finite = bool(torch.isfinite(direction).all())

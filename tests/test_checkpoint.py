@@ -171,3 +171,16 @@ def test_persistent_divergence_stops_with_the_last_good_state(monkeypatch):
     assert len(result.diagnostics["rewinds"]) == training.MAX_REWINDS + 1
     assert result.diagnostics["steps_done"] == 10             # the last log point before the first failure
     assert np.all(np.isfinite(result.energies)) and "diverged" in result.diagnostics
+
+
+@pytest.mark.cuda
+def test_resume_on_the_gpu(tmp_path):
+    """The CUDA generator's state and the device tensors go through the file as well (float64: to 1e-12)."""
+    system = qsolver.load_system("hydrogen_3d")
+    run = {**RUN, "device": "cuda", "n_states": 4}
+    whole = qsolver.solve(system, **run)
+    ckpt = tmp_path / "gpu.ckpt.h5"
+    with pytest.raises(Interrupted):
+        qsolver.solve(system, checkpoint=ckpt, evaluate_at=[0.0], on_evaluate=_stop_after_first_step, **run)
+    resumed = qsolver.solve(system, resume=ckpt, **run)
+    np.testing.assert_allclose(resumed.energies, whole.energies, rtol=0, atol=1e-12)

@@ -50,3 +50,21 @@ def test_version_and_module_entry_point(tmp_path):
     run = subprocess.run([sys.executable, "-m", "qsolver", "systems"], capture_output=True, text=True,
                          cwd=tmp_path, check=True)            # shipped systems are package data, found from anywhere
     assert "helium_singlet" in run.stdout and "hydrogen_2d" in run.stdout
+
+
+def test_set_passes_solver_settings_and_rejects_bad_ones(tmp_path, capsys):
+    toml = tmp_path / "osc.toml"
+    toml.write_text(SYSTEM)
+    out = tmp_path / "set" / "osc.h5"
+    assert main(["solve", str(toml), "--out", str(out), "--quiet", "--no-report", "--set", "nesting=joint",
+                 "--set", "extra_states=2", "--set", "lr_final=0.05"]) == 0
+    result = load_result(out)
+    assert result.config["nesting"] == "joint" and result.config["lr_final"] == 0.05
+    assert result.n_states == 3 and result.coefficients.shape == (5, 3)     # 3 reported of 5 trained networks
+    for bad, words in ((["--set", "foo=1"], "unknown setting"), (["--set", "batch=abc"], "must be of type int"),
+                       (["--set", "batch"], "is not KEY=VALUE"), (["--set", "extra_states=-1"], "non-negative")):
+        capsys.readouterr()
+        assert main(["solve", str(toml), "--out", str(tmp_path / "bad" / "x.h5"), "--quiet", *bad]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
