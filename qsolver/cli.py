@@ -5,6 +5,7 @@ Bad input is reported in one line naming the file and field, with exit status 2 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -107,8 +108,6 @@ def cmd_solve(args) -> int:
         probe_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder ({exc.strerror})", source=str(out), field="--out")
-    import os
-
     if not os.access(probe_dir, os.W_OK):
         raise InputError("the output folder is not writable", source=str(out), field="--out")
     from . import parallel
@@ -391,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qsolver: error: {exc}", file=sys.stderr)
         return 2
     except Interrupted as exc:
+        if os.environ.get("RANK", "0") != "0":          # under torchrun only rank 0 speaks
+            return 143 if exc.signal_name == "SIGTERM" else 130
         again = _without_resume(list(argv if argv is not None else sys.argv[1:]))
         print(f"qsolver: {exc}\nresume with: qsolver {shlex.join(again + ['--resume', str(exc.checkpoint)])}",
               file=sys.stderr)

@@ -6,9 +6,9 @@ LOG_EVERY steps (:func:`operator_shift`), moves the networks along the NestedLoR
 or first-order step) and the weight average towards them. Everything a run depends on lives in
 :class:`TrainingState`, so a state written to disk and read back continues bit for bit (:mod:`qsolver.checkpoint`).
 
-A step that leaves non-finite weights or running averages, or moves a Ritz value by far more than its recent
-step-to-step changes, is undone: the loop returns to the last good state (kept every LOG_EVERY steps) with the
-trust region and learning rate halved, records the rewind, and after MAX_REWINDS raises :class:`Diverged`.
+Steps that leave non-finite weights or overlaps, or move the Ritz values far beyond the scale of the spectrum, are
+undone (checked every LOG_EVERY steps): the loop returns to the last good state (kept at every log point) with
+the trust region and learning rate halved, records the rewind, and after MAX_REWINDS raises :class:`Diverged`.
 """
 from __future__ import annotations
 
@@ -176,10 +176,14 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
     state.s_ema = s_b if state.s_ema is None else 0.9 * state.s_ema + 0.1 * s_b
     state.h_ema = h_b if state.h_ema is None else 0.9 * state.h_ema + 0.1 * h_b
     if state.shift is None or state.step % LOG_EVERY == 0:
-        state.ritz = rayleigh_ritz(state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()).energies
-        state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift, cfg.shift_margin)
-        if cfg.operator_scale is not None:
-            state.scale = cfg.operator_scale
+        s_now, h_now = state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()
+        if np.isfinite(s_now).all() and np.isfinite(h_now).all():
+            state.ritz = rayleigh_ritz(s_now, h_now).energies
+            state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift, cfg.shift_margin)
+            if cfg.operator_scale is not None:
+                state.scale = cfg.operator_scale
+        else:                               # a diverged step: the check after this step rewinds it
+            state.ritz = np.full(len(s_now), np.nan)
     shift, scale = state.shift, state.scale
     gram = None
     if cfg.gram_batch:
@@ -261,15 +265,18 @@ def _clone(obj):
 
 
 def divergence(state: TrainingState, batch: dict) -> str | None:
-    """Why the last step must be undone, or None: non-finite weights or overlaps, or (at a log point) Ritz values
-    that moved by more than JUMP_FACTOR times the scale of the previous spectrum, (E_max - E_min) + |E_min|: an
-    exploding step, far beyond the moves of a level being found."""
+    """At a log point, why the steps since the last one must be undone, or None: non-finite overlaps or weights,
+    or Ritz values that moved by more than JUMP_FACTOR times the scale of the previous spectrum,
+    (E_max - E_min) + |E_min|: an exploding step, far beyond the moves of a level being found. Checked every
+    LOG_EVERY steps only, so that a GPU run waits for the device once per log point, not once per step."""
+    if state.step % LOG_EVERY:
+        return None
     if not (torch.isfinite(batch["s"]).all() and torch.isfinite(batch["h"]).all()):
         return "non-finite overlaps"
     if not all(torch.isfinite(p).all() for p in state.model.parameters()):
         return "non-finite weights"
     energies = state.history["energies"]
-    if state.step % LOG_EVERY or len(energies) < 2 or not np.all(np.isfinite(energies[-2])):
+    if len(energies) < 2 or not np.all(np.isfinite(energies[-2])):
         return None
     before, now = energies[-2], energies[-1]
     scale = before.max() - before.min() + abs(before.min())
