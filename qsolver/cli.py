@@ -144,6 +144,9 @@ def cmd_solve(args) -> int:
     text = _report(result, out.parent, out.stem, reference) if not args.no_report else ""
     print(text or _energies_text(result))
     print(f"saved {out}")
+    if result.diagnostics.get("non_finite_energies"):
+        print(f"qsolver: warning: {result.diagnostics['non_finite_energies']} state(s) have no finite energy "
+              "(flagged in the file)", file=sys.stderr)
     if diverged is not None:
         print(f"qsolver: error: {diverged}; saved it to {out} (flagged 'diverged')", file=sys.stderr)
         return 3

@@ -194,6 +194,9 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
                                    torch=torch.__version__, threads=torch.get_num_threads(),
                                    world=problem.comm.world,
                                    **({"resumed_at_step": resumed_at} if resumed_at is not None else {}))
+    missing = int(np.sum(~np.isfinite(estimate["energies"][:n])))
+    if missing:                          # a span with fewer independent directions than states: say so in the file
+        diag["non_finite_energies"] = missing
     result = Result(system=system, energies=estimate["energies"][:n], errors=estimate["errors"][:n], model=model,
                     coefficients=estimate["vectors"][:, :n], config=asdict(cfg), history=hist,
                     diagnostics=estimate["diagnostics"])

@@ -142,6 +142,9 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
     if diag.get("rewinds"):
         summary["rewinds"] = (f"{len(diag['rewinds'])} diverging step(s) undone, at steps "
                               f"{', '.join(map(str, diag['rewinds']))} (trust region halved each time)")
+    if diag.get("non_finite_energies"):
+        summary["non_finite_energies"] = (f"{diag['non_finite_energies']} state(s) without a finite energy (the "
+                                          "trained networks span fewer independent directions)")
     if diag.get("diverged"):
         summary["diverged"] = f"{diag['diverged']}: these are the last good state's numbers"
     if "ess_fraction" in diag:

@@ -89,3 +89,22 @@ def test_extra_states_are_trained_but_not_reported():
     assert len(r.diagnostics["stat_errors"]) == 2
     np.testing.assert_allclose(r.energies, [0.5, 1.5], atol=2e-2)
     assert r.wavefunctions(np.zeros((3, 1))).shape == (3, 2)
+
+
+def test_a_span_with_a_repeated_network_flags_its_missing_energy():
+    """Two identical networks span one direction: Rayleigh–Ritz has no second level, and the result says so."""
+    import torch
+
+    from qsolver.solver import finish, resolve_config
+    from qsolver.training import init_state, make_problem
+
+    system = qsolver.load_system("harmonic_1d")
+    problem = make_problem(system, resolve_config(system, states=2, eval_samples=4000, eval_blocks=8))
+    state = init_state(problem)
+    with torch.no_grad():
+        for avg in state.averaged:           # every parameter is stacked per state on its first axis
+            avg[1] = avg[0]
+    result = finish(state, problem)
+    assert np.isfinite(result.energies[0]) and not np.isfinite(result.energies[1])
+    assert result.diagnostics["non_finite_energies"] == 1
+    assert "1 state(s) without a finite energy" in validate(result).summary["non_finite_energies"]
