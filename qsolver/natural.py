@@ -128,24 +128,45 @@ def solve_kernel(k: torch.Tensor, r: torch.Tensor, damping: float) -> torch.Tens
     return coef
 
 
-def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
-                 f: torch.Tensor, step: float, trust: float, damping: float, comm: Comm = Comm()) -> torch.Tensor:
-    """Apply ``step`` × Δθ_k (see the module docstring), shortened to the trust region, to the model in place;
-    returns the scale applied to Δθ_k per state (L,).
-
-    Data-parallel (``comm.world`` > 1): x, root_w, direction and f are this rank's part of the batch; the Jacobian
-    factors, r and f of all ranks are gathered, so every rank takes the same step, that of the whole batch. Per
-    step that moves Σ_layers L·B·(fan_in + fan_out) (+ L·B·C for the scales, + 2·L·B) numbers to every rank and
-    repeats the O(L B² width + L B³) kernel and solve on each."""
-    t = tangents(model, x, root_w)
-    if comm.world > 1:
-        t, direction, f = gather_tangents(t, comm), comm.gather(direction, 0), comm.gather(f, 0)
+def _coefficients(t: Tangents, direction: torch.Tensor, f: torch.Tensor, step: float, trust: float,
+                  damping: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """c (L, B) with Δθ = Jᵀc for the states in t, and the trust-region factor applied to each (L,)."""
     k = kernel(t)
     coef = step * solve_kernel(k, direction.T, damping)
     coef = torch.where(torch.isfinite(coef).all(1, keepdim=True), coef, 0.0)   # a state with a failed solve waits
     change = (k @ coef[..., None])[..., 0].norm(dim=1)                     # ‖J Δθ‖ on the batch
     clip = torch.clamp(trust * f.T.norm(dim=1) / change.clamp_min(torch.finfo(k.dtype).tiny), max=1.0)
-    coef = coef * clip[:, None]
+    return coef * clip[:, None], clip
+
+
+def _states(t: Tangents, index: torch.Tensor) -> Tangents:
+    """The factors of some states only."""
+    return Tangents([z[index] for z in t.inputs], [g[index] for g in t.signals],
+                    None if t.scales is None else t.scales[index], t.copies)
+
+
+def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
+                 f: torch.Tensor, step: float, trust: float, damping: float, comm: Comm = Comm()) -> torch.Tensor:
+    """Apply ``step`` × Δθ_k (see the module docstring), shortened to the trust region, to the model in place;
+    returns the scale applied to Δθ_k per state (L,).
+
+    Data-parallel (``comm.world`` > 1): x, root_w, direction and f are this rank's part of the batch. The Jacobian
+    factors, r and f of all ranks are gathered (Σ_layers L·B·(fan_in + fan_out), + L·B·C for the scales, + 2·L·B
+    numbers per step), each rank builds the B×B kernels of ⌈L/W⌉ states and solves them, and the coefficients
+    (L·B numbers) are gathered: every rank then takes the same step, the exact step of the whole batch."""
+    t = tangents(model, x, root_w)
+    if comm.world == 1:
+        coef, clip = _coefficients(t, direction, f, step, trust, damping)
+    else:
+        t, direction, f = gather_tangents(t, comm), comm.gather(direction, 0), comm.gather(f, 0)
+        n_states = direction.shape[1]
+        per = -(-n_states // comm.world)
+        mine = torch.arange(comm.rank * per, min((comm.rank + 1) * per, n_states), device=direction.device)
+        part, part_clip = _coefficients(_states(t, mine), direction[:, mine], f[:, mine], step, trust, damping)
+        block = torch.zeros(per, direction.shape[0] + 1, dtype=part.dtype, device=part.device)
+        block[: len(mine)] = torch.cat([part, part_clip[:, None]], 1)
+        whole = comm.gather(block, 0)[:n_states]                    # the ranks' blocks are in state order
+        coef, clip = whole[:, :-1], whole[:, -1]
     updates = pull_back(t, coef)
     with torch.no_grad():
         for name, p in model.named_parameters():
