@@ -30,7 +30,8 @@ from .observables import pair_observables
 from .parallel import Comm, current
 from .result import Result
 from .system import System
-from .training import Diverged, Problem, TrainingState, averaged_model, init_state, make_problem, train
+from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, init_state, make_problem,
+                       train)
 
 CHECKPOINT_EVERY = 300.0      # seconds of training between checkpoints, when a checkpoint path is given
 
@@ -136,6 +137,7 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
         torch.set_num_threads(cfg.threads)
     problem = make_problem(system, cfg, current() if comm is None else comm)
     state = read_checkpoint(resume, problem) if resume is not None else init_state(problem)
+    check_scales(state, problem)
     every = CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
     root = problem.comm.is_root
     pending = sorted(t for t in evaluate_at if state.step == 0 or t > state.seconds)   # a resumed run is past some

@@ -153,6 +153,21 @@ def init_state(problem: Problem) -> TrainingState:
                          optimizer(model.parameters(), lr=cfg.lr), gen)
 
 
+def check_scales(state: TrainingState, problem: Problem, n: int = 64) -> None:
+    """Refuse a system whose ψ and Hψ are not finite in the training dtype on samples of the initial proposal
+    (magnitudes such as ω or κ near 1e300 overflow before any step could be taken)."""
+    proposal = proposal_for(state.model, problem.train_dtype)
+    x = proposal.sample(n, torch.Generator(device=problem.device).manual_seed(problem.cfg.seed))
+    psi, h_psi = apply_hamiltonian(state.model, problem.energy, problem.system.kinetic, x, "forward")
+    weights = torch.exp(-0.5 * proposal.log_prob(x))
+    if not (torch.isfinite(x).all() and torch.isfinite(weights).all() and torch.isfinite(psi).all()
+            and torch.isfinite(h_psi).all()):
+        raise InputError(f"ψ or Hψ is not finite in {str(problem.train_dtype).replace('torch.', '')} at the "
+                         "system's own length scale: a parameter (kinetic, omega, charges, centres, lengths) is too "
+                         "large or too small; rescale the system or use dtype = \"float64\"",
+                         source=problem.system.source, field="potential")
+
+
 def schedule(fraction: float, final: float) -> float:
     """Cosine decay from 1 to ``final`` as the run's fraction goes from 0 to 1."""
     return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
@@ -184,6 +199,9 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
                 state.scale = cfg.operator_scale
         else:                               # a diverged step: the check after this step rewinds it
             state.ritz = np.full(len(s_now), np.nan)
+    if state.shift is None:                 # no finite estimate yet (overflowing samples): nothing to step along
+        state.skipped += 1
+        return {"s": s_b, "h": h_b}
     shift, scale = state.shift, state.scale
     gram = None
     if cfg.gram_batch:
@@ -220,7 +238,8 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
 def _log(state: TrainingState, batch: dict) -> float:
     """Append the LoRA objective of the batch and the current Ritz values to the history."""
     s_b, h_b = batch["s"].cpu(), batch["h"].cpu()
-    value = float(lora_objective(s_b, state.scale * (state.shift * s_b.diagonal() - h_b.diagonal())))
+    value = float("nan") if state.shift is None else \
+        float(lora_objective(s_b, state.scale * (state.shift * s_b.diagonal() - h_b.diagonal())))
     hist = state.history
     hist["step"].append(state.step)
     hist["loss"].append(value)

@@ -68,3 +68,16 @@ def test_set_passes_solver_settings_and_rejects_bad_ones(tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_magnitudes_that_overflow_are_refused_before_training(tmp_path, capsys):
+    """ω = 1e300 (and 1e-300) make ψ or Hψ overflow float32 at the system's own length scale: exit 2, one line
+    naming the file and field, nothing written."""
+    for omega in ("1e300", "1e-300"):
+        toml = tmp_path / "extreme.toml"
+        toml.write_text(f'name = "extreme"\ndimension = 1\n[potential]\nkind = "harmonic"\nomega = {omega}\n')
+        capsys.readouterr()
+        assert main(["solve", str(toml), "--out", str(tmp_path / "out" / "e.h5"), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "field 'potential'" in err and "not finite" in err and len(err.splitlines()) == 1
+        assert not (tmp_path / "out" / "e.h5").exists()
