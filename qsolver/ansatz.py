@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -68,7 +69,7 @@ def pair_model_config(system: System, cfg: SolverConfig) -> PairConfig:
             features.append([inner, outer, outer])
         return PairConfig(**common, centers=centers, cusps=cusps, init_scales=scales, feature_scales=features)
     if harmonics:
-        omega = np.sqrt(sum(np.asarray(h.omega) ** 2 for h in harmonics))
+        omega = functools.reduce(np.hypot, (np.asarray(h.omega, dtype=float) for h in harmonics))   # no overflow
         beta = list(omega / math.sqrt(2 * kappa))
         center = harmonics[0].center
     else:
@@ -113,7 +114,7 @@ def model_config(system: System, cfg: SolverConfig) -> ModelConfig | PairConfig:
             decays = [[0.8 * q / (2 * kappa * hydrogen_nu(i, d)) for q in charges] for i in range(n)]
         return ModelConfig(**common, centers=centers, init_scales=decays)
     if harmonics:
-        omega = np.sqrt(sum(np.asarray(h.omega) ** 2 for h in harmonics))
+        omega = functools.reduce(np.hypot, (np.asarray(h.omega, dtype=float) for h in harmonics))   # no overflow
         beta = list(omega / math.sqrt(2 * kappa))   # ground state exp(-½ Σ β_i x_i²), β = ω/√(2κ)
         center = harmonics[0].center
     else:

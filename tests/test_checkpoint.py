@@ -48,9 +48,11 @@ def test_resume_after_sigterm_reproduces_the_uninterrupted_run(tmp_path):
         assert torch.equal(a, b)
 
 
-def test_resume_with_adam_and_a_two_particle_system(tmp_path):
-    """The optimiser's moments and a pair network's state survive the file as well."""
-    for name, extra in (("harmonic_2d", dict(optimizer="adam", states=3)), ("helium_singlet", dict(states=2))):
+def test_resume_with_adam_a_two_particle_system_and_the_default_dtype(tmp_path):
+    """The optimiser's moments, a pair network's state and float32 training weights survive the file as well
+    (the default dtype: identical numbers on the same machine and thread count)."""
+    for name, extra in (("harmonic_2d", dict(optimizer="adam", states=3)), ("helium_singlet", dict(states=2)),
+                        ("hydrogen_3d", dict(states=3, dtype="auto"))):
         system = qsolver.load_system(name)
         run = {**RUN, "steps": 30, **extra}
         whole = qsolver.solve(system, **run)
