@@ -81,9 +81,12 @@ def cmd_solve(args) -> int:
     from .solver import resolve_config, solve
     from .system import load_system
 
-    for flag, value in (("--states", args.states), ("--steps", args.steps)):
-        if value is not None and value < 1:
+    for flag, value in (("--states", args.states), ("--steps", args.steps),
+                        ("--checkpoint-every", args.checkpoint_every)):
+        if value is not None and value <= 0:
             raise InputError(f"must be positive, got {value}", field=flag)
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise InputError("no such checkpoint file", source=args.resume, field="--resume")
     system = load_system(args.system)
     settings = _settings(args.set)
     states = settings.pop("states", None) if args.states is None else args.states    # --states wins
@@ -273,6 +276,8 @@ def cmd_bench(args) -> int:
     system = load_system(args.system)
     device = args.device or ("cuda" if torch.cuda.is_available() else None)
     if args.what == "steps":
+        if min(args.counts) < 1:
+            raise InputError(f"state counts must be positive, got {min(args.counts)}", field="--counts")
         summary = bench.step_costs(system, tuple(args.counts), device=device)
         text = bench.step_costs_markdown(summary)
         stem = out / f"steps_{system.name}_{summary['device'].split(':')[0]}"

@@ -81,3 +81,22 @@ def test_magnitudes_that_overflow_are_refused_before_training(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert "field 'potential'" in err and "not finite" in err and len(err.splitlines()) == 1
         assert not (tmp_path / "out" / "e.h5").exists()
+
+
+def test_engine_flags_are_checked_before_anything_is_written(tmp_path, capsys):
+    toml = tmp_path / "osc.toml"
+    toml.write_text(SYSTEM)
+    out = tmp_path / "none" / "osc.h5"
+    cases = ((["solve", str(toml), "--out", str(out), "--checkpoint-every", "-1"], "field '--checkpoint-every'"),
+             (["solve", str(toml), "--out", str(out), "--resume", str(tmp_path / "missing.h5")],
+              "no such checkpoint file"),
+             (["solve", str(toml), "--out", str(out), "--resume", str(toml)], "not an HDF5 file"),
+             (["bench", "steps", str(toml), "--counts", "0", "--out", str(tmp_path / "none")], "field '--counts'"),
+             (["bench", "scaling", str(toml), "--configs", "2y1", "--out", str(tmp_path / "none")],
+              "is not RANKSxTHREADS"))
+    for argv, words in cases:
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+    assert not out.exists() and not (tmp_path / "none" / "osc.ckpt.h5").exists()
