@@ -132,9 +132,7 @@ def cmd_solve(args) -> int:
         diverged, result = exc, exc.result
     finally:
         if started:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+            parallel.leave()
     if not comm.is_root:
         return 0
     if result.diagnostics.get("interrupted"):

@@ -107,3 +107,11 @@ def init_from_environment(device: str) -> bool:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if cuda else "gloo")
     return True
+
+
+def leave() -> None:
+    """Leave the process group together: a barrier first, so that no rank tears down its connections while a
+    peer is still using them (gloo aborts the process when a pair closes under it)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

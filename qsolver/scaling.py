@@ -28,10 +28,8 @@ BETA = 1 / 100e9       # s per byte: assumed inverse bandwidth of that link
 
 def worker(argv: list[str] | None = None) -> None:
     """One configuration under torchrun: train, evaluate at points in time, write the curve (rank 0)."""
-    import torch.distributed as dist
-
     from .estimation import evaluate
-    from .parallel import current, init_from_environment
+    from .parallel import current, init_from_environment, leave
     from .references import reference
     from .solver import resolve_config, solve
     from .system import load_system
@@ -69,7 +67,7 @@ def worker(argv: list[str] | None = None) -> None:
             "train_seconds": result.diagnostics["train_seconds"], "final_mean_rel_error": float(rel.mean()),
             "curve": curve}))
     if started:
-        dist.destroy_process_group()
+        leave()
 
 
 def time_to(curve: dict, target: float) -> float | None:

@@ -5,7 +5,7 @@ import numpy as np
 import torch.distributed as dist
 
 import qsolver
-from qsolver.parallel import current
+from qsolver.parallel import current, leave
 
 
 def main(name: str, out: str, slice_samples: str) -> None:
@@ -16,7 +16,7 @@ def main(name: str, out: str, slice_samples: str) -> None:
     if comm.is_root:
         params = np.concatenate([p.detach().reshape(-1).numpy() for p in result.model.parameters()])
         np.savez(out, params=params, energies=result.energies, world=result.diagnostics["world"])
-    dist.destroy_process_group()
+    leave()
 
 
 if __name__ == "__main__":
