@@ -37,6 +37,7 @@ def evaluate(model: EigenNet | PairNet, system: System, cfg: SolverConfig, gen: 
     h2 = np.zeros((n_states, n_states))
     w1 = np.zeros(n_states)
     w2 = np.zeros(n_states)
+    unit = None           # the ESS is scale-free: f² in units of the first chunk's largest, as (f²)² may overflow
     for b in range(n_blocks):
         done = 0
         while done < per_block:
@@ -52,7 +53,10 @@ def evaluate(model: EigenNet | PairNet, system: System, cfg: SolverConfig, gen: 
             s_blocks[b] += (f.T @ f).cpu().numpy()
             h_blocks[b] += (f.T @ hf).cpu().numpy()
             h2 += (hf.T @ hf).cpu().numpy()
-            mass = (f * f).cpu().numpy()
+            mass = (f * f).double().cpu().numpy()
+            if unit is None:            # the same on every rank, so that the ranks' sums add up
+                unit = max(comm.max(float(mass.max())), np.finfo(np.float64).tiny)
+            mass /= unit
             w1 += mass.sum(0)
             w2 += (mass**2).sum(0)
             done += n

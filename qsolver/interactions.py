@@ -6,7 +6,6 @@ tensor of distances of any shape to a tensor of the same shape.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Union
 
@@ -14,6 +13,7 @@ import torch
 
 from . import expression as _expression
 from .errors import InputError
+from .fields import brief, number
 
 
 @dataclass
@@ -90,20 +90,16 @@ def parse_interaction(table: Any, source: str | None = None, stored: bool = Fals
         raise InputError("must be a table, a qsolver interaction or a callable of r", source=source,
                          field="interaction")
     kind = table.get("kind", "coulomb")
-    if kind not in _FIELDS or (kind == "callable" and not stored):
-        raise InputError(f"unknown interaction kind {kind!r} (known: coulomb, expression, none)", source=source,
-                         field="interaction.kind")
+    if not isinstance(kind, str) or kind not in _FIELDS or (kind == "callable" and not stored):
+        raise InputError(f"unknown interaction kind {brief(kind)} (known: coulomb, expression, none)",
+                         source=source, field="interaction.kind")
     for key in table:
         if key != "kind" and key not in _FIELDS[kind]:
             known = ", ".join(_FIELDS[kind]) or "none"
             raise InputError(f"unknown field for kind '{kind}' (known: {known})", source=source,
                              field=f"interaction.{key}")
     if kind == "coulomb":
-        strength = table.get("strength", 1.0)
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
-            raise InputError(f"must be a finite number, got {strength!r}", source=source,
-                             field="interaction.strength")
-        return CoulombInteraction(float(strength))
+        return CoulombInteraction(number(table.get("strength", 1.0), "interaction.strength", source))
     if kind == "expression":
         if "expr" not in table:
             raise InputError("missing", source=source, field="interaction.expr")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
+from .fields import brief, finite_number, vector
 from .potentials import Coulomb
 
 # bohr in ångström as PySCF uses it (pyscf.data.nist.BOHR, CODATA 2010), so geometries agree with PySCF's
@@ -115,9 +116,8 @@ def _nucleus(label: Any, source: str | None, where: str) -> tuple[str, int]:
         if label.strip().upper() not in lookup:
             raise InputError(f"unknown element {label!r}", source=source, field=where)
         return lookup[label.strip().upper()]
-    if isinstance(label, bool) or not isinstance(label, (int, float)) or label != int(label) \
-            or not 1 <= label <= len(ELEMENTS):
-        raise InputError(f"must be an element symbol or a nuclear charge 1..{len(ELEMENTS)}, got {label!r}",
+    if not finite_number(label) or label != int(label) or not 1 <= label <= len(ELEMENTS):
+        raise InputError(f"must be an element symbol or a nuclear charge 1..{len(ELEMENTS)}, got {brief(label)}",
                          source=source, field=where)
     return ELEMENTS[int(label) - 1], int(label)
 
@@ -151,11 +151,13 @@ def parse_molecule(table: Any, source: str | None = None) -> Molecule:
             raise InputError(f"must be [symbol or charge, [x, y, z]] (three coordinates), got {atom!r}",
                              source=source, field=where)
         symbol, z = _nucleus(atom[0], source, where)
-        if any(isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) for c in atom[1]):
-            raise InputError(f"coordinates must be finite numbers, got {atom[1]!r}", source=source, field=where)
+        position = [c * scale for c in vector(atom[1], where, source, 3)]
+        if not all(map(math.isfinite, position)):    # |x| near the float limit in angstrom overflows in bohr
+            raise InputError(f"coordinates {brief(atom[1])} {unit} are beyond the float range in bohr",
+                             source=source, field=where)
         symbols.append(symbol)
         charges.append(z)
-        positions.append([float(c) * scale for c in atom[1]])
+        positions.append(position)
     for b in range(len(positions)):
         for a in range(b):
             distance = math.dist(positions[a], positions[b])

@@ -139,6 +139,15 @@ def terms(potential: Potential) -> list[Potential]:
     return [potential]
 
 
+def named_terms(potential: Potential, prefix: str = "potential") -> list[tuple[str, Potential]]:
+    """The flat list of non-sum terms with the field each comes from in a system file (``potential``,
+    ``potential.terms[0]``, ``potential.terms[1].terms[0]``, ...), so that errors can name it."""
+    if isinstance(potential, Sum):
+        return [named for i, term in enumerate(potential.terms)
+                for named in named_terms(term, f"{prefix}.terms[{i}]")]
+    return [(prefix, potential)]
+
+
 def asymptote(potential: Potential) -> float | None:
     """lim V(x) for |x| → ∞: 0 for Coulomb terms, +inf for confining terms, None when unknown."""
     values = []

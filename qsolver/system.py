@@ -12,7 +12,6 @@ options of that method, and optionally a ``[reference.literature]`` table of quo
 from __future__ import annotations
 
 import json
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from .config import SOLVER_KEYS
 from .errors import InputError
+from .fields import brief, finite_number, integer, number, vector
 from .interactions import Interaction, parse_interaction
 from .molecule import Molecule, parse_molecule
 from .potentials import Box, CallablePotential, Coulomb, Expression, Harmonic, Potential, Sum
@@ -30,6 +30,14 @@ REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
 _TOP_KEYS = {"name", "dimension", "particles", "spin", "kinetic", "potential", "interaction", "molecule", "solver",
              "reference"}
 MAX_PARTICLES = 2
+# an upper bound keeps a hostile file from building d-long lists (default centres, coordinate names) of any
+# size; it is far beyond what Monte Carlo training of these networks resolves
+MAX_DIMENSION = 100
+MAX_SUM_DEPTH = 16       # nested "sum" potentials: parsing and evaluating recurse once per level
+MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts); TOML integers are 64-bit too
+# trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
+# up front (100 000 levels of 3D hydrogen take half a minute)
+MAX_STATES = 1000
 
 
 @dataclass
@@ -59,7 +67,7 @@ class System:
             if not isinstance(self.molecule, Molecule):
                 raise InputError("must be a table or a qsolver Molecule", source=src, field="molecule")
             if self.dimension != 3:
-                raise InputError(f"a [molecule] lives in 3 dimensions, got {self.dimension!r}", source=src,
+                raise InputError(f"a [molecule] lives in 3 dimensions, got {brief(self.dimension)}", source=src,
                                  field="dimension")
             if self.potential is not None:
                 raise InputError("give either [potential] or [molecule] (which sets the potential), not both",
@@ -67,14 +75,15 @@ class System:
             self.potential = self.molecule.potential()
             for key, value in (("particles", self.molecule.electrons), ("spin", self.molecule.spin)):
                 if getattr(self, key) is not None and getattr(self, key) != value:
-                    raise InputError(f"the [molecule] sets {key} = {value}; got {getattr(self, key)!r} (leave it out)",
-                                     source=src, field=key)
+                    raise InputError(f"the [molecule] sets {key} = {value}; got {brief(getattr(self, key))} "
+                                     "(leave it out)", source=src, field=key)
                 setattr(self, key, value)
-        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", self.name):
-            raise InputError(f"must be a non-empty name of letters, digits and _ . + - (it names output files), "
-                             f"got {self.name!r}", source=src, field="name")
-        self.dimension = _integer(self.dimension, "dimension", src, minimum=1)
-        self.particles = _integer(1 if self.particles is None else self.particles, "particles", src, minimum=1)
+        # at most 100 characters: output file names add a suffix, and file systems allow 255 bytes
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}", self.name):
+            raise InputError(f"must be a non-empty name of at most 100 letters, digits and _ . + - (it names output "
+                             f"files), got {brief(self.name)}", source=src, field="name")
+        self.dimension = integer(self.dimension, "dimension", src, minimum=1, maximum=MAX_DIMENSION)
+        self.particles = integer(1 if self.particles is None else self.particles, "particles", src, minimum=1)
         if self.particles > MAX_PARTICLES:
             raise InputError(f"at most {MAX_PARTICLES} particles are supported so far, got {self.particles}",
                              source=src, field="particles")
@@ -82,14 +91,14 @@ class System:
         spin = allowed[0] if self.spin is None else self.spin
         if isinstance(spin, bool) or not isinstance(spin, int) or spin not in allowed:
             raise InputError(f"2S of {self.particles} spin-1/2 particle(s) must be "
-                             f"{' or '.join(map(str, allowed))}, got {spin!r}", source=src, field="spin")
+                             f"{' or '.join(map(str, allowed))}, got {brief(spin)}", source=src, field="spin")
         self.spin = spin
         if self.particles == 1 and self.interaction is not None:
             raise InputError("a pair interaction needs particles = 2", source=src, field="interaction")
         if self.particles == 2:
             self.interaction = parse_interaction({} if self.interaction is None else self.interaction, src,
                                                  stored=self._stored)
-        self.kinetic = _number(self.kinetic, "kinetic", src)
+        self.kinetic = number(self.kinetic, "kinetic", src)
         if self.kinetic <= 0:
             raise InputError(f"must be positive, got {self.kinetic}", source=src, field="kinetic")
         if isinstance(self.potential, dict):
@@ -106,7 +115,7 @@ class System:
         if not isinstance(self.reference_options, dict):
             raise InputError("must be a table", source=src, field="reference")
         if self.reference not in REFERENCE_KINDS:
-            raise InputError(f"unknown kind '{self.reference}' (known: {', '.join(REFERENCE_KINDS)})",
+            raise InputError(f"unknown kind {brief(self.reference)} (known: {', '.join(REFERENCE_KINDS)})",
                              source=src, field="reference.kind")
 
     @property
@@ -127,49 +136,37 @@ class System:
         return json.dumps(self.to_dict())
 
 
-def _integer(value: Any, name: str, source: str | None, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"must be an integer, got {value!r}", source=source, field=name)
-    if value < minimum:
-        raise InputError(f"must be at least {minimum}, got {value}", source=source, field=name)
-    return value
-
-
-def _number(value: Any, name: str, source: str | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"must be a finite number, got {value!r}", source=source, field=name)
-    return float(value)
-
-
-def _vector(value: Any, name: str, source: str | None, length: int) -> list[float]:
-    if not isinstance(value, (list, tuple)) or len(value) != length:
-        raise InputError(f"must be a list of {length} numbers, got {value!r}", source=source, field=name)
-    return [_number(v, name, source) for v in value]
-
-
-def check_solver_table(table: Any, source: str | None) -> dict:
-    """A [solver] table (or command-line settings) with known keys and values of the right types."""
+def check_solver_table(table: Any, source: str | None, prefix: str = "solver") -> dict:
+    """A [solver] table (or command-line settings, or a result's stored ``prefix`` settings) with known keys and
+    values of the right types and signs."""
     if not isinstance(table, dict):
-        raise InputError("must be a table", source=source, field="solver")
+        raise InputError("must be a table", source=source, field=prefix)
     for key, value in table.items():
         if key not in SOLVER_KEYS:
             raise InputError(f"unknown setting (known: {', '.join(SOLVER_KEYS)})", source=source,
-                             field=f"solver.{key}")
+                             field=f"{prefix}.{key}")
         kind = SOLVER_KEYS[key]
-        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-              "str": isinstance(value, str),
-              "float | None": isinstance(value, (int, float)) and not isinstance(value, bool)}[kind]
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        # "float | None" settings are None in SolverConfig (and in stored results) for their adaptive rule
+        ok = {"int": is_int, "float": finite_number(value), "str": isinstance(value, str),
+              "float | None": value is None or finite_number(value)}[kind]
         if not ok:
-            raise InputError(f"must be of type {kind.split(' ')[0]}, got {value!r}", source=source,
-                             field=f"solver.{key}")
+            what = "a finite number" if kind.startswith("float") else f"of type {kind}"
+            raise InputError(f"must be {what}, got {brief(value)}", source=source, field=f"{prefix}.{key}")
+        if is_int and not -MAX_INT < value < MAX_INT:
+            raise InputError(f"out of range, got {brief(value)}", source=source, field=f"{prefix}.{key}")
         if key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks") and value < 1:
-            raise InputError(f"must be positive, got {value}", source=source, field=f"solver.{key}")
+            raise InputError(f"must be positive, got {value}", source=source, field=f"{prefix}.{key}")
+        if key in ("states", "extra_states") and value > MAX_STATES:
+            raise InputError(f"must be at most {MAX_STATES}, got {value}", source=source, field=f"{prefix}.{key}")
+        # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths)
+        if key in ("extra_states", "gram_batch", "features", "threads", "seed") and value < 0:
+            raise InputError(f"must be non-negative, got {value}", source=source, field=f"{prefix}.{key}")
     return dict(table)
 
 
 def parse_potential(table: Any, dimension: int, source: str | None = None, prefix: str = "potential",
-                    stored: bool = False) -> Potential:
+                    stored: bool = False, depth: int = 0) -> Potential:
     """Build a potential from its TOML table, checking every field.
 
     ``stored=True`` (results read back from HDF5) also accepts ``kind = "callable"``: the Python function
@@ -183,13 +180,13 @@ def parse_potential(table: Any, dimension: int, source: str | None = None, prefi
     if kind is None:
         raise InputError("missing", source=source, field=f"{prefix}.kind")
     if not isinstance(kind, str):
-        raise InputError(f"must be a string, got {kind!r}", source=source, field=f"{prefix}.kind")
+        raise InputError(f"must be a string, got {brief(kind)}", source=source, field=f"{prefix}.kind")
     if stored and kind == "callable":
         return CallablePotential(_unavailable(table.get("repr", "?")))
     known = {"coulomb": ("charges", "centers"), "harmonic": ("omega", "center"), "box": ("lengths", "center"),
              "expression": ("expr",), "sum": ("terms",)}
     if kind not in known:
-        raise InputError(f"unknown potential kind '{kind}' (known: {', '.join(known)})", source=source,
+        raise InputError(f"unknown potential kind {brief(kind)} (known: {', '.join(known)})", source=source,
                          field=f"{prefix}.kind")
     for key in table:
         if key != "kind" and key not in known[kind]:
@@ -200,31 +197,31 @@ def parse_potential(table: Any, dimension: int, source: str | None = None, prefi
         charges = table.get("charges")
         if not isinstance(charges, list) or not charges:
             raise InputError("must be a non-empty list of numbers", source=source, field=f"{prefix}.charges")
-        charges = [_number(q, f"{prefix}.charges", source) for q in charges]
+        charges = [number(q, f"{prefix}.charges", source) for q in charges]
         centers = table.get("centers", [[0.0] * d])
         if not isinstance(centers, list) or len(centers) != len(charges):
             raise InputError(f"must be a list of {len(charges)} points (one per charge)", source=source,
                              field=f"{prefix}.centers")
-        centers = [_vector(c, f"{prefix}.centers", source, d) for c in centers]
+        centers = [vector(c, f"{prefix}.centers", source, d) for c in centers]
         return Coulomb(charges, centers)
     if kind == "harmonic":
         if "omega" not in table:
             raise InputError("missing", source=source, field=f"{prefix}.omega")
         omega = table["omega"]
-        omega = _vector(omega, f"{prefix}.omega", source, d) if isinstance(omega, list) else \
-            [_number(omega, f"{prefix}.omega", source)] * d
+        omega = vector(omega, f"{prefix}.omega", source, d) if isinstance(omega, list) else \
+            [number(omega, f"{prefix}.omega", source)] * d
         if any(w <= 0 for w in omega):
             raise InputError("must be positive", source=source, field=f"{prefix}.omega")
-        return Harmonic(omega, _vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
+        return Harmonic(omega, vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
     if kind == "box":
         if "lengths" not in table:
             raise InputError("missing", source=source, field=f"{prefix}.lengths")
         lengths = table["lengths"]
-        lengths = _vector(lengths, f"{prefix}.lengths", source, d) if isinstance(lengths, list) else \
-            [_number(lengths, f"{prefix}.lengths", source)] * d
+        lengths = vector(lengths, f"{prefix}.lengths", source, d) if isinstance(lengths, list) else \
+            [number(lengths, f"{prefix}.lengths", source)] * d
         if any(length <= 0 for length in lengths):
             raise InputError("must be positive", source=source, field=f"{prefix}.lengths")
-        return Box(lengths, _vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
+        return Box(lengths, vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
     if kind == "expression":
         if "expr" not in table:
             raise InputError("missing", source=source, field=f"{prefix}.expr")
@@ -235,7 +232,10 @@ def parse_potential(table: Any, dimension: int, source: str | None = None, prefi
     items = table.get("terms")
     if not isinstance(items, list) or not items:
         raise InputError("must be a non-empty list of potential tables", source=source, field=f"{prefix}.terms")
-    parsed = [parse_potential(t, d, source, f"{prefix}.terms[{i}]", stored) for i, t in enumerate(items)]
+    if depth >= MAX_SUM_DEPTH:
+        raise InputError(f"sums are nested more than {MAX_SUM_DEPTH} levels deep", source=source,
+                         field=f"{prefix}.terms")
+    parsed = [parse_potential(t, d, source, f"{prefix}.terms[{i}]", stored, depth + 1) for i, t in enumerate(items)]
     if sum(isinstance(t, Box) for t in parsed) > 1:
         raise InputError("at most one box per system", source=source, field=f"{prefix}.terms")
     return Sum(parsed)
@@ -261,6 +261,8 @@ def load_system(path_or_name: str | Path) -> System:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not a valid TOML file ({exc})", source=source) from None
+    except RecursionError:   # tomllib parses nested arrays and tables recursively
+        raise InputError("not a valid TOML file (arrays or tables nested too deeply)", source=source) from None
     except OSError as exc:
         raise InputError(f"cannot be read ({exc.strerror})", source=source) from None
     return system_from_dict(data, source)
@@ -276,6 +278,8 @@ def _unavailable(description: str):
 
 def system_from_dict(data: dict, source: str | None = None, stored: bool = False) -> System:
     """Build a system from the TOML layout (as read from a file, or stored in a result with ``stored``)."""
+    if not isinstance(data, dict):
+        raise InputError(f"must be a table of the system's fields, got {brief(data)}", source=source)
     for key in data:
         if key not in _TOP_KEYS:
             raise InputError(f"unknown field (known: {', '.join(sorted(_TOP_KEYS))})", source=source, field=key)
@@ -287,7 +291,7 @@ def system_from_dict(data: dict, source: str | None = None, stored: bool = False
     if molecule and "potential" in data:
         raise InputError("give either [potential] or [molecule] (which sets the potential), not both",
                          source=source, field="potential")
-    dimension = _integer(data.get("dimension", 3), "dimension", source, minimum=1)
+    dimension = integer(data.get("dimension", 3), "dimension", source, minimum=1, maximum=MAX_DIMENSION)
     reference = data.get("reference", {"kind": "analytic"})
     if not isinstance(reference, dict):
         raise InputError("must be a table", source=source, field="reference")

@@ -46,6 +46,16 @@ BAD_FILES = {
                        "potential.expr"),
     "sum-bad-term": (HEAD + '[potential]\nkind = "sum"\nterms = [{kind = "harmonic", omega = 1.0}, {kind = "nope"}]\n',
                      "potential.terms[1].kind"),
+    # hostile numbers and formulas: refused by validation, not by an OverflowError, a MemoryError or a hang
+    "kinetic-huge-integer": (HEAD + "kinetic = 1" + "0" * 400 + "\n" + HARMONIC, "kinetic"),
+    "omega-huge-integer": (HEAD + '[potential]\nkind = "harmonic"\nomega = [1, 1' + "0" * 400 + ']\n',
+                           "potential.omega"),
+    "dimension-huge": ('name = "test"\ndimension = 1000000000000\n' + HARMONIC, "dimension"),
+    "solver-nan": (HEAD + HARMONIC + "[solver]\nlr = nan\n", "solver.lr"),
+    "solver-negative-seed": (HEAD + HARMONIC + "[solver]\nseed = -1\n", "solver.seed"),
+    "solver-states-huge": (HEAD + HARMONIC + "[solver]\nstates = 100000000\n", "solver.states"),
+    "expr-power-tower": (HEAD + '[potential]\nkind = "expression"\nexpr = "9**9**9"\n', "potential.expr"),
+    "expr-overflow": (HEAD + '[potential]\nkind = "expression"\nexpr = "x**2 + 1e999"\n', "potential.expr"),
 }
 
 
@@ -183,6 +193,34 @@ def test_solve_non_positive_states_or_steps(tmp_path, capsys, no_training, harmo
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flags, field", [(["--seed", "-1"], "--seed"), (["--seed", str(2**64)], "--seed"),
+                                          (["--checkpoint-every", "nan"], "--checkpoint-every"),
+                                          (["--device", "meta"], "--device"), (["--states", "100000"], "--states")])
+def test_solve_flags_out_of_range(tmp_path, capsys, no_training, harmonic_1d, flags, field):
+    assert main(["solve", str(harmonic_1d), *flags, "--out", str(tmp_path / "out" / "r.h5"), "--quiet"]) == 2
+    assert f"'{field}'" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, field", [(["--threads", "-1"], "--threads"), (["--budget", "nan"], "--budget"),
+                                          (["--dims", "0"], "--dims"), (["--batch", "0"], "--batch"),
+                                          (["--device", "tpu"], "--device")])
+def test_bench_flags_out_of_range(tmp_path, capsys, flags, field):
+    import torch
+
+    threads = torch.get_num_threads()
+    assert main(["bench", "laplacian", *flags, "--out", str(tmp_path / "bench")]) == 2
+    assert f"'{field}'" in _one_error_line(capsys.readouterr().err)
+    assert torch.get_num_threads() == threads and not (tmp_path / "bench").exists()
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["solve", "x.toml", "--states", "many"])
+    assert exit_info.value.code == 2
+    assert "--states" in _one_error_line(capsys.readouterr().err)
+
+
 def test_solve_unknown_device(tmp_path, capsys, no_training, harmonic_1d):
     assert main(["solve", str(harmonic_1d), "--device", "tpu", "--out", str(tmp_path / "out" / "r.h5"),
                  "--quiet"]) == 2
@@ -273,6 +311,25 @@ def test_validate_result_with_a_bad_stored_system(tmp_path, capsys):
         f.attrs["format"] = "qsolver-result"
         f["system"] = '{"name": "a", "dimension": 2, "potential": {"kind": ["x"]}}'
     assert "'potential.kind'" in _validate(path, capsys)
+
+
+def test_validate_result_with_a_huge_hollow_dataset(tmp_path, capsys):
+    """A dataset that claims 80 GB but stores nothing (chunks never written) is refused, not read."""
+    path = tmp_path / "hollow.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "qsolver-result"
+        f["system"] = '{"name": "a", "dimension": 1, "potential": {"kind": "harmonic", "omega": 1.0}}'
+        f.create_dataset("energies", shape=(10**5, 10**5), dtype="f8", chunks=(100, 100))
+    line = _validate(path, capsys)
+    assert "'energies'" in line and "bytes" in line
+
+
+def test_validate_result_with_a_linked_dataset(tmp_path, capsys):
+    path = tmp_path / "linked.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "qsolver-result"
+        f["system"] = h5py.ExternalLink("/etc/passwd", "/x")
+    assert "'system'" in _validate(path, capsys)
 
 
 def test_validate_truncated_hdf5(tmp_path, capsys):

@@ -207,3 +207,51 @@ def test_error_messages_name_the_offending_part():
         parse("x^2", 2)
     with pytest.raises(ValueError, match="Attribute"):
         parse("x.real", 2)
+
+
+HOSTILE = {
+    # formula: words of the error
+    "9**9**9": "exponent", "(x**2)**10**10": "exponent", "x**1e308": "exponent", "x**-2000": "exponent",
+    "1e999": "not a finite number", "10**400": "not a finite number", "exp(1000)": "not a finite number",
+    "1/0": "not a finite number", "0**-1": "not a finite number", "log(0)": "not a finite number",
+    "sqrt(-1)": "not a finite number", "(-8)**(1/3)": "not a finite number", "x + 0*1e999": "not a finite number",
+    "1" + "0" * 400: "too large", "-" * 5000 + "x": "too deeply nested", "exp(" * 300 + "x" + ")" * 300: "nested",
+    "+".join(["(" + "+".join(["x"] * 100) + ")"] * 30): "too large", "x" * 20_000: "too long",
+    "+".join(["x"] * 100_000): "too long",
+}
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda t: t if len(t) < 30 else f"{t[:20]}...({len(t)} chars)")
+def test_hostile_formulas_are_refused_quickly(text):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=HOSTILE[text]):
+        parse(text, 2)
+    assert time.perf_counter() - start < 2.0      # no big-integer arithmetic, no deep recursion
+
+
+@pytest.mark.parametrize("text", ["2**1000*x", "x**1000", "x**-12 - x**-6", "1e-400 + x", "x/0"])
+def test_large_but_bounded_formulas_still_work(text):
+    value = compile_expression(text, 1)(torch.linspace(0.5, 1.5, 5, dtype=torch.float64)[:, None])
+    assert value.shape == (5,)
+
+
+def test_constant_parts_are_folded_once_into_floats(monkeypatch):
+    """'2*pi*x' evaluates exactly as the formula with 2π written out, and evaluating makes no scalar tensors."""
+    x = torch.from_numpy(_points(2, 33))
+    for text, folded in (("2*pi*x", f"{2 * float(np.pi)!r}*x"),
+                         ("exp(-1)*y + sqrt(2)", f"{torch.tensor(-1.0, dtype=torch.float64).exp().item()!r}*y + "
+                                                 f"{torch.tensor(2.0, dtype=torch.float64).sqrt().item()!r}"),
+                         ("x**(1/2 + 1/2)", "x**1.0"), ("-(3)*x", "-3.0*x")):
+        assert torch.equal(compile_expression(text, 2)(x), compile_expression(folded, 2)(x)), text
+    tree = parse("(1 + 2)*x + cos(pi)*r", 2)
+    assert sorted(type(n).__name__ for n in ast.walk(tree) if isinstance(n, (ast.Constant, ast.Call))) == \
+        ["Constant", "Constant"]
+    potential = compile_expression("(1 + 2)*x + cos(pi)*r - exp(2)", 2)
+
+    def no_scalars(*args, **kwargs):
+        raise AssertionError("a scalar tensor was made while evaluating")
+
+    monkeypatch.setattr(torch, "tensor", no_scalars)
+    assert potential(x).shape == (33,)

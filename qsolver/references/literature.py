@@ -8,11 +8,10 @@ as for H⁻'s single one: more states may then be asked for, and those beyond th
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..errors import InputError
+from ..fields import brief, finite_number
 from ..system import System
 from .base import Reference
 
@@ -33,8 +32,7 @@ def literature_reference(system: System, n: int) -> Reference:
             raise InputError("unknown field (known: levels, source, precision, all_bound)", source=src,
                              field=f"{FIELD}.{key}")
     levels = table.get("levels")
-    if not isinstance(levels, list) or not levels or any(
-            isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) for e in levels):
+    if not isinstance(levels, list) or not levels or not all(map(finite_number, levels)):
         raise InputError("must be a non-empty list of numbers (hartree)", source=src, field=f"{FIELD}.levels")
     if any(b < a for a, b in zip(levels, levels[1:])):
         raise InputError("must be in ascending order", source=src, field=f"{FIELD}.levels")
@@ -47,8 +45,8 @@ def literature_reference(system: System, n: int) -> Reference:
     if not isinstance(source, str) or not source.strip():
         raise InputError("must name where the levels come from", source=src, field=f"{FIELD}.source")
     precision = table.get("precision", 0.0)
-    if isinstance(precision, bool) or not isinstance(precision, (int, float)) or not precision >= 0:
-        raise InputError(f"must be a non-negative number (hartree), got {precision!r}", source=src,
+    if not finite_number(precision) or precision < 0:
+        raise InputError(f"must be a finite non-negative number (hartree), got {brief(precision)}", source=src,
                          field=f"{FIELD}.precision")
     energies = np.array(levels[:n], dtype=float)
     return Reference(energies, f"literature (electronic): {source.strip()}", float(precision),

@@ -1,0 +1,132 @@
+"""Peak memory of a run, estimated from its settings before anything is allocated, and the refusal of runs that
+cannot fit (bytes; L trained networks of width W over F inputs, B samples per step, D = particles·d coordinates).
+
+A training step passes through phases whose tensors are freed before the next, so its peak is the largest phase:
+- the forward-Laplacian pass (:func:`qsolver.model.mlp_jet`): the input jets' gradients (L, n, D, F), held
+  throughout, a layer's output gradients, their activated copy and its square, 3 L n D W, and about six value-sized
+  (L, n, W) tensors of the activation's jet: (D (3W + F) + 6W) L n numbers for n = copies·B samples (two-particle
+  states pass each sample twice); finite differences and the Hessian trace, the cross-checks, in :func:`estimate`;
+- the natural step's kernels (:func:`qsolver.natural.kernel`): J Jᵀ and the factors Z Zᵀ and G Gᵀ multiplied into
+  it, 3 L n² numbers (folded to (L, B, B) for two particles), then J Jᵀ beside the ε I added to it, the damped
+  copy and its Cholesky factor, 4 L B²; data-parallel ranks build ⌈L/ranks⌉ states' kernels over the whole batch;
+- the backward pass of the Jacobian factors (or of the first-order loss): about (3 (layers + 1) W + F) L n numbers.
+Evaluation runs in chunks of at most EVAL_CHUNK samples (the same jets, in the evaluation dtype), so eval_samples
+sets its time, not its memory; the jackknife keeps two (eval_blocks, L, L) float64 arrays. The parameters are held
+about PARAMETER_COPIES times in the training dtype (weights, their average, the rewind snapshot, the update; Adam's
+two moments and their snapshot) and twice in float64 (construction, evaluation).
+Measured as the peak RSS above a warmed-up process (one thread, float32 training, tests/test_hostile.py repeats the
+first case), measured/estimated: 1.09 and 1.07 (hydrogen_3d, 8 states, batch 2048 and 4096: kernels, 0.5 and 2 GiB),
+0.96 (helium_singlet, 4 states, batch 2048: folded pair kernels), 1.08 (helium_singlet, 16 states, width 256: jets),
+0.99 (hydrogen_3d, Adam, 32 states, width 512, batch 2048: jets), 0.86 (harmonic_3d, 16 states, width 1024:
+parameters), 0.94 (finite differences); HESSIAN_FACTOR is fitted at 4 states (1.03 at twice the samples), its
+growth as L² (jacrev over all L outputs per sample) is assumed, not measured.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+
+import torch
+
+from .ansatz import model_config
+from .config import SolverConfig
+from .errors import InputError
+from .pairnet import PairConfig
+from .training import Problem
+
+EVAL_CHUNK = 4096                               # samples per evaluation chunk (qsolver.estimation.evaluate)
+OBSERVABLE_CHUNK = 20000                        # configurations per chunk of the two-particle observables
+PARAMETER_COPIES = {"natural": 5, "adam": 8, "rmsprop": 8}
+DEFAULTS = SolverConfig()
+HESSIAN_FACTOR = 120.0      # Hessian-trace Laplacian: peak RSS / (L² n D W doubles), measured at L = 4, W = 48, d = 3
+
+
+def _input_width(config) -> int:
+    """F, the MLP's input width (as :class:`~qsolver.model.EigenNet` and :class:`~qsolver.pairnet.PairNet` build it)."""
+    if isinstance(config, PairConfig):
+        return (2 * len(config.centers) + 1) * (config.dimension + 1)
+    if config.features:
+        return config.features
+    return len(config.centers) * (config.dimension + 1) if config.envelope == "exponential" else config.dimension
+
+
+def estimate(problem: Problem) -> dict[str, float]:
+    """Bytes of each phase of a run of ``problem``, without allocating: the
+    parameters (held throughout) and the largest phases of a training step and of the evaluation."""
+    cfg, system, world = problem.cfg, problem.system, problem.comm.world
+    config = model_config(system, replace(problem.trained, states=1))       # the layout of one state's network
+    states, width, inputs = cfg.states + cfg.extra_states, cfg.hidden, _input_width(config)
+    copies = 2 if isinstance(config, PairConfig) else 1
+    coords = system.dimension * system.particles
+    train, evaluation = problem.train_dtype.itemsize, problem.eval_dtype.itemsize
+    local, whole = copies * (cfg.batch // world), copies * cfg.batch
+
+    def laplacian(n: int, size: int) -> float:
+        """The Laplacian pass over n sample passes: forward jets; finite differences' 1 + 2D forward passes, each
+        keeping every layer's input and output; or the torch.func Hessian, whose per-sample Jacobians of all L
+        outputs by D inputs hold about HESSIAN_FACTOR·L·D·W numbers per sample and state (measured)."""
+        if cfg.laplacian == "fd":
+            return ((2 * cfg.layers + 1.0) * width + inputs) * states * (1 + 2 * coords) * n * size
+        if cfg.laplacian == "hessian":
+            return HESSIAN_FACTOR * states**2 * n * coords * max(width, inputs) * size
+        return (coords * (3.0 * width + inputs) + 6.0 * width) * states * n * size
+
+    parameters = states * (inputs * width + (cfg.layers - 1) * width**2 + (cfg.layers + 1) * width + 1)
+    phases = {"parameters": parameters * (PARAMETER_COPIES[cfg.optimizer] * train + 2 * 8),
+              "training Laplacians": laplacian(local, train),
+              "backward pass": (3.0 * (cfg.layers + 1) * width + inputs) * states * local * train}
+    if cfg.optimizer == "natural":
+        per_rank = math.ceil(states / world)
+        folded = per_rank * cfg.batch**2 * (copies > 1)
+        phases["natural-step kernels"] = max(3.0 * per_rank * whole**2 + folded, 4.0 * per_rank * cfg.batch**2) * train
+    chunk = min(EVAL_CHUNK, max(1, cfg.eval_samples // cfg.eval_blocks // world))
+    phases["evaluation Laplacians"] = laplacian(copies * chunk, evaluation)
+    phases["jackknife blocks"] = 2.0 * cfg.eval_blocks * states**2 * 8
+    if copies > 1:                  # densities: forward passes keeping every layer's input and output
+        configurations = min(OBSERVABLE_CHUNK, max(cfg.eval_samples // 2, 1000))
+        phases["observables"] = ((2 * cfg.layers + 1) * width + inputs) * states * 2 * configurations * 8.0
+    return phases
+
+
+def peak(phases: dict[str, float]) -> float:
+    """Parameters plus the largest other phase (phases run one after the other)."""
+    return phases["parameters"] + max(v for k, v in phases.items() if k != "parameters")
+
+
+def available(device: torch.device, world: int = 1) -> float:
+    """Bytes this process may use: free memory of a CUDA device, else MemAvailable of /proc/meminfo (the
+    physical memory where that is missing) shared by the ranks on this host."""
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:"))
+        total = kib * 1024.0
+    except (OSError, StopIteration, ValueError):
+        total = float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return total / world
+
+
+# the settings that make each phase large, for the message, and the one named as the field
+_KNOBS = {"parameters": ("states", "hidden"), "training Laplacians": ("states", "batch", "hidden"),
+          "backward pass": ("states", "batch", "hidden"), "natural-step kernels": ("states", "batch"),
+          "evaluation Laplacians": ("states", "hidden"), "jackknife blocks": ("eval_blocks", "states"),
+          "observables": ("states", "hidden")}
+
+
+def check_memory(problem: Problem) -> None:
+    """Raise InputError, naming the setting to lower and the estimated GiB, when the run's peak (:func:`peak`)
+    exceeds the memory available to it; nothing is allocated."""
+    phases = estimate(problem)
+    need, free = peak(phases), available(problem.device, problem.comm.world)
+    if need <= free:
+        return
+    cfg = problem.cfg
+    largest = max(phases, key=phases.get)
+    knobs = _KNOBS[largest]
+    field = max(knobs, key=lambda k: getattr(cfg, k) / getattr(DEFAULTS, k))   # the one farthest above its default
+    sizes = " × ".join(f"{k}={getattr(cfg, k) + (cfg.extra_states if k == 'states' else 0)}" for k in knobs)
+    raise InputError(f"{sizes} need about {phases[largest] / 2**30:.3g} GiB for the {largest} (peak about "
+                     f"{need / 2**30:.3g} GiB); {free / 2**30:.3g} GiB available on {problem.device}: lower "
+                     f"{' or '.join(knobs)}", source=problem.system.source, field=field)
