@@ -2,9 +2,9 @@
 for bit.
 
 Layout: root attributes (format, package version, world size, the system as JSON, the solver settings as JSON,
-step, training seconds, shift, scale, skipped steps, trust factor, rewinds); ``model/*`` (the state dict in the
+step, training seconds, shift, scale, skipped steps, trust factor, shift-margin boost, rewinds); ``model/*`` (the state dict in the
 training dtype), ``averaged/<i>`` (weight average), ``optimizer/<param>/<key>`` with the optimiser's
-hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``ritz``; ``generators`` (world, n) uint8, one sampling stream
+hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``ritz``, ``norm_ratios``; ``generators`` (world, n) uint8, one sampling stream
 per rank; ``history/*``. A checkpoint continues only the run it came from: same system, settings (other than the
 thread count), package version and world size.
 """
@@ -24,7 +24,7 @@ from .training import Problem, TrainingState, init_state
 from .version import __version__
 
 FORMAT = "qsolver-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 UNCHECKED = ("threads",)          # settings that may differ on resume (they change no number in float64)
 
 
@@ -45,7 +45,7 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
                             "world": problem.comm.world, "system": problem.system.to_json(),
                             "settings": json.dumps(_settings(problem)), "step": state.step,
                             "seconds": state.seconds, "skipped": state.skipped, "trust_factor": state.trust_factor,
-                            "rewinds": json.dumps(state.rewinds),
+                            "margin_boost": state.margin_boost, "rewinds": json.dumps(state.rewinds),
                             "shift": np.nan if state.shift is None else state.shift,
                             "scale": np.nan if state.scale is None else state.scale})
             for key, value in state.model.state_dict().items():
@@ -60,8 +60,9 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
             for key in ("s_ema", "h_ema"):
                 if getattr(state, key) is not None:
                     f[key] = getattr(state, key).cpu().numpy()
-            if state.ritz is not None:
-                f["ritz"] = state.ritz
+            for key in ("ritz", "norm_ratios"):
+                if getattr(state, key) is not None:
+                    f[key] = getattr(state, key)
             f["generators"] = generators
             hist = f.create_group("history")
             for key, values in state.history.items():
@@ -118,10 +119,12 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
                 if key in f:
                     setattr(state, key, torch.from_numpy(np.asarray(f[key])).to(device))
             state.ritz = np.asarray(f["ritz"]) if "ritz" in f else None
+            state.norm_ratios = np.asarray(f["norm_ratios"]) if "norm_ratios" in f else None
             shift, scale = float(f.attrs["shift"]), float(f.attrs["scale"])
             state.shift, state.scale = (None, None) if np.isnan(shift) else (shift, scale)
             state.step, state.seconds = int(f.attrs["step"]), float(f.attrs["seconds"])
             state.skipped, state.trust_factor = int(f.attrs["skipped"]), float(f.attrs["trust_factor"])
+            state.margin_boost = float(f.attrs["margin_boost"])
             state.rewinds = [int(s) for s in json.loads(f.attrs["rewinds"])]
             state.generator.set_state(torch.from_numpy(np.asarray(f["generators"][problem.comm.rank])))
             hist = f["history"]

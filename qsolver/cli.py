@@ -5,10 +5,12 @@ Bad input is reported in one line naming the file and field, with exit status 2 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import InputError, Interrupted
 
@@ -17,6 +19,18 @@ def _reference_for(result):
     from .references import system_reference
 
     return system_reference(result.system, result.n_states)
+
+
+def _level_check(result, reference) -> int:
+    """Print the failed level checks (:mod:`qsolver.checks`) to stderr; their exit status (0 when both pass).
+    Without a reference of the system's own the level count uses a coarse grid where one applies."""
+    from .checks import EXIT_FLAGGED, check_levels, count_reference
+    from .references import ionization_threshold
+
+    check = check_levels(result, reference or count_reference(result), ionization_threshold(result.system))
+    for message in check.messages():
+        print(f"qsolver: warning: FLAGGED: {message}", file=sys.stderr)
+    return EXIT_FLAGGED if check.flagged else 0
 
 
 def _report(result, directory: Path, stem: str, reference) -> str:
@@ -77,14 +91,44 @@ def _settings(items: list[str] | None) -> dict:
     return check_solver_table(table, None)
 
 
+def _check_counts(states: int | None, steps: int | None) -> None:
+    """--states and --steps positive, and within what a run can use (they reach torch only once training starts)."""
+    from .system import MAX_INT, MAX_STATES
+
+    for flag, value, most in (("--states", states, MAX_STATES), ("--steps", steps, MAX_INT - 1)):
+        if value is not None and value <= 0:
+            raise InputError(f"must be positive, got {value}", field=flag)
+        if value is not None and value > most:
+            raise InputError(f"must be at most {most}, got {value}", field=flag)
+
+
+def _check_seed(seed: int | None) -> None:
+    """--seed in the range of the torch and NumPy generators (they would raise only once training starts)."""
+    from .system import MAX_INT
+
+    if seed is not None and not 0 <= seed < MAX_INT:
+        raise InputError(f"must be between 0 and 2**63 - 1, got {seed}", field="--seed")
+
+
+def _known_device(name: str) -> bool:
+    """Whether torch parses ``name`` as a cpu or cuda device (it also parses "meta", "mps", ..., which qsolver
+    does not run on)."""
+    import torch
+
+    try:
+        return torch.device(name).type in ("cpu", "cuda")
+    except RuntimeError:
+        return False
+
+
 def cmd_solve(args) -> int:
     from .solver import resolve_config, solve
     from .system import load_system
 
-    for flag, value in (("--states", args.states), ("--steps", args.steps),
-                        ("--checkpoint-every", args.checkpoint_every)):
-        if value is not None and value <= 0:
-            raise InputError(f"must be positive, got {value}", field=flag)
+    _check_counts(args.states, args.steps)
+    if args.checkpoint_every is not None and not args.checkpoint_every > 0:     # nan too; inf: never
+        raise InputError(f"must be positive, got {args.checkpoint_every}", field="--checkpoint-every")
+    _check_seed(args.seed)
     if args.resume is not None and not Path(args.resume).is_file():
         raise InputError("no such checkpoint file", source=args.resume, field="--resume")
     system = load_system(args.system)
@@ -94,24 +138,25 @@ def cmd_solve(args) -> int:
     # check the settings before anything is created on disk
     cfg = resolve_config(system, **{**settings, "states": states, "steps": args.steps, "seed": args.seed,
                                     "device": args.device, "dtype": args.dtype})
-    import torch
-
-    try:
-        torch.device(cfg.device)
-    except RuntimeError:
+    if not _known_device(cfg.device):
         raise InputError(f"unknown device '{cfg.device}' (cpu or cuda)", source=None if args.device else system.source,
-                         field="--device" if args.device else "solver.device") from None
+                         field="--device" if args.device else "solver.device")
     out = Path(args.out) if args.out else Path("results") / system.name / f"{system.name}.h5"
     if out.suffix not in (".h5", ".hdf5"):
         raise InputError("output file must end in .h5 or .hdf5", source=str(out), field="--out")
     if out.exists() and out.is_dir():
         raise InputError("is a directory; give a file name ending in .h5", source=str(out), field="--out")
     probe_dir = out.parent if str(out.parent) else Path(".")
+    created = [p for p in (probe_dir, *probe_dir.parents) if not p.exists()]   # deepest first
     try:
         probe_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder ({exc.strerror})", source=str(out), field="--out")
-    if not os.access(probe_dir, os.W_OK):
+    writable = os.access(probe_dir, os.W_OK)
+    for folder in created:    # a probe only: the first file written creates them again, so bad input (such as a
+        with contextlib.suppress(OSError):   # --resume file that is no checkpoint) leaves nothing behind;
+            folder.rmdir()                   # a folder something else wrote into meanwhile stays
+    if not writable:
         raise InputError("the output folder is not writable", source=str(out), field="--out")
     from . import parallel
     from .errors import TrainingDiverged
@@ -148,10 +193,11 @@ def cmd_solve(args) -> int:
     if result.diagnostics.get("non_finite_energies"):
         print(f"qsolver: warning: {result.diagnostics['non_finite_energies']} state(s) have no finite energy "
               "(flagged in the file)", file=sys.stderr)
+    flagged = _level_check(result, reference)
     if diverged is not None:
         print(f"qsolver: error: {diverged}; saved it to {out} (flagged 'diverged')", file=sys.stderr)
         return 3
-    return 0
+    return flagged
 
 
 def cmd_validate(args) -> int:
@@ -163,9 +209,9 @@ def cmd_validate(args) -> int:
     if reference is None:
         print(_energies_text(result))
         print("(no analytic reference for this system)")
-        return 0
-    print(validate(result, reference).to_markdown())
-    return 0
+    else:
+        print(validate(result, reference).to_markdown())
+    return _level_check(result, reference)
 
 
 def cmd_compare(args) -> int:
@@ -248,12 +294,30 @@ def cmd_systems(args) -> int:
 
 def cmd_bench(args) -> int:
     import json
+    import math
 
     import torch
 
     from . import bench
     from .files import atomic_write
+    from .system import MAX_DIMENSION, MAX_STATES
 
+    # every flag is checked before the benchmark runs: they reach torch only after minutes of work, if at all
+    if args.threads < 0:
+        raise InputError(f"must be non-negative, got {args.threads}", field="--threads")
+    _check_counts(args.states, args.steps)
+    for flag, value in (("--batch", args.batch), ("--budget", args.budget)):
+        if not 0 < value < math.inf:
+            raise InputError(f"must be a positive number, got {value}", field=flag)
+    if not all(1 <= n <= MAX_STATES for n in args.counts):
+        raise InputError(f"state counts must be between 1 and {MAX_STATES}, got {args.counts}", field="--counts")
+    if not all(1 <= d <= MAX_DIMENSION for d in args.dims):
+        raise InputError(f"dimensions must be between 1 and {MAX_DIMENSION}, got {args.dims}", field="--dims")
+    _check_seed(args.seed)
+    if args.device is not None and not _known_device(args.device):
+        raise InputError(f"unknown device '{args.device}' (cpu or cuda)", field="--device")
+    if args.device is not None and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine", field="--device")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -274,8 +338,6 @@ def cmd_bench(args) -> int:
     system = load_system(args.system)
     device = args.device or ("cuda" if torch.cuda.is_available() else None)
     if args.what == "steps":
-        if min(args.counts) < 1:
-            raise InputError(f"state counts must be positive, got {min(args.counts)}", field="--counts")
         summary = bench.step_costs(system, tuple(args.counts), device=device)
         text = bench.step_costs_markdown(summary)
         stem = out / f"steps_{system.name}_{summary['device'].split(':')[0]}"
@@ -291,7 +353,22 @@ def cmd_bench(args) -> int:
         summary = scaling.scaling_bench(args.system, configs, steps=args.steps, device=device or "cpu")
         text = scaling.scaling_markdown(summary)
         stem = out / f"scaling_{system.name}_{summary['device']}"
-    if args.what in ("steps", "scaling"):
+    elif args.what == "seeds":
+        from . import seeds
+
+        if not 1 <= args.seeds <= 1000:
+            raise InputError(f"must be between 1 and 1000, got {args.seeds}", field="--seeds")
+        if args.jobs < 1:
+            raise InputError(f"must be positive, got {args.jobs}", field="--jobs")
+        settings = {k: v for k, v in {"states": args.states, "steps": args.steps, **_settings(args.set)}.items()
+                    if v is not None}
+        first = args.seed or 0
+        summary = seeds.seeds_bench(args.system, list(range(first, first + args.seeds)), jobs=args.jobs,
+                                    **settings)
+        text = seeds.seeds_markdown(summary)
+        tag = "".join(f"_{k}{v}" for k, v in settings.items())
+        stem = out / f"seeds_{system.name}{tag}"
+    if args.what in ("steps", "scaling", "seeds"):
         print(text)
         atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(summary, indent=1)))
         atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(text))
@@ -319,11 +396,20 @@ def _without_resume(words: list[str]) -> list[str]:
     return out
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other bad input (argparse's own prints the
+    whole usage first); exit status 2 as argparse's."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.splitlines())    # argparse quotes unrecognised arguments as they are
+        self.exit(2, f"qsolver: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .version import __version__
 
-    parser = argparse.ArgumentParser(prog="qsolver", description="Lowest eigenstates of H = Σ_i (-κ∇_i² + V(x_i)) "
-                                     "+ W(r_12) for one or two particles by NeuralSVD (Hartree atomic units).")
+    parser = _Parser(prog="qsolver", description="Lowest eigenstates of H = Σ_i (-κ∇_i² + V(x_i)) "
+                     "+ W(r_12) for one or two particles by NeuralSVD (Hartree atomic units).")
     parser.add_argument("--version", action="version", version=f"qsolver {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("solve", help="train on a system file (or shipped name) and save an HDF5 result")
@@ -361,14 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, 'accuracy' of a "
                        "system against training wall time (presets: default, paper, adam), 'steps' (cost of a step "
-                       "against the number of states), 'scaling' (data-parallel ranks with torchrun)")
-    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling"])
+                       "against the number of states), 'scaling' (data-parallel ranks with torchrun), 'seeds' (errors and "
+                       "flagged runs over seeds)")
+    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
     p.add_argument("--presets", nargs="+", default=["default", "paper"],
                    help="presets to compare (accuracy): default, paper, adam")
     p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a solver setting for every preset (accuracy)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a solver setting for every preset (accuracy) or seed (seeds)")
     p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64], help="state counts (steps)")
     p.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"],
                    help="RANKSxTHREADS per rank to compare (scaling)")
@@ -377,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps instead of the system's own (accuracy; the schedule "
                    "follows the budget when it ends first)")
     p.add_argument("--batch", type=int, default=512, help="samples per call (laplacian)")
+    p.add_argument("--seeds", type=int, default=10, help="number of seeds, from --seed on (seeds)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained at a time, one thread each (seeds)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
@@ -393,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as exc:
-        print(f"qsolver: error: {exc}", file=sys.stderr)
+        # one line even when a hostile file puts line breaks into a name that the message quotes
+        print("qsolver: error: " + " ".join(str(exc).splitlines()), file=sys.stderr)
         return 2
     except Interrupted as exc:
         if os.environ.get("RANK", "0") != "0":          # under torchrun only rank 0 speaks

@@ -26,7 +26,7 @@ class SolverConfig:
     feature_scale: float = 0.1    # standard deviation of the Fourier frequencies (1/bohr)
     optimizer: str = "natural"    # "natural" (per-state Gauss–Newton step, qsolver.natural), "adam" or "rmsprop"
     trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays too)
-    damping: float = 1e-2         # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ
+    damping: float = 1e-4         # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ
     proposal: str = "auto"        # "auto" (matched to the envelopes) or "gaussian" (fixed, proposal_scale)
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential

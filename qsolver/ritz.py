@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+RESIDUAL_LIMIT = 0.2      # σ_i above this fraction of the spectrum's scale: not an eigenstate (qsolver.checks)
+
 
 @dataclass
 class RitzSolution:
@@ -21,13 +23,18 @@ class RitzSolution:
 
 
 def rayleigh_ritz(s: np.ndarray, h: np.ndarray, rcond: float = 1e-12) -> RitzSolution:
-    """Solve H v = E S v by canonical orthogonalisation (directions of S below rcond·max are dropped)."""
+    """Solve H v = E S v by canonical orthogonalisation (directions of S below rcond·max are dropped), after
+    scaling every function to unit norm, D = diag(S)^(-1/2): networks whose norms differ by many orders (far
+    apart nuclei) are then not dropped as if they were linearly dependent."""
     s, h = 0.5 * (s + s.T), 0.5 * (h + h.T)
+    norms = np.sqrt(np.abs(np.diag(s)))
+    unit = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
+    s, h = s * np.outer(unit, unit), h * np.outer(unit, unit)
     evals, evecs = np.linalg.eigh(s)
     keep = evals > rcond * evals.max()
     x = evecs[:, keep] / np.sqrt(evals[keep])
     e, y = np.linalg.eigh(x.T @ h @ x)
-    v = x @ y
+    v = unit[:, None] * (x @ y)
     energies = np.full(s.shape[0], np.nan)
     energies[: keep.sum()] = e
     vectors = np.zeros_like(s)
@@ -79,3 +86,14 @@ def span_errors(energies: np.ndarray, residuals: np.ndarray, threshold: float | 
         gap = gaps.min() if gaps.size else sigma
         out[i] = min(sigma * sigma / max(gap, 1e-300), sigma)
     return out
+
+
+def not_eigenstates(energies: np.ndarray, residuals: np.ndarray) -> list[int]:
+    """Indices of the states whose residual σ_i exceeds RESIDUAL_LIMIT times the spectrum's scale
+    (E_max - E_min) + |E_min|: Weinstein's interval E_i ± σ_i then spans too much of the spectrum to name a level."""
+    e, sigma = np.asarray(energies, dtype=float), np.asarray(residuals, dtype=float)
+    finite = np.isfinite(e)
+    if not finite.any():
+        return []
+    scale = float(np.ptp(e[finite]) + abs(e[finite].min()))
+    return [int(i) for i in np.flatnonzero(finite & np.isfinite(sigma) & (sigma > RESIDUAL_LIMIT * scale))]

@@ -26,6 +26,8 @@ from .checkpoint import read_checkpoint, write_checkpoint
 from .config import SolverConfig
 from .errors import InputError, Interrupted, TrainingDiverged
 from .estimation import evaluate
+from .ritz import not_eigenstates
+from .memory import check_memory
 from .observables import pair_observables
 from .parallel import Comm, current
 from .result import Result
@@ -136,6 +138,7 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     problem = make_problem(system, cfg, current() if comm is None else comm)
+    check_memory(problem)
     state = read_checkpoint(resume, problem) if resume is not None else init_state(problem)
     check_scales(state, problem)
     every = CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
@@ -199,6 +202,9 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     missing = int(np.sum(~np.isfinite(estimate["energies"][:n])))
     if missing:                          # a span with fewer independent directions than states: say so in the file
         diag["non_finite_energies"] = missing
+    suspect = not_eigenstates(estimate["energies"][:n], diag["residuals"])
+    if suspect:                          # say so in the file too (qsolver.checks; the level count needs a reference)
+        diag["not_eigenstates"] = suspect
     result = Result(system=system, energies=estimate["energies"][:n], errors=estimate["errors"][:n], model=model,
                     coefficients=estimate["vectors"][:, :n], config=asdict(cfg), history=hist,
                     diagnostics=estimate["diagnostics"])

@@ -20,7 +20,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .ansatz import build_model, model_config, proposal_for
+from .ansatz import (build_model, centre_field, extreme_field, length_unit, model_config, proposal_for,
+                     scale_fault, unresolved_centre)
 from .config import SolverConfig
 from .errors import InputError
 from .hamiltonian import apply_hamiltonian, potential_energy
@@ -36,6 +37,8 @@ from .threshold import spectrum_edge
 LOG_EVERY = 10
 MAX_REWINDS = 5
 JUMP_FACTOR = 10.0      # Ritz values moving by this many times the spectrum's scale between log points diverged
+COLLAPSED = 0.2         # a state whose norm is below this fraction of its optimum has lost its level to the shift
+MAX_BOOST = 16.0        # the shift margin grows at most this many times while a state is collapsed
 
 
 class Diverged(RuntimeError):
@@ -63,11 +66,10 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, m
     Rule: with E_min, E_max the current lowest and highest Ritz values (E_max ≥ E_L by Courant–Fischer)
     and V_∞ = lim V(x) for |x| → ∞ (0 for Coulomb systems, +∞ for confining ones), let
     E_top = min(E_max, V_∞) and c = E_top + m (E_top - E_min), margin m = ¼ by default. The lowest L levels
-    are then T's largest eigenvalues, all positive, and T's spectrum is compressed: for 2D hydrogen c ≈ ¼ |E_0|
-    shrinks the ratio
-    of the ground to the n = 2 eigenvalue of T from 25 to about 5 (states above the continuum threshold keep
-    smaller eigenvalues than every bound state). s = 1/(c - E_min) makes the largest eigenvalue 1.
-    A user's ``shift`` fixes c.
+    are then T's largest eigenvalues, all positive. While every Ritz value lies below V_∞, c is capped at V_∞:
+    every bound level keeps a positive eigenvalue (so no level can be lost to the shift), and the continuum
+    above V_∞, whose states would otherwise take eigenvalues close to the top level's, none. s = 1/(c - E_min)
+    makes the largest eigenvalue 1. A user's ``shift`` fixes c.
     """
     e = ritz[np.isfinite(ritz)]
     e_min, e_max = float(e.min()), float(e.max())
@@ -76,7 +78,31 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, m
     else:
         top = min(e_max, v_inf) if v_inf is not None else e_max
         c = top + margin * (top - e_min)
+        if v_inf is not None and e_max < v_inf:     # all states bound: keep the continuum out of T's window
+            c = min(c, v_inf)
     return c, 1.0 / max(c - e_min, 1e-8)
+
+
+def norm_ratios(s: np.ndarray, h: np.ndarray, shift: float, scale: float) -> np.ndarray:
+    """ρ_k = S_kk / (s (c - R_k)), R_k = H_kk / S_kk, per state (0 where c ≤ R_k).
+
+    At NestedLoRA's optimum state k is √λ_k times an eigenfunction, so its norm S_kk equals its eigenvalue of
+    T = s (c - H): ρ_k = 1. A state whose level lies above c has no positive eigenvalue left to learn and decays
+    towards zero (ρ_k falls): the shift was chosen from a span that misses a level (two networks on one level),
+    and only a larger c lets the state find it again. Fresh networks start small too, but their ρ_k grows."""
+    norms = np.diag(s)
+    quotient = np.diag(h) / np.where(norms > 0, norms, np.inf)
+    optimum = scale * (shift - quotient)
+    return np.where(optimum > 0, norms / np.where(optimum > 0, optimum, 1.0), 0.0)
+
+
+def margin_boost(boost: float, ratios: np.ndarray, before: np.ndarray | None) -> float:
+    """Double the shift margin's factor while a state collapses (ρ_k below COLLAPSED and falling since the last
+    re-choice), up to MAX_BOOST; otherwise let it relax towards 1 (by 10 % per re-choice), so that a recovered
+    run returns to the compact window."""
+    if before is not None and len(before) == len(ratios) and np.any((ratios < COLLAPSED) & (ratios < before)):
+        return min(2.0 * boost, MAX_BOOST)
+    return max(1.0, 0.9 * boost)
 
 
 @dataclass
@@ -136,6 +162,8 @@ class TrainingState:
     ritz: np.ndarray | None = None            # Ritz values of (h_ema, s_ema) at the last re-choice of (c, s)
     skipped: int = 0                          # steps whose direction was not finite (nothing applied)
     trust_factor: float = 1.0                 # halved at each rewind
+    margin_boost: float = 1.0                 # factor on cfg.shift_margin, raised while a state collapses
+    norm_ratios: np.ndarray | None = None     # ρ_k at the last re-choice of (c, s) (see norm_ratios)
     rewinds: list[int] = field(default_factory=list)           # steps at which a divergence was undone
     history: dict[str, list] = field(default_factory=lambda: {"step": [], "loss": [], "energies": [], "shift": [],
                                                               "time": []})
@@ -153,19 +181,40 @@ def init_state(problem: Problem) -> TrainingState:
                          optimizer(model.parameters(), lr=cfg.lr), gen)
 
 
-def check_scales(state: TrainingState, problem: Problem, n: int = 64) -> None:
-    """Refuse a system whose ψ and Hψ are not finite in the training dtype on samples of the initial proposal
-    (magnitudes such as ω or κ near 1e300 overflow before any step could be taken)."""
-    proposal = proposal_for(state.model, problem.train_dtype)
-    x = proposal.sample(n, torch.Generator(device=problem.device).manual_seed(problem.cfg.seed))
-    psi, h_psi = apply_hamiltonian(state.model, problem.energy, problem.system.kinetic, x, "forward")
-    weights = torch.exp(-0.5 * proposal.log_prob(x))
-    if not (torch.isfinite(x).all() and torch.isfinite(weights).all() and torch.isfinite(psi).all()
-            and torch.isfinite(h_psi).all()):
-        raise InputError(f"ψ or Hψ is not finite in {str(problem.train_dtype).replace('torch.', '')} at the "
-                         "system's own length scale: a parameter (kinetic, omega, charges, centres, lengths) is too "
-                         "large or too small; rescale the system or use dtype = \"float64\"",
-                         source=problem.system.source, field="potential")
+def check_scales(state: TrainingState, problem: Problem, n: int = 256) -> None:
+    """Refuse, before any step, a system whose magnitudes the training dtype cannot carry: coordinates near every
+    centre R must be resolved to a tenth of the states' length unit ℓ (ε|R| ≤ ℓ/10), and on n samples of the
+    initial proposal ψ/√p and Hψ/√p must stay inside the dtype's range (:func:`~qsolver.ansatz.scale_fault`).
+    The error names the field at fault and says whether dtype = "float64" would carry the system."""
+    system, dtype, config, seed = problem.system, problem.train_dtype, state.model.config, problem.cfg.seed
+    gen = torch.Generator(device=problem.device)
+
+    def float64_advice() -> str:
+        """'use dtype = "float64" or ' when float64 carries the same initial networks (built anew), else ''."""
+        if dtype == torch.float64 or unresolved_centre(config, torch.float64) is not None:
+            return ""
+        model = build_model(config, generator=torch.Generator().manual_seed(seed))
+        model = model.to(device=problem.device, dtype=torch.float64)
+        fault = scale_fault(model, problem.energy, system.kinetic, torch.float64, gen.manual_seed(seed), n)
+        return 'use dtype = "float64" or ' if fault is None else ""
+
+    name, unit = str(dtype).replace("torch.", ""), length_unit(config)
+    far = unresolved_centre(config, dtype)
+    if far is not None:
+        centre, spacing = far
+        points = np.asarray(config.centers)             # would an origin amid the centres resolve them all?
+        amid = replace(config, centers=(points - 0.5 * (points.min(0) + points.max(0))).tolist())
+        move = "move the origin near the centres" if unresolved_centre(amid, dtype) is None else \
+            "bring the centres nearer to each other"
+        raise InputError(f"a centre {max(map(abs, centre)):.3g} bohr from the origin leaves coordinates near it "
+                         f"resolved to {spacing:.2g} bohr in {name}, coarser than a tenth of the states' length unit "
+                         f"{unit:.2g} bohr: {float64_advice()}{move}", source=system.source,
+                         field=centre_field(system, centre))
+    fault = scale_fault(state.model, problem.energy, system.kinetic, dtype, gen.manual_seed(seed), n)
+    if fault is not None:
+        field, magnitude, change = extreme_field(system)
+        raise InputError(f"{fault} in {name} at the states' length unit {unit:.2g} bohr (the most extreme magnitude: "
+                         f"{magnitude}): {float64_advice()}{change}", source=system.source, field=field)
 
 
 def schedule(fraction: float, final: float) -> float:
@@ -193,8 +242,13 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
     if state.shift is None or state.step % LOG_EVERY == 0:
         s_now, h_now = state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()
         if np.isfinite(s_now).all() and np.isfinite(h_now).all():
+            if state.shift is not None:
+                ratios = norm_ratios(s_now, h_now, state.shift, state.scale)
+                state.margin_boost = margin_boost(state.margin_boost, ratios, state.norm_ratios)
+                state.norm_ratios = ratios
             state.ritz = rayleigh_ritz(s_now, h_now).energies
-            state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift, cfg.shift_margin)
+            state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift,
+                                                      cfg.shift_margin * state.margin_boost)
             if cfg.operator_scale is not None:
                 state.scale = cfg.operator_scale
         else:                               # a diverged step: the check after this step rewinds it
@@ -255,6 +309,8 @@ def snapshot(state: TrainingState) -> dict:
             "averaged": [a.clone() for a in state.averaged],
             "optimizer": _clone(state.optimizer.state_dict()),
             "scalars": dict(step=state.step, shift=state.shift, scale=state.scale, skipped=state.skipped,
+                            margin_boost=state.margin_boost,
+                            norm_ratios=None if state.norm_ratios is None else state.norm_ratios.copy(),
                             s_ema=None if state.s_ema is None else state.s_ema.clone(),
                             h_ema=None if state.h_ema is None else state.h_ema.clone(),
                             ritz=None if state.ritz is None else state.ritz.copy()),

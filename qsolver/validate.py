@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import LevelCheck, check_levels
 from .references import Reference, analytic_reference, ionization_threshold
 from .result import Result
 
@@ -32,10 +33,12 @@ class Validation:
     bound_levels: int | None = None
     summary: dict = field(default_factory=dict)
     threshold: float | None = None
+    check: LevelCheck = field(default_factory=LevelCheck)
 
     def to_markdown(self) -> str:
         ref = self.reference
         lines = [f"# {self.system}: NeuralSVD against {ref.method}", "",
+                 *(f"**FLAGGED**: {m}" for m in self.check.messages()), *([""] if self.check.flagged else []),
                  "Energies in hartree; ± combines the jackknife standard error with the Kato–Temple estimate σ²/Δ of "
                  "the learned span's error (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; conservative); "
                  "stat. is the jackknife part alone; z = |E - E_ref| / ±.", "",
@@ -147,6 +150,8 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
                                           "trained networks span fewer independent directions)")
     if diag.get("diverged"):
         summary["diverged"] = f"{diag['diverged']}: these are the last good state's numbers"
+    check = check_levels(result, ref, threshold)
+    summary["level_check"] = check.summary()
     if "ess_fraction" in diag:
         summary["min_effective_sample_fraction"] = f"{float(np.min(diag['ess_fraction'])):.2f}"
     if bound is not None:
@@ -163,4 +168,4 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
         summary["exchange_symmetry_error"] = (f"{float(diag['exchange_symmetry_error']):.1e} (max |ψ(x1,x2) "
                                               f"{'-' if system.spin == 0 else '+'} ψ(x2,x1)| / max |ψ|)")
     return Validation(system.name, ref, rows, summaries, float(diag.get("gram_deviation", np.nan)),
-                      float(diag.get("raw_gram_deviation", np.nan)), bound, summary, threshold)
+                      float(diag.get("raw_gram_deviation", np.nan)), bound, summary, threshold, check)

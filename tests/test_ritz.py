@@ -1,5 +1,6 @@
 """Rayleigh–Ritz residuals and the Kato–Temple span-error estimate on matrices with known answers."""
 import numpy as np
+import scipy.linalg
 
 from qsolver.ritz import rayleigh_ritz, residual_norms, span_errors
 
@@ -33,3 +34,19 @@ def test_span_error_falls_back_to_weinstein_without_a_resolved_neighbour():
     # a continuum threshold above the level bounds the gap: Δ = V∞ - ρ
     span = span_errors(np.array([-0.5]), np.array([0.1]), threshold=0.0)
     assert np.isclose(span[0], 0.1**2 / 0.5)
+
+
+def test_rayleigh_ritz_solves_the_generalised_problem_for_norms_many_orders_apart():
+    """Functions whose norms differ by 1e14 (networks on nuclei 100 bohr apart): the Ritz values equal SciPy's
+    generalised eigenvalues of the unit-norm problem, with S-orthonormal vectors; unscaled, canonical
+    orthogonalisation would drop the small function as linearly dependent."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(4, 4))
+    s_unit = a @ a.T + 4 * np.eye(4)
+    h_unit = rng.normal(size=(4, 4))
+    h_unit = h_unit + h_unit.T
+    d = np.array([1.0, 1e-7, 1e7, 1.0])
+    s, h = s_unit * np.outer(d, d), h_unit * np.outer(d, d)
+    solution = rayleigh_ritz(s, h)
+    np.testing.assert_allclose(solution.energies, scipy.linalg.eigh(h_unit, s_unit, eigvals_only=True), rtol=1e-10)
+    np.testing.assert_allclose(solution.vectors.T @ s @ solution.vectors, np.eye(4), atol=1e-9)

@@ -1,0 +1,85 @@
+"""Seed robustness (`qsolver bench seeds`): the same system and settings trained from several seeds.
+
+Each seed is one ``solve`` with one torch thread, ``jobs`` of them at a time in separate processes. Per seed: the
+mean and largest relative error |E - E_ref| / |E_ref| against the system's reference levels (quoted literature
+levels when the file has them), and whether :mod:`qsolver.checks` flags the run (a state that is not an
+eigenstate, or a level skipped below the highest learned one). The summary gives the median and the worst seed's
+mean error, their ratio and the count of flagged runs.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from .checks import check_levels
+from .errors import InputError
+from .references import Reference, ionization_threshold, reference
+from .solver import resolve_config, solve
+from .system import load_system
+
+
+def _one_seed(system_name: str, seed: int, settings: dict, ref: Reference) -> dict:
+    """Train one seed (one thread) and measure it against ``ref``."""
+    system = load_system(system_name)
+    tick = time.perf_counter()
+    result = solve(system, seed=seed, progress=False, threads=1, **settings)
+    levels = np.asarray(ref.energies[: result.n_states], dtype=float)
+    rel = np.abs(result.energies[: len(levels)] - levels) / np.abs(levels)
+    rel = np.where(np.isfinite(rel), rel, np.inf)
+    check = check_levels(result, ref, ionization_threshold(system))
+    return {"seed": seed, "mean_rel_error": float(rel.mean()), "max_rel_error": float(rel.max()),
+            "flagged": check.flagged, "not_eigenstates": check.not_eigenstates, "skipped_levels": check.skipped,
+            "energies": result.energies.tolist(),
+            "steps": int(result.diagnostics["steps_done"]), "train_seconds": float(result.diagnostics["train_seconds"]),
+            "seconds": time.perf_counter() - tick}
+
+
+def seeds_bench(system_name: str, seeds: list[int], jobs: int = 1, log=print, **settings) -> dict:
+    """Train ``system_name`` (a shipped name or a file) from each seed with the system's own settings updated by
+    ``settings``; returns the per-seed rows and the summary."""
+    system = load_system(system_name)
+    cfg = resolve_config(system, **settings)
+    quoted = "literature" in system.reference_options
+    ref = reference(system, cfg.states, "literature" if quoted else None)
+    if len(ref.energies) < cfg.states:
+        raise InputError(f"the reference gives {len(ref.energies)} levels for {cfg.states} states",
+                         source=system.source, field="reference")
+    rows = []
+    context = multiprocessing.get_context("spawn")        # fresh interpreters: no torch threads inherited
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(_one_seed, system_name, seed, settings, ref) for seed in seeds]
+        for future in futures:
+            row = future.result()
+            rows.append(row)
+            log(f"seed {row['seed']}: mean rel. error {row['mean_rel_error']:.2e}, max {row['max_rel_error']:.2e}"
+                f"{', FLAGGED' if row['flagged'] else ''} ({row['seconds']:.0f} s)")
+    means = np.array([r["mean_rel_error"] for r in rows])
+    median = float(np.median(means))
+    return {"system": system.name, "reference": ref.method, "settings": settings, "states": cfg.states,
+            "steps": cfg.steps, "seeds": rows, "median_mean_rel_error": median,
+            "worst_mean_rel_error": float(means.max()),
+            "worst_over_median": float(means.max() / median) if median > 0 else float("inf"),
+            "flagged_runs": int(sum(r["flagged"] for r in rows)), "runs": len(rows)}
+
+
+def seeds_markdown(summary: dict) -> str:
+    """The table of one seeds benchmark."""
+    settings = ", ".join(f"{k} = {v}" for k, v in summary["settings"].items()) or "the system's own"
+    lines = [f"# {summary['system']}: {summary['runs']} seeds", "",
+             f"Settings: {settings} ({summary['states']} states, {summary['steps']} steps, one thread per run). "
+             f"Reference: {summary['reference']}. Flagged: a state that is not an eigenstate or a skipped level "
+             "(qsolver.checks).", "",
+             "| seed | mean rel. error | max rel. error | flagged | steps | training s |",
+             "|---:|---:|---:|:---|---:|---:|"]
+    for r in summary["seeds"]:
+        flag = "; ".join([f"not eigenstates: {', '.join(map(str, r['not_eigenstates']))}"] * bool(r["not_eigenstates"])
+                         + [f"{r['skipped_levels']} level(s) skipped"] * bool(r["skipped_levels"])) or "no"
+        lines.append(f"| {r['seed']} | {r['mean_rel_error']:.2e} | {r['max_rel_error']:.2e} | {flag} | {r['steps']} | "
+                     f"{r['train_seconds']:.0f} |")
+    lines += ["", f"- median of the mean errors: {summary['median_mean_rel_error']:.2e}",
+              f"- worst seed: {summary['worst_mean_rel_error']:.2e} ({summary['worst_over_median']:.1f}× the median)",
+              f"- flagged (trapped or missing level): {summary['flagged_runs']}/{summary['runs']}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,102 @@
+"""No silently missed level: residual and level-count checks (qsolver.checks), and the adaptive shift margin that
+cures the trap they catch (qsolver.training.norm_ratios / margin_boost)."""
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pytest
+
+import qsolver
+from qsolver import cli, training
+from qsolver.checks import EXIT_FLAGGED, check_levels, count_reference, skipped_levels
+from qsolver.io import load_result
+from qsolver.references import system_reference
+from qsolver.ritz import not_eigenstates
+from qsolver.validate import validate
+
+OSCILLATOR = """
+name = "oscillator_expression"
+dimension = 1
+[potential]
+kind = "expression"
+expr = "0.5*x**2"
+[solver]
+states = 4
+[reference]
+kind = "grid"
+"""
+# Tiny damping and a short schedule: with the shift margin held fixed, seed 1's fourth network loses its level
+# (two networks settle on n = 2, the shift falls below n = 3 and the fourth decays); measured in 1000 steps.
+TRAP = dict(steps=1000, seed=1, damping=1e-4, eval_samples=20000, progress=False, threads=1)
+
+
+def test_skipped_levels_counts_levels_below_the_top_learned_one():
+    levels = np.array([0.5, 1.5, 2.5, 3.5])
+    errors = np.full(4, 1e-4)
+    assert skipped_levels(np.array([0.5, 1.5, 2.5, 3.5001]), errors, levels) == 0
+    assert skipped_levels(np.array([0.5, 1.5, 3.5, 4.5]), errors, levels) == 1          # 2.5 skipped
+    # a top state off by less than 3 error bars is not a skipped level
+    assert skipped_levels(np.array([0.5, 1.5, 2.5, 3.6]), np.full(4, 0.05), levels) == 0
+    # a degenerate top shell counts as one level per state
+    shell = np.array([-0.5, -0.125, -0.125, -0.125, -0.125])
+    assert skipped_levels(shell + 1e-5, np.full(5, 1e-5), shell) == 0
+
+
+def test_not_eigenstates_uses_the_spectrum_scale():
+    energies = np.array([0.5, 1.5, 2.5, 14.1])
+    assert not_eigenstates(energies, np.array([0.01, 0.02, 0.02, 7.0])) == [3]
+    assert not_eigenstates(energies, np.array([0.01, 0.02, 0.02, 0.5])) == []
+
+
+@pytest.fixture(scope="module")
+def oscillator(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sys") / "oscillator.toml"
+    path.write_text(OSCILLATOR)
+    return qsolver.load_system(path)
+
+
+def test_a_trapped_run_is_flagged_and_the_adaptive_margin_cures_it(oscillator, tmp_path, monkeypatch, capsys):
+    """Held fixed, the margin lets the fourth network collapse: its residual and the coarse grid's level count
+    both flag it, and `qsolver validate` exits with EXIT_FLAGGED. With the adaptive margin the same seed and
+    schedule learn all four levels n + 1/2 to 1e-2 and nothing is flagged."""
+    cured = qsolver.solve(oscillator, **TRAP)
+    with monkeypatch.context() as m:
+        m.setattr(training, "margin_boost", lambda boost, ratios, before: 1.0)
+        trapped = qsolver.solve(oscillator, **TRAP)
+    grid = count_reference(trapped)
+    np.testing.assert_allclose(grid.energies, [0.5, 1.5, 2.5, 3.5], rtol=1e-3)      # the coarse grid is accurate
+    check = check_levels(trapped, grid)
+    assert check.flagged and check.not_eigenstates
+    assert "not eigenstates" in check.summary()
+    path = tmp_path / "trapped.h5"
+    qsolver.save_result(trapped, path)
+    assert load_result(path).diagnostics["not_eigenstates"] == check.not_eigenstates     # said in the file
+    assert cli.main(["validate", str(path)]) == EXIT_FLAGGED
+    assert "FLAGGED" in capsys.readouterr().err
+
+    np.testing.assert_allclose(cured.energies, [0.5, 1.5, 2.5, 3.5], rtol=1e-2)
+    assert not check_levels(cured, count_reference(cured)).flagged
+    assert "not_eigenstates" not in cured.diagnostics
+
+
+def test_a_skipped_level_is_flagged_in_the_validation_table():
+    """A spectrum that jumps over n = 2 of the 1D oscillator (the analytic reference) is flagged, by the count."""
+    result = qsolver.solve(qsolver.load_system("harmonic_1d"), steps=20, eval_samples=2000, eval_blocks=10,
+                           progress=False, threads=1)
+    result.energies = np.array([0.5, 1.5, 3.5, 4.5])
+    result.errors = np.full(4, 1e-3)
+    result.diagnostics["residuals"] = np.full(4, 1e-2)
+    table = validate(result, system_reference(result.system, 4))
+    assert table.check.skipped == 1 and not table.check.not_eigenstates
+    assert table.to_markdown().count("**FLAGGED**") == 1
+
+
+@pytest.mark.parametrize("path", sorted(p for p in glob.glob("results/*/*.h5")))
+def test_committed_results_pass_both_checks(path):
+    """Clean runs of the shipped systems are not flagged: residuals for all, and the level count where the
+    reference is analytic (the others need minutes of FCI on a fresh machine)."""
+    result = load_result(path)
+    assert not_eigenstates(result.energies, result.diagnostics["residuals"]) == []
+    if result.system.reference == "analytic":
+        assert not check_levels(result, system_reference(result.system, result.n_states)).flagged
