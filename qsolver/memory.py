@@ -14,12 +14,8 @@ Evaluation runs in chunks of at most EVAL_CHUNK samples (the same jets, in the e
 sets its time, not its memory; the jackknife keeps two (eval_blocks, L, L) float64 arrays. The parameters are held
 about PARAMETER_COPIES times in the training dtype (weights, their average, the rewind snapshot, the update; Adam's
 two moments and their snapshot) and twice in float64 (construction, evaluation).
-Measured as the peak RSS above a warmed-up process (one thread, float32 training, tests/test_hostile.py repeats the
-first case), measured/estimated: 1.09 and 1.07 (hydrogen_3d, 8 states, batch 2048 and 4096: kernels, 0.5 and 2 GiB),
-0.96 (helium_singlet, 4 states, batch 2048: folded pair kernels), 1.08 (helium_singlet, 16 states, width 256: jets),
-0.99 (hydrogen_3d, Adam, 32 states, width 512, batch 2048: jets), 0.86 (harmonic_3d, 16 states, width 1024:
-parameters), 0.94 (finite differences); HESSIAN_FACTOR is fitted at 4 states (1.03 at twice the samples), its
-growth as L² (jacrev over all L outputs per sample) is assumed, not measured.
+The Hessian-trace term is fitted (HESSIAN_FACTOR); the estimate's measured accuracy against peak RSS is in
+results/bench/README.md ("Memory estimate") and tests/test_hostile.py repeats one case.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from .memory import check_memory
 from .observables import pair_observables
 from .parallel import Comm, current
 from .result import Result
-from .system import System
+from .system import MAX_STATES, System
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, init_state, make_problem,
                        train)
 
@@ -45,6 +45,9 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     for key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks"):
         if getattr(cfg, key) < 1:
             raise InputError(f"must be positive, got {getattr(cfg, key)}", source=system.source, field=key)
+    for key in ("states", "extra_states"):          # as in system files: a reference of 1e5 levels takes minutes
+        if getattr(cfg, key) > MAX_STATES:
+            raise InputError(f"must be at most {MAX_STATES}, got {getattr(cfg, key)}", source=system.source, field=key)
     if cfg.extra_states < 0 or cfg.shift_margin <= 0:
         bad = "extra_states" if cfg.extra_states < 0 else "shift_margin"
         raise InputError(f"must be {'non-negative' if bad == 'extra_states' else 'positive'}, got "

@@ -61,9 +61,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_learned():
 
 
 def test_operator_shift_rule():
-    # c = E_top + ¼ (E_top - E_min), E_top = min(E_max, V_∞): Coulomb (V_∞ = 0) and confining (V_∞ = ∞)
+    # c = E_top + ¼ (E_top - E_min), E_top = min(E_max, V_∞): Coulomb (V_∞ = 0) and confining (V_∞ = ∞); while
+    # every Ritz value is bound, c stays within 0.05 (V_∞ - E_min) of the threshold
+    c, s = operator_shift(np.array([-1.0, -0.5]), 0.0, None)
+    assert np.isclose(c, -0.5 + 0.25 * 0.5) and np.isclose(s, 1 / (c + 1.0))
     c, s = operator_shift(np.array([-1.0, -0.1]), 0.0, None)
-    assert np.isclose(c, -0.1 + 0.25 * 0.9) and np.isclose(s, 1 / (c + 1.0))
+    assert np.isclose(c, 0.05) and np.isclose(s, 1 / 1.05)
     c, _ = operator_shift(np.array([-1.0, 0.3]), 0.0, None)
     assert np.isclose(c, 0.25)
     c, s = operator_shift(np.array([1.0, 3.0]), float("inf"), None)
