@@ -133,11 +133,11 @@ def cmd_solve(args) -> int:
         raise InputError("no such checkpoint file", source=args.resume, field="--resume")
     system = load_system(args.system)
     settings = _settings(args.set)
-    states = settings.pop("states", None) if args.states is None else args.states    # --states wins
-    settings.pop("states", None)
+    for key in ("states", "steps", "seed", "device", "dtype"):      # a dedicated flag wins over --set KEY=...
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     # check the settings before anything is created on disk
-    cfg = resolve_config(system, **{**settings, "states": states, "steps": args.steps, "seed": args.seed,
-                                    "device": args.device, "dtype": args.dtype})
+    cfg = resolve_config(system, **settings)
     if not _known_device(cfg.device):
         raise InputError(f"unknown device '{cfg.device}' (cpu or cuda)", source=None if args.device else system.source,
                          field="--device" if args.device else "solver.device")
@@ -170,8 +170,7 @@ def cmd_solve(args) -> int:
               f"it (to continue that run instead: --resume {checkpoint})", file=sys.stderr)
     diverged = None
     try:
-        result = solve(system, n_states=states, **{"steps": args.steps, **settings}, seed=args.seed,
-                       device=args.device, dtype=args.dtype, progress=not args.quiet, checkpoint=checkpoint,
+        result = solve(system, **settings, progress=not args.quiet, checkpoint=checkpoint,
                        checkpoint_every=args.checkpoint_every, resume=args.resume, comm=comm)
     except TrainingDiverged as exc:
         diverged, result = exc, exc.result
@@ -360,8 +359,8 @@ def cmd_bench(args) -> int:
             raise InputError(f"must be between 1 and 1000, got {args.seeds}", field="--seeds")
         if args.jobs < 1:
             raise InputError(f"must be positive, got {args.jobs}", field="--jobs")
-        settings = {k: v for k, v in {"states": args.states, "steps": args.steps, **_settings(args.set)}.items()
-                    if v is not None}
+        settings = {**_settings(args.set), **{k: v for k, v in {"states": args.states, "steps": args.steps}.items()
+                                              if v is not None}}          # a dedicated flag wins over --set
         first = args.seed or 0
         summary = seeds.seeds_bench(args.system, list(range(first, first + args.seeds)), jobs=args.jobs,
                                     **settings)

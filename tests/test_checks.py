@@ -100,3 +100,24 @@ def test_committed_results_pass_both_checks(path):
     assert not_eigenstates(result.energies, result.diagnostics["residuals"]) == []
     if result.system.reference == "analytic":
         assert not check_levels(result, system_reference(result.system, result.n_states)).flagged
+
+
+def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
+    """`qsolver bench seeds` (two short seeds in a worker process): each row's errors are those of its energies
+    against the oscillator's n + ½, the flagged count matches the rows, and the JSON and Markdown are written."""
+    import json
+
+    code = cli.main(["bench", "seeds", "harmonic_1d", "--seeds", "2", "--seed", "3", "--steps", "60",
+                     "--set", "eval_samples=2000", "--set", "eval_blocks=4", "--quiet", "--out", str(tmp_path)])
+    assert code == 0
+    summary = json.loads((tmp_path / "seeds_harmonic_1d_steps60_eval_samples2000_eval_blocks4.json").read_text())
+    assert [r["seed"] for r in summary["seeds"]] == [3, 4]
+    levels = np.arange(4) + 0.5
+    for row in summary["seeds"]:
+        rel = np.abs(np.array(row["energies"]) - levels) / levels
+        assert np.isclose(row["mean_rel_error"], rel.mean()) and np.isclose(row["max_rel_error"], rel.max())
+    means = [r["mean_rel_error"] for r in summary["seeds"]]
+    assert np.isclose(summary["worst_over_median"], max(means) / np.median(means))
+    assert summary["flagged_runs"] == sum(r["flagged"] for r in summary["seeds"])
+    table = (tmp_path / "seeds_harmonic_1d_steps60_eval_samples2000_eval_blocks4.md").read_text()
+    assert table.count("\n| 3 |") + table.count("\n| 4 |") == 2

@@ -31,6 +31,7 @@ import qsolver.bench
 import qsolver.cli
 import qsolver.compare
 import qsolver.scaling
+import qsolver.seeds
 import qsolver.solver
 from qsolver.checks import EXIT_FLAGGED
 from qsolver.config import SOLVER_KEYS
@@ -588,14 +589,15 @@ FLAGS = {
     "bench": {"--budget": _value("10", "0.5"), "--presets": _value("default", "adam"), "--dims": _value("1", "3"),
               "--set": SETTINGS, "--counts": _value("4", "8"), "--configs": _value("1x1", "2x1"),
               "--states": _value("2"), "--steps": _value("5"), "--batch": _value("64"), "--seed": _value("0"),
-              "--threads": _value("0", "1"), "--device": _value("cpu"), "--out": _value("bench"), "--quiet": None},
+              "--threads": _value("0", "1"), "--device": _value("cpu"), "--out": _value("bench"), "--quiet": None,
+              "--seeds": _value("1", "0", "2000"), "--jobs": _value("1", "0")},
 }
 RESULTS = _value("one.h5", "two.h5")
 POSITIONALS = {"solve": st.lists(_value("good.toml", "harmonic_1d", "harmonium"), min_size=1, max_size=1),
                "validate": st.lists(RESULTS, min_size=1, max_size=1),
                "compare": st.lists(RESULTS, min_size=1, max_size=1), "plot": st.lists(RESULTS, min_size=1, max_size=3),
                "systems": st.just([]),
-               "bench": st.tuples(_value("laplacian", "accuracy", "steps", "scaling"),
+               "bench": st.tuples(_value("laplacian", "accuracy", "steps", "scaling", "seeds"),
                                   st.lists(_value("good.toml", "harmonic_1d"), max_size=1)
                                   ).map(lambda t: [t[0], *t[1]])}
 
@@ -618,7 +620,8 @@ def test_command_lines(tmp_path: Path, monkeypatch, result_files: dict[str, byte
     """Random subcommands, flags and values in a scratch folder: each works (or reaches the expensive part,
     replaced here) or exits 2 with one line on stderr naming the file or field; nothing is ever written."""
     for target in ((qsolver.solver, "solve"), (qsolver.bench, "laplacian_costs"), (qsolver.bench, "step_costs"),
-                   (qsolver.bench, "solve"), (qsolver.scaling, "scaling_bench"), (qsolver.compare, "compare"),
+                   (qsolver.bench, "solve"), (qsolver.scaling, "scaling_bench"), (qsolver.seeds, "seeds_bench"),
+                   (qsolver.compare, "compare"),
                    (qsolver.cli, "_report")):
         monkeypatch.setattr(*target, _refuse_work)
     monkeypatch.chdir(tmp_path)
