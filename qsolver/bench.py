@@ -24,7 +24,7 @@ from .hamiltonian import apply_hamiltonian
 from .files import atomic_write
 from .model import EigenNet, ModelConfig
 from .potentials import asymptote
-from .references import reference
+from .references import exact_or_own
 from .estimation import evaluate
 from .solver import resolve_config, solve
 from .training import init_state, make_problem, train_step
@@ -158,12 +158,8 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
     if budget <= 0:
         raise InputError(f"must be positive, got {budget}", field="--budget")
     base = resolve_config(system, seed=seed, device=device, **overrides)
-    quoted = "literature" in system.reference_options       # exact levels, when the system file quotes them
-    ref = reference(system, base.states, "literature" if quoted else None)
+    ref = exact_or_own(system, base.states)
     levels = np.asarray(ref.energies[: base.states])
-    if len(levels) < base.states:
-        raise InputError(f"the reference gives {len(levels)} levels for {base.states} states", source=system.source,
-                         field="reference")
     groups = degeneracy_groups(levels)
     threshold = continuum_threshold(system)
     v_inf = asymptote(system.potential) if threshold is None else threshold

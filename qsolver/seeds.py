@@ -15,8 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from .checks import check_levels
-from .errors import InputError
-from .references import Reference, ionization_threshold, reference
+from .references import Reference, exact_or_own, ionization_threshold
 from .solver import resolve_config, solve
 from .system import load_system
 
@@ -42,11 +41,7 @@ def seeds_bench(system_name: str, seeds: list[int], jobs: int = 1, log=print, **
     ``settings``; returns the per-seed rows and the summary."""
     system = load_system(system_name)
     cfg = resolve_config(system, **settings)
-    quoted = "literature" in system.reference_options
-    ref = reference(system, cfg.states, "literature" if quoted else None)
-    if len(ref.energies) < cfg.states:
-        raise InputError(f"the reference gives {len(ref.energies)} levels for {cfg.states} states",
-                         source=system.source, field="reference")
+    ref = exact_or_own(system, cfg.states)
     rows = []
     context = multiprocessing.get_context("spawn")        # fresh interpreters: no torch threads inherited
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:

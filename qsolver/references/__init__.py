@@ -43,6 +43,17 @@ def reference(system: System, n_states: int, kind: str | None = None, **options)
     return literature_reference(system, n_states)
 
 
+def exact_or_own(system: System, n_states: int) -> Reference:
+    """The levels benchmarks measure against: those the system file quotes from the literature (exact) when it
+    has them, else its own reference kind; InputError when they are fewer than ``n_states``."""
+    quoted = "literature" in system.reference_options
+    ref = reference(system, n_states, "literature" if quoted else None)
+    if len(ref.energies) < n_states:
+        raise InputError(f"the reference gives {len(ref.energies)} levels for {n_states} states", source=system.source,
+                         field="reference")
+    return ref
+
+
 def system_reference(system: System, n: int) -> Reference | None:
     """The reference that ``qsolver solve`` stores and validates against: the system's own ``[reference]``
     kind when it is analytic, PySCF (cached) or the two-particle trap (a second), else None. One-particle grid
@@ -78,5 +89,5 @@ def _ion_ground_level(symbols: tuple, charges: tuple, positions: tuple, kinetic:
     return float(core_levels(ion, kinetic, DEFAULT_BASIS, 1)["energies"][0])
 
 
-__all__ = ["ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
+__all__ = ["exact_or_own", "ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
            "pyscf_reference", "reference", "system_reference"]
