@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError
+from .fd_grid import COARSE_POINTS
 from .references import Reference, grid_reference
 from .references.radial import single_centre
 from .result import Result
 from .ritz import RESIDUAL_LIMIT, not_eigenstates
 
-COARSE_POINTS = {1: 200, 2: 48, 3: 20}    # grid points per axis of the level count's coarse grid
 EXIT_FLAGGED = 4                           # exit status of `qsolver solve` / `validate` when a check fails
 
 

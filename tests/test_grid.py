@@ -14,11 +14,11 @@ import scipy.linalg as sl
 import torch
 
 import qsolver
-from qsolver import InputError, System
-from qsolver.references import grid, reference
+from qsolver import InputError, System, fd_grid
+from qsolver.fd_grid import GridOptions, solve_grid
+from qsolver.references import reference
 from qsolver.references.analytic import box_levels, hydrogen_levels, oscillator_levels
 from qsolver.references.analytic_states import HydrogenStates
-from qsolver.references.grid import GridOptions, solve_grid
 
 torch.set_num_threads(1)
 FLOOR = 1e-9        # LOBPCG stops at residual 1e-5: energy errors ~1e-10; below this "true error" is noise
@@ -286,11 +286,11 @@ def test_eigensolver_falls_back_and_never_raises_runtime_error(monkeypatch):
     direct = solve_grid(system, 4, options).energies
 
     def stall(*args, **kwargs):
-        raise grid._NotConverged("stalled on purpose")
+        raise fd_grid.NotConverged("stalled on purpose")
 
-    monkeypatch.setattr(grid, "_lobpcg", stall)
+    monkeypatch.setattr(fd_grid, "_lobpcg", stall)
     np.testing.assert_allclose(solve_grid(system, 4, options).energies, direct, atol=1e-9)  # shift-invert
-    monkeypatch.setattr(grid, "_shift_invert", stall)
+    monkeypatch.setattr(fd_grid, "_shift_invert", stall)
     with pytest.raises(InputError, match="did not converge") as info:
         solve_grid(system, 4, options)
     assert info.value.field == "reference.points"
