@@ -15,11 +15,12 @@ import torch
 
 from .config import SolverConfig
 from .errors import InputError
+from .fd_grid import coarse_states
 from .hamiltonian import apply_hamiltonian
 from .interactions import CoulombInteraction, ExpressionInteraction, NoInteraction, cusp_slope
 from .model import EigenNet, ModelConfig
 from .pairnet import PairConfig, PairNet
-from .potentials import Box, Coulomb, Expression, Harmonic, find, hydrogen_nu, named_terms
+from .potentials import Box, Coulomb, Expression, Harmonic, find, hydrogen_nu, named_terms, terms
 from .sampling import ExponentialMixture, GaussianMixture, PairMixture, UniformBox
 from .system import System
 
@@ -130,14 +131,40 @@ def model_config(system: System, cfg: SolverConfig) -> ModelConfig | PairConfig:
         else:  # hydrogen-like decay sqrt(-E/κ) = Z/(2κν) of the state's shell, made 20 % wider
             decays = [[0.8 * q / (2 * kappa * hydrogen_nu(i, d)) for q in charges] for i in range(n)]
         return ModelConfig(**common, centers=centers, init_scales=decays)
-    if harmonics:
+    fit = None
+    if cfg.scale <= 0 and not coulombs and len(harmonics) < len(terms(pot)):   # V is not only oscillators
+        fit = fitted_gaussians(system, n)
+    if fit is not None:
+        center, betas = fit
+    elif harmonics:
         omega = functools.reduce(np.hypot, (np.asarray(h.omega, dtype=float) for h in harmonics))   # no overflow
-        beta = list(omega / math.sqrt(2 * kappa))   # ground state exp(-½ Σ β_i x_i²), β = ω/√(2κ)
+        betas = [list(omega / math.sqrt(2 * kappa))] * n   # ground state exp(-½ Σ β_i x_i²), β = ω/√(2κ)
         center = harmonics[0].center
     else:
         scale = cfg.scale if cfg.scale > 0 else 1.0
-        beta, center = [1.0 / scale**2] * d, (coulombs[0].centers[0] if coulombs else [0.0] * d)
-    return ModelConfig(**common, centers=[list(center)], init_scales=[list(beta)] * n)
+        betas, center = [[1.0 / scale**2] * d] * n, (coulombs[0].centers[0] if coulombs else [0.0] * d)
+    return ModelConfig(**common, centers=[list(center)], init_scales=[list(b) for b in betas])
+
+
+def fitted_gaussians(system: System, n_states: int) -> tuple[list[float], list[list[float]]] | None:
+    """Centre c (bohr) and per-state curvatures β_ki (1/bohr²) of Gaussian envelopes exp(-½ Σ_i β_ki (x_i - c_i)²)
+    matched to the lowest states of a coarse grid (:func:`qsolver.fd_grid.coarse_states`): c is the mean of their
+    centroids and β_ki = 1/(2 v_ki), v_ki = ⟨(x_i - c_i)²⟩ in state k, so each envelope squared has its state's
+    spread (a potential's own shape, where one oscillator or one origin-centred guess misplaces the higher states).
+    None where no coarse grid applies (d > 3, V undefined where sampled or binding fewer states): then the
+    oscillator or unit guess stands."""
+    if system.dimension > 3:
+        return None
+    try:
+        coarse = coarse_states(system, n_states)
+    except InputError:
+        return None
+    weights = coarse.values**2 * coarse.weights[:, None]                       # (M, L), columns sum to 1
+    center = (weights.T @ coarse.points).mean(axis=0)                          # (d,)
+    spread = weights.T @ (coarse.points - center) ** 2                         # (L, d)
+    if not (np.isfinite(spread).all() and (spread > 0).all()):
+        return None
+    return center.tolist(), (0.5 / spread).tolist()
 
 
 def proposal_for(model: EigenNet, dtype: torch.dtype, fixed_scale: float | None = None):
