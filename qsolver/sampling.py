@@ -38,7 +38,9 @@ class ExponentialMixture:
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         k, d = self.centers.shape
         opts = dict(dtype=self.centers.dtype, device=self.centers.device)
-        pick = torch.multinomial(self._weights(), n, replacement=True, generator=generator)
+        # NaN weights (a step that left the log-scales non-finite) draw uniformly: the samples, NaN themselves, then
+        # reach the training loop's divergence check and its rewind instead of raising inside multinomial
+        pick = torch.multinomial(torch.nan_to_num(self._weights(), nan=1.0), n, replacement=True, generator=generator)
         # |x - c| ~ Gamma(d, s): a sum of d unit exponentials, scaled
         u = torch.rand(n, d, generator=generator, **opts).clamp_min(torch.finfo(self.centers.dtype).tiny)
         radius = -torch.log(u).sum(-1) * self.scales[pick]

@@ -57,3 +57,12 @@ def test_weighted_exponential_mixture_is_normalised_and_unbiased():
     x = p.sample(200_000, g)
     values = torch.exp(-(x**2).sum(-1) - p.log_prob(x))
     assert abs(float(values.mean()) - math.pi) < 4 * float(values.std()) / math.sqrt(len(values))
+
+
+def test_non_finite_scales_give_nan_samples_not_an_exception():
+    # A step that leaves the envelopes' log-scales NaN makes the softmax weights NaN; the samples must come back NaN
+    # (the training loop's divergence check then rewinds the step), not raise inside torch.multinomial.
+    nan = torch.tensor([float("nan"), float("nan")])
+    p = ExponentialMixture(torch.zeros(2, 3), nan, torch.softmax(nan, 0))
+    x = p.sample(64, torch.Generator().manual_seed(0))
+    assert x.shape == (64, 3) and torch.isnan(x).all()
