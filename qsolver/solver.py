@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .ansatz import proposal_for
 from .checkpoint import read_checkpoint, write_checkpoint
-from .config import SolverConfig
+from .config import DAMPING, SolverConfig
 from .errors import InputError, Interrupted, TrainingDiverged
 from .estimation import evaluate
 from .ritz import not_eigenstates
@@ -42,6 +42,8 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     """Package defaults, then the system's [solver] table, then the non-None overrides."""
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.damping is None:
+        cfg = replace(cfg, damping=DAMPING[system.particles])
     for key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks"):
         if getattr(cfg, key) < 1:
             raise InputError(f"must be positive, got {getattr(cfg, key)}", source=system.source, field=key)

@@ -42,3 +42,4 @@ def test_morse_well_with_defaults_reaches_every_level():
     result = qsolver.solve(system, n_states=5, steps=1000, progress=False, threads=1)
     rel = np.abs(result.energies - exact) / exact
     assert rel.max() < 2e-3, rel
+

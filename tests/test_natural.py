@@ -10,6 +10,7 @@ from torch.func import functional_call, grad, vmap
 
 from qsolver.natural import descent_direction, kernel, pull_back, solve_kernel, tangents
 from qsolver.nestedlora import nestedlora_loss
+from qsolver.solver import resolve_config
 
 
 @pytest.mark.parametrize("nesting", ["sequential", "joint"])
@@ -113,3 +114,10 @@ def test_bad_trust_and_damping_are_refused():
         qsolver.solve(system, steps=1, optimizer="natural", trust=0.0, progress=False)
     with pytest.raises(InputError, match="damping"):
         qsolver.solve(system, steps=1, optimizer="natural", damping=-1.0, progress=False)
+
+
+def test_default_damping_depends_on_the_network_kind_and_yields_to_the_user():
+    # measured per kind (qsolver.config.DAMPING); an explicit setting always wins
+    assert resolve_config(qsolver.load_system("hydrogen_2d")).damping == 1e-4
+    assert resolve_config(qsolver.load_system("hydride")).damping == 1e-2
+    assert resolve_config(qsolver.load_system("hydride"), damping=1e-3).damping == 1e-3
