@@ -45,10 +45,10 @@ class SolverConfig:
 
 SOLVER_KEYS = {f.name: f.type for f in fields(SolverConfig)}
 
-# Default damping per number of particles, measured on the shipped systems (results/bench/README.md, "Trustworthy
-# without tuning"): 1e-4 sharpens every one-particle result (hydrogen_3d 5.4e-4 → 6.9e-5); for pair networks it
-# lets the envelopes' decays drift (H⁻'s outer decay 0.36 → 0.12 against the true 0.24), the proposal follows them
-# and the ground level's sample fraction falls from 0.22 to 0.02, where 1e-2 keeps them.
+# Default damping per number of particles, chosen by measurement on the shipped systems (results/bench/README.md,
+# "Trustworthy without tuning"). Pair networks keep 1e-2: with less, their envelope decays, nearly redundant with the
+# network, drift away from the states' true decay, the proposal follows the envelopes and the sample fraction of a
+# weakly bound state collapses.
 DAMPING = {1: 1e-4, 2: 1e-2}
 
 # The ICML 2024 configuration for 2D hydrogen (H = -∇² - 1/r, T = 100·(-H)): one 3×128 softplus MLP per
