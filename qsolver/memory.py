@@ -51,7 +51,9 @@ def estimate(problem: Problem) -> dict[str, float]:
     """Bytes of each phase of a run of ``problem``, without allocating: the
     parameters (held throughout) and the largest phases of a training step and of the evaluation."""
     cfg, system, world = problem.cfg, problem.system, problem.comm.world
-    config = model_config(system, replace(problem.trained, states=1))       # the layout of one state's network
+    # the layout of one state's network; it does not depend on the length scales, and a fixed one skips the
+    # coarse grid that fits the envelopes of formula potentials (training does that once)
+    config = model_config(system, replace(problem.trained, states=1, scale=1.0))
     states, width, inputs = cfg.states + cfg.extra_states, cfg.hidden, _input_width(config)
     copies = 2 if isinstance(config, PairConfig) else 1
     coords = system.dimension * system.particles
