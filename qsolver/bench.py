@@ -20,9 +20,9 @@ import torch
 
 from .config import PRESETS
 from .errors import InputError
-from .hamiltonian import apply_hamiltonian
+from .hamiltonian import Hamiltonian
 from .files import atomic_write
-from .model import EigenNet, ModelConfig
+from .networks import build, choose
 from .potentials import asymptote
 from .references import exact_or_own
 from .estimation import evaluate
@@ -60,10 +60,13 @@ def laplacian_costs(dimensions=(2, 3, 6, 12), states: int = 16, batch: int = 512
     rows = []
     dev = torch.device(device)
     for d in dimensions:
-        config = ModelConfig(dimension=d, states=states, hidden=hidden, layers=layers, activation=activation,
-                             envelope="gaussian", centers=[[0.0] * d], init_scales=[[1.0] * d] * states)
-        model = EigenNet(config, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dtype)
-        x = torch.randn(batch, d, dtype=dtype, device=dev, generator=torch.Generator(device=dev).manual_seed(1))
+        # a unit oscillator (ω = 1, κ = ½): Gaussian envelopes of unit curvature
+        system = System("bench", d, {"kind": "harmonic", "omega": 1.0})
+        cfg = resolve_config(system, states=states, hidden=hidden, layers=layers, activation=activation)
+        model = build(choose(system).configure(system, cfg), generator=torch.Generator().manual_seed(0))
+        model = model.to(device=dev, dtype=dtype)
+        x = torch.randn(batch, 1, d, dtype=dtype, device=dev, generator=torch.Generator(device=dev).manual_seed(1))
+        kinetic = Hamiltonian(0.5)
 
         def sync():
             if dev.type == "cuda":
@@ -76,8 +79,7 @@ def laplacian_costs(dimensions=(2, 3, 6, 12), states: int = 16, batch: int = 512
 
         def with_laplacian(method: str):
             def step():
-                _, h_psi = apply_hamiltonian(model, lambda z: torch.zeros(z.shape[0], dtype=z.dtype,
-                                                                          device=z.device), 0.5, x, method)
+                _, h_psi = kinetic.apply(model, x, method)
                 model.zero_grad(set_to_none=True)
                 (model(x) * h_psi).mean().backward()
                 sync()

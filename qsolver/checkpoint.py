@@ -2,7 +2,7 @@
 for bit.
 
 Layout: root attributes (format, package version, world size, the system as JSON, the solver settings as JSON,
-step, training seconds, shift, scale, skipped steps, trust factor, shift-margin boost, rewinds); ``model/*`` (the state dict in the
+step, training seconds, shift, operator_scale, skipped steps, trust factor, shift-margin boost, rewinds); ``model/*`` (the state dict in the
 training dtype), ``averaged/<i>`` (weight average), ``optimizer/<param>/<key>`` with the optimiser's
 hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``ritz``, ``norm_ratios``; ``generators`` (world, n) uint8, one sampling stream
 per rank; ``history/*``. A checkpoint continues only the run it came from: same system, settings (other than the
@@ -24,7 +24,7 @@ from .training import Problem, TrainingState, init_state
 from .version import __version__
 
 FORMAT = "qsolver-checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 UNCHECKED = ("threads",)          # settings that may differ on resume (they change no number in float64)
 
 
@@ -47,7 +47,7 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
                             "seconds": state.seconds, "skipped": state.skipped, "trust_factor": state.trust_factor,
                             "margin_boost": state.margin_boost, "rewinds": json.dumps(state.rewinds),
                             "shift": np.nan if state.shift is None else state.shift,
-                            "scale": np.nan if state.scale is None else state.scale})
+                            "operator_scale": np.nan if state.operator_scale is None else state.operator_scale})
             for key, value in state.model.state_dict().items():
                 f[f"model/{key}"] = value.detach().cpu().numpy()
             for i, value in enumerate(state.averaged):
@@ -74,6 +74,8 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
 def _differences(f: h5py.File, problem: Problem) -> list[str]:
     """What keeps the checkpoint in ``f`` from continuing this run, in words."""
     out = []
+    if f.attrs.get("format_version") != FORMAT_VERSION:
+        out.append(f"checkpoint format {f.attrs.get('format_version')} (this package reads {FORMAT_VERSION})")
     if f.attrs["version"] != __version__:
         out.append(f"package version {f.attrs['version']} (this is {__version__})")
     if int(f.attrs["world"]) != problem.comm.world:
@@ -120,8 +122,8 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
                     setattr(state, key, torch.from_numpy(np.asarray(f[key])).to(device))
             state.ritz = np.asarray(f["ritz"]) if "ritz" in f else None
             state.norm_ratios = np.asarray(f["norm_ratios"]) if "norm_ratios" in f else None
-            shift, scale = float(f.attrs["shift"]), float(f.attrs["scale"])
-            state.shift, state.scale = (None, None) if np.isnan(shift) else (shift, scale)
+            shift, scale = float(f.attrs["shift"]), float(f.attrs["operator_scale"])
+            state.shift, state.operator_scale = (None, None) if np.isnan(shift) else (shift, scale)
             state.step, state.seconds = int(f.attrs["step"]), float(f.attrs["seconds"])
             state.skipped, state.trust_factor = int(f.attrs["skipped"]), float(f.attrs["trust_factor"])
             state.margin_boost = float(f.attrs["margin_boost"])

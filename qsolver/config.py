@@ -21,12 +21,14 @@ class SolverConfig:
     hidden: int = 48              # width of each state's MLP
     layers: int = 2               # hidden layers of each state's MLP
     activation: str = "tanh"      # "tanh", "softplus" or "silu"
+    network: str = "auto"         # kind of wavefunction (qsolver.networks); "auto": the first registered kind that fits
     envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
     features: int = 0             # random Fourier features of the inputs (envelope "none"); 0 = none
     feature_scale: float = 0.1    # standard deviation of the Fourier frequencies (1/bohr)
     optimizer: str = "natural"    # "natural" (per-state Gauss–Newton step, qsolver.natural), "adam" or "rmsprop"
     trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays too)
-    damping: float | None = None  # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ; None = DAMPING
+    damping: float | None = None  # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ; None = the
+                                  # network kind's default
     proposal: str = "auto"        # "auto" (matched to the envelopes) or "gaussian" (fixed, proposal_scale)
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential
@@ -44,12 +46,6 @@ class SolverConfig:
 
 
 SOLVER_KEYS = {f.name: f.type for f in fields(SolverConfig)}
-
-# Default damping per number of particles, chosen by measurement on the shipped systems (results/bench/README.md,
-# "Trustworthy without tuning"). Pair networks keep 1e-2: with less, their envelope decays, nearly redundant with the
-# network, drift away from the states' true decay, the proposal follows the envelopes and the sample fraction of a
-# weakly bound state collapses.
-DAMPING = {1: 1e-4, 2: 1e-2}
 
 # The ICML 2024 configuration for 2D hydrogen (H = -∇² - 1/r, T = 100·(-H)): one 3×128 softplus MLP per
 # state over 1024 random Fourier features of scale 0.1, Gaussian proposal σ = 16 bohr, finite-difference

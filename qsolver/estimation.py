@@ -4,18 +4,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .ansatz import proposal_for
 from .config import SolverConfig
-from .hamiltonian import apply_hamiltonian, potential_energy
-from .model import EigenNet
-from .pairnet import PairNet
+from .hamiltonian import hamiltonian
+from .networks import Network
 from .parallel import Comm, draw
 from .ritz import jackknife_ritz, residual_norms, span_errors
 from .system import System
 from .threshold import spectrum_edge
 
 
-def evaluate(model: EigenNet | PairNet, system: System, cfg: SolverConfig, gen: torch.Generator,
+def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Generator,
              dtype: torch.dtype, chunk: int = 4096, comm: Comm = Comm()) -> dict:
     """Rayleigh–Ritz with ``cfg.eval_samples`` fresh samples in ``cfg.eval_blocks`` blocks.
 
@@ -31,7 +29,8 @@ def evaluate(model: EigenNet | PairNet, system: System, cfg: SolverConfig, gen: 
     symmetry = None
     exact = "hessian" if cfg.laplacian == "hessian" else "forward"   # finite differences only for training
     per_block = max(1, cfg.eval_samples // n_blocks // comm.world)           # this rank's share of a block
-    proposal = proposal_for(model, dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
+    proposal = model.proposal(dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
+    h = hamiltonian(system)
     s_blocks = np.zeros((n_blocks, n_states, n_states))
     h_blocks = np.zeros((n_blocks, n_states, n_states))
     h2 = np.zeros((n_states, n_states))
@@ -44,11 +43,9 @@ def evaluate(model: EigenNet | PairNet, system: System, cfg: SolverConfig, gen: 
             n = min(chunk, per_block - done)
             x = draw(proposal, n, gen, comm)
             root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]
-            psi, h_psi = apply_hamiltonian(model, potential_energy(system), system.kinetic, x, exact)
-            if isinstance(model, PairNet) and b == 0 and done == 0:   # exchange symmetry, as built: ψ(Px) = ±ψ(x)
-                with torch.no_grad():
-                    swapped = model(x.flip(1)) * model.config.exchange
-                symmetry = float((psi - swapped).abs().max() / psi.abs().max())
+            psi, h_psi = h.apply(model, x, exact)
+            if b == 0 and done == 0:          # the exchange symmetry as built (None for one particle)
+                symmetry = model.symmetry_error(x, psi)
             f, hf = psi * root_w, h_psi * root_w
             s_blocks[b] += (f.T @ f).cpu().numpy()
             h_blocks[b] += (f.T @ hf).cpu().numpy()

@@ -1,6 +1,6 @@
 """Finite-difference grid: H = -κ∇² + V for one particle on a (mapped) tensor-product grid, d ≤ 3, its lowest
 eigenpairs, and walls placed from V. The grid reference (:mod:`qsolver.references.grid`) adds error estimates;
-the ansatz fits its envelopes to the coarse states (:func:`coarse_states`).
+the one-particle network fits its envelopes to the coarse states (:func:`coarse_states`).
 
 Method. Each axis carries nodes x_i = g(u_i) on a uniform grid u_i = -1 + iδ (δ = 2/(N+1), i = 1..N) with
 Dirichlet walls at u = ±1; g(u) = c + L (u + a u³)/(1 + a) puts the walls at c ± L (bohr) and makes the

@@ -119,11 +119,12 @@ def parse_interaction(table: Any, source: str | None = None, stored: bool = Fals
     return NoInteraction()
 
 
-def cusp_slope(interaction: Interaction, kinetic: float, dimension: int, spin: int) -> float:
+def cusp_slope(interaction: Interaction, kinetic: float, dimension: int, parallel: bool) -> float:
     """Kato slope γ = ∂ ln ψ/∂r_12 at coalescence for W = λ/r: the relative motion has kinetic prefactor 2κ,
-    so γ = λ / (2κ (d - 1 + 2ℓ)) with ℓ = 0 for singlets and 1 for triplets (κ = ½, d = 3: ½ and ¼).
-    Zero for interactions without a 1/r singularity and in one dimension."""
+    so γ = λ / (2κ (d - 1 + 2ℓ)) with ℓ = 0 for antiparallel spins and 1 for parallel ones, whose spatial function
+    is odd under their exchange (κ = ½, d = 3: ½ and ¼). Zero for interactions without a 1/r singularity and in
+    one dimension."""
     if not isinstance(interaction, CoulombInteraction) or dimension < 2:
         return 0.0
-    ell = 0 if spin == 0 else 1
+    ell = 1 if parallel else 0
     return interaction.strength / (2 * kinetic * (dimension - 1 + 2 * ell))

@@ -20,8 +20,7 @@ import torch
 
 from .errors import InputError
 from .files import atomic_write
-from .model import EigenNet, ModelConfig
-from .pairnet import PairConfig, PairNet
+from .networks import KINDS, Network
 from .references.base import Reference
 from .result import Result
 from .fields import brief, finite_number
@@ -31,6 +30,14 @@ from .version import __version__
 FORMAT = "qsolver-result"
 FORMAT_VERSION = 1
 GRID_POINTS = {1: 1024, 2: 128, 3: 32}
+
+
+def hamiltonian_text(system) -> str:
+    """The Hamiltonian a result solved, in words for its file (hartree, bohr)."""
+    if system.particles == 1:
+        return "H = -kappa * laplacian + V(x)"
+    return (f"H = sum_i (-kappa * laplacian_i + V(x_i)) + sum_(i<j) W(|x_i - x_j|), {system.particles} particles, "
+            f"2S = {system.spin}")
 
 
 def sample_grid(result: Result) -> tuple[list[np.ndarray], np.ndarray]:
@@ -51,7 +58,7 @@ def save_result(result: Result, path: str | Path, reference: Reference | None = 
         with h5py.File(tmp, "w") as f:
             f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "qsolver_version": __version__,
                             "units": "hartree atomic units: energies in hartree, lengths in bohr",
-                            "hamiltonian": "H = -kappa * laplacian + V(x)", "kinetic": result.system.kinetic,
+                            "hamiltonian": hamiltonian_text(result.system), "kinetic": result.system.kinetic,
                             "system_name": result.system.name})
             f.create_dataset("system", data=result.system.to_json())
             f["energies"] = np.asarray(result.energies, dtype=np.float64)
@@ -100,7 +107,6 @@ READ_ALLOWANCE = 64 * 2**20
 # how h5py reports an object it cannot read: a damaged file (truncated, overwritten) or a type NumPy lacks
 _H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, ValueError)
 ACTIVATIONS = ("tanh", "softplus", "silu")
-ENVELOPES = {EigenNet: ("exponential", "gaussian", "box", "none"), PairNet: ("exponential", "gaussian", "box")}
 
 
 class _Reader:
@@ -236,17 +242,24 @@ def _diagnostic_fits(value: Any, form: str, n: int) -> bool:
             "text": lambda v: isinstance(v, str)}[form](value)
 
 
-def _read_model(reader: _Reader, system) -> EigenNet | PairNet:
+def _read_model(reader: _Reader, system) -> Network:
     """The networks from ``model/``: the architecture is checked against the system and the stored weights
     before anything is allocated (it is built on the meta device first), so that a tampered config fails
     as a named field, not as a huge allocation or a torch error."""
     group = reader.item("model", h5py.Group)
     config = reader.json(reader.attribute(group, "config", "model.config"), "model.config")
-    net, cls = (PairNet, PairConfig) if system.particles == 2 else (EigenNet, ModelConfig)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # results written before the network registry name no kind: their one-particle networks are kind "one"
+    kind = config.get("kind", "one" if system.particles == 1 else None)
+    if kind not in KINDS:
+        reader.fail(f"unknown network kind {brief(kind)} (known: {', '.join(KINDS)})", "model.config")
+    net = KINDS[kind]
+    why = net.fits(system)
+    if why is not None:
+        reader.fail(f"network '{kind}' does not fit the stored system: {why}", "model.config")
+    fields = {f.name: f for f in dataclasses.fields(net.config_type)}
     for key, value in config.items():
         if key not in fields:
-            reader.fail(f"unknown field {brief(key)} for {system.particles} particle(s)", "model.config")
+            reader.fail(f"unknown field {brief(key)} for network '{kind}'", "model.config")
         try:
             config[key] = _typed(value, fields[key].type)
         except ValueError:
@@ -254,20 +267,15 @@ def _read_model(reader: _Reader, system) -> EigenNet | PairNet:
     for key, f in fields.items():
         if key not in config and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             reader.fail(f"'{key}' is missing", "model.config")
-    checks = {"dimension": config["dimension"] == system.dimension, "states": config["states"] >= 1,
-              "hidden": config["hidden"] >= 1, "layers": config["layers"] >= 0,
-              "features": config.get("features", 0) >= 0, "activation": config["activation"] in ACTIVATIONS,
-              "envelope": config["envelope"] in ENVELOPES[net]}
-    if net is PairNet:    # singlets are symmetric (+1), triplets antisymmetric (-1) under exchange
-        checks.update(kind=config.get("kind", "pair") == "pair",
-                      exchange=config["exchange"] == (1 if system.spin == 0 else -1))
-    for key, ok in checks.items():
-        if not ok:
-            reader.fail(f"'{key}' = {brief(config.get(key))} is out of range or does not fit the stored system",
-                        "model.config")
+    bad = [key for key, ok in {"dimension": config["dimension"] == system.dimension, "states": config["states"] >= 1,
+                               "activation": config.get("activation", ACTIVATIONS[0]) in ACTIVATIONS}.items()
+           if not ok]
+    for key in bad + net.check_config(config, system):
+        reader.fail(f"'{key}' = {brief(config.get(key))} is out of range or does not fit the stored system",
+                    "model.config")
     try:
         with torch.device("meta"):    # shapes only: no memory, however large the config claims to be
-            model = net(cls(**config))
+            model = net(net.config_type(**config))
     except (ValueError, IndexError, RuntimeError, TypeError) as exc:   # the constructors' own consistency checks
         reader.fail(f"does not describe a network ({exc})", "model.config")
     state = {}

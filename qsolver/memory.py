@@ -2,7 +2,7 @@
 cannot fit (bytes; L trained networks of width W over F inputs, B samples per step, D = particles·d coordinates).
 
 A training step passes through phases whose tensors are freed before the next, so its peak is the largest phase:
-- the forward-Laplacian pass (:func:`qsolver.model.mlp_jet`): the input jets' gradients (L, n, D, F), held
+- the forward-Laplacian pass (:func:`qsolver.networks.mlp.mlp_jet`): the input jets' gradients (L, n, D, F), held
   throughout, a layer's output gradients, their activated copy and its square, 3 L n D W, and about six value-sized
   (L, n, W) tensors of the activation's jet: (D (3W + F) + 6W) L n numbers for n = copies·B samples (two-particle
   states pass each sample twice); finite differences and the Hessian trace, the cross-checks, in :func:`estimate`;
@@ -25,10 +25,8 @@ from dataclasses import replace
 
 import torch
 
-from .ansatz import model_config
 from .config import SolverConfig
 from .errors import InputError
-from .pairnet import PairConfig
 from .training import Problem
 
 EVAL_CHUNK = 4096                               # samples per evaluation chunk (qsolver.estimation.evaluate)
@@ -38,24 +36,15 @@ DEFAULTS = SolverConfig()
 HESSIAN_FACTOR = 120.0      # Hessian-trace Laplacian: peak RSS / (L² n D W doubles), measured at L = 4, W = 48, d = 3
 
 
-def _input_width(config) -> int:
-    """F, the MLP's input width (as :class:`~qsolver.model.EigenNet` and :class:`~qsolver.pairnet.PairNet` build it)."""
-    if isinstance(config, PairConfig):
-        return (2 * len(config.centers) + 1) * (config.dimension + 1)
-    if config.features:
-        return config.features
-    return len(config.centers) * (config.dimension + 1) if config.envelope == "exponential" else config.dimension
-
-
 def estimate(problem: Problem) -> dict[str, float]:
     """Bytes of each phase of a run of ``problem``, without allocating: the
     parameters (held throughout) and the largest phases of a training step and of the evaluation."""
     cfg, system, world = problem.cfg, problem.system, problem.comm.world
     # the layout of one state's network; it does not depend on the length scales, and a fixed one skips the
     # coarse grid that fits the envelopes of formula potentials (training does that once)
-    config = model_config(system, replace(problem.trained, states=1, scale=1.0))
-    states, width, inputs = cfg.states + cfg.extra_states, cfg.hidden, _input_width(config)
-    copies = 2 if isinstance(config, PairConfig) else 1
+    kind = problem.network
+    layout = kind.layout(kind.configure(system, replace(problem.network_cfg, states=1, scale=1.0)))
+    states, width, inputs, copies = cfg.states + cfg.extra_states, cfg.hidden, layout.input_width, layout.copies
     coords = system.dimension * system.particles
     train, evaluation = problem.train_dtype.itemsize, problem.eval_dtype.itemsize
     local, whole = copies * (cfg.batch // world), copies * cfg.batch

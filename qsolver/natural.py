@@ -10,20 +10,17 @@ Lebesgue inner product):
     Δθ_k = J_kᵀ (J_k J_kᵀ + ε I)⁻¹ r_k,   J_k = ∂f_k(x_i)/∂θ_k  (B × P_k),
 
 the minimum-norm least-squares solution (B × B solve; ε = damping × mean diag J_k J_kᵀ). J_k J_kᵀ is built from
-layer factors without forming J_k (:class:`Tangents`), so a step costs O(L B² width) + O(L B³). The step is scaled
+layer factors without forming J_k (:class:`~qsolver.networks.Tangents`), so a step costs O(L B² width) + O(L B³). The step is scaled
 by η, which follows the solver's cosine schedule from 1 (so that the Monte Carlo noise of r_k averages out at the
 end), and the Coulomb term makes r_k large and rough near a nucleus, so it is then shortened to a trust region:
 the predicted change of the state, ‖J_k Δθ_k‖, is at most ``trust`` × ‖f_k‖ on the batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from .model import EigenNet
-from .pairnet import PairNet
 from .nestedlora import nesting_weights
+from .networks import Network, Tangents
 from .parallel import Comm
 
 
@@ -37,44 +34,6 @@ def descent_direction(f: torch.Tensor, t_f: torch.Tensor, nesting: str,
     return t_f - f @ (weights * gram).T
 
 
-@dataclass
-class Tangents:
-    """Factors of the per-sample, per-state Jacobian J_l = ∂f_l(x_i)/∂θ_l of a network per state.
-
-    For a linear layer z → zW + b the row of J for W is the outer product z_i ⊗ g_i, with
-    g_i = ∂f_l(x_i)/∂(zW + b)_i (one backward pass gives g for all samples, as f_l(x_i) depends on sample i only), so
-    J Jᵀ = Σ_layers (Z Zᵀ + 1) ⊙ (G Gᵀ) + S Sᵀ without forming J (S: derivatives by the envelope log-scales).
-    When each sample passes the network ``copies`` times (ψ = Φ(x) ± Φ(Px)), its Jacobian row is the sum over its
-    passes, so the kernel over all passes is summed in blocks (:meth:`fold`) and Jᵀc repeats c per pass.
-    """
-
-    inputs: list[torch.Tensor]      # z per layer, (L, nB, fan_in)
-    signals: list[torch.Tensor]     # g per layer, (L, nB, fan_out)
-    scales: torch.Tensor | None     # ∂f_l(x_i)/∂ log_scale_lc, (L, B, C); None without learned scales
-    copies: int = 1                 # passes per sample (2 for a symmetrised two-particle state), stacked on B
-
-    def fold(self, k: torch.Tensor) -> torch.Tensor:
-        """Sum a kernel over the passes of each pair of samples: (L, nB, nB) -> (L, B, B)."""
-        n_states, m = k.shape[:2]
-        n = m // self.copies
-        return k.reshape(n_states, self.copies, n, self.copies, n).sum((1, 3))
-
-
-def tangents(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
-    """Jacobian factors of f = ψ·root_w at the samples x (B, d) or configurations (B, 2, d); root_w (B, 1). One forward and one backward
-    pass: the log-scales enter as a per-sample copy, whose gradient is then their per-sample derivative."""
-    per_sample = None
-    if hasattr(model, "log_scale"):
-        log_scale = model.log_scale.detach()
-        per_sample = log_scale[:, None, :].expand(-1, x.shape[0], -1).clone().requires_grad_(True)
-    psi, inputs, outputs = model.layers(x, per_sample)
-    wrt = outputs + ([per_sample] if per_sample is not None else [])
-    grads = torch.autograd.grad((psi * root_w).sum(), wrt)
-    scales = grads[-1] if per_sample is not None else None
-    return Tangents([z.detach() for z in inputs], list(grads[:len(outputs)]), scales,
-                    copies=inputs[0].shape[1] // x.shape[0])
-
-
 def gather_tangents(t: Tangents, comm: Comm) -> Tangents:
     """The factors of the whole batch from every rank's (data-parallel steps): each pass's block of samples is
     concatenated over ranks in rank order, so the result is laid out as one process's factors of the global batch."""
@@ -83,16 +42,20 @@ def gather_tangents(t: Tangents, comm: Comm) -> Tangents:
         per_pass = z.reshape(n_states, t.copies, m // t.copies, width)
         return comm.gather(per_pass, 2).reshape(n_states, -1, width)
 
-    return Tangents([whole(z) for z in t.inputs], [whole(g) for g in t.signals],
-                    None if t.scales is None else comm.gather(t.scales, 1), t.copies)
+    return Tangents([whole(z) for z in t.inputs], [whole(g) for g in t.signals], t.layer_names,
+                    {k: comm.gather(v, 1) for k, v in t.direct.items()}, t.copies)
 
 
 def kernel(t: Tangents) -> torch.Tensor:
     """J Jᵀ per state, (L, B, B)."""
-    n_states, n = t.signals[0].shape[:2]
-    k = t.signals[0].new_zeros(n_states, n, n)
-    if t.scales is not None:         # spread over the passes: folding the c² blocks of (S/c)(S/c)ᵀ gives S Sᵀ
-        per_pass = t.scales.repeat(1, t.copies, 1) / t.copies
+    if t.signals:
+        n_states, n = t.signals[0].shape[:2]                  # every pass of every sample
+        k = t.signals[0].new_zeros(n_states, n, n)
+    else:
+        block = next(iter(t.direct.values()))
+        k = block.new_zeros(block.shape[0], block.shape[1] * t.copies, block.shape[1] * t.copies)
+    for block in t.direct.values():   # spread over the passes: folding the c² blocks of (D/c)(D/c)ᵀ gives D Dᵀ
+        per_pass = block.repeat(1, t.copies, 1) / t.copies
         k.baddbmm_(per_pass, per_pass.transpose(1, 2))
     for z, g in zip(t.inputs, t.signals):                  # in place: the (L, B, B) buffers dominate the cost
         k.addcmul_(torch.baddbmm(k.new_ones(()), z, z.transpose(1, 2)), g @ g.transpose(1, 2))
@@ -103,12 +66,12 @@ def pull_back(t: Tangents, coef: torch.Tensor) -> dict[str, torch.Tensor]:
     """Jᵀ c per state for coefficients c (L, B), as updates named like the model's parameters."""
     out = {}
     coef_passes = coef.repeat(1, t.copies)
-    for j, (z, g) in enumerate(zip(t.inputs, t.signals)):
+    for (weight, bias), z, g in zip(t.layer_names, t.inputs, t.signals):
         weighted = coef_passes[..., None] * g
-        out[f"weights.{j}"] = z.transpose(1, 2) @ weighted
-        out[f"biases.{j}"] = weighted.sum(1, keepdim=True)
-    if t.scales is not None:
-        out["log_scale"] = (t.scales * coef[..., None]).sum(1)
+        out[weight] = z.transpose(1, 2) @ weighted
+        out[bias] = weighted.sum(1, keepdim=True)
+    for name, block in t.direct.items():
+        out[name] = (block * coef[..., None]).sum(1)
     return out
 
 
@@ -139,13 +102,7 @@ def _coefficients(t: Tangents, direction: torch.Tensor, f: torch.Tensor, step: f
     return coef * clip[:, None], clip
 
 
-def _states(t: Tangents, index: torch.Tensor) -> Tangents:
-    """The factors of some states only."""
-    return Tangents([z[index] for z in t.inputs], [g[index] for g in t.signals],
-                    None if t.scales is None else t.scales[index], t.copies)
-
-
-def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
+def natural_step(model: Network, x: torch.Tensor, root_w: torch.Tensor, direction: torch.Tensor,
                  f: torch.Tensor, step: float, trust: float, damping: float, comm: Comm = Comm()) -> torch.Tensor:
     """Apply ``step`` × Δθ_k (see the module docstring), shortened to the trust region, to the model in place;
     returns the scale applied to Δθ_k per state (L,).
@@ -154,7 +111,7 @@ def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tenso
     factors, r and f of all ranks are gathered (Σ_layers L·B·(fan_in + fan_out), + L·B·C for the scales, + 2·L·B
     numbers per step), each rank builds the B×B kernels of ⌈L/W⌉ states and solves them, and the coefficients
     (L·B numbers) are gathered: every rank then takes the same step, the exact step of the whole batch."""
-    t = tangents(model, x, root_w)
+    t = model.tangents(x, root_w)
     if comm.world == 1:
         coef, clip = _coefficients(t, direction, f, step, trust, damping)
     else:
@@ -162,7 +119,7 @@ def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tenso
         n_states = direction.shape[1]
         per = -(-n_states // comm.world)
         mine = torch.arange(comm.rank * per, min((comm.rank + 1) * per, n_states), device=direction.device)
-        part, part_clip = _coefficients(_states(t, mine), direction[:, mine], f[:, mine], step, trust, damping)
+        part, part_clip = _coefficients(t.states(mine), direction[:, mine], f[:, mine], step, trust, damping)
         block = torch.zeros(per, direction.shape[0] + 1, dtype=part.dtype, device=part.device)
         block[: len(mine)] = torch.cat([part, part_clip[:, None]], 1)
         whole = comm.gather(block, 0)[:n_states]                    # the ranks' blocks are in state order
@@ -170,5 +127,5 @@ def natural_step(model: EigenNet | PairNet, x: torch.Tensor, root_w: torch.Tenso
     updates = pull_back(t, coef)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.add_(updates[name])
+            p.add_(updates[name].reshape(p.shape))
     return step * clip

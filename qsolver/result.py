@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .model import EigenNet
-from .pairnet import PairNet
+from .networks import Network
 from .system import System
 
 
@@ -30,7 +29,7 @@ class Result:
     system: System
     energies: np.ndarray
     errors: np.ndarray
-    model: EigenNet | PairNet
+    model: Network
     coefficients: np.ndarray
     config: dict
     history: dict[str, np.ndarray] = field(default_factory=dict)
@@ -42,13 +41,15 @@ class Result:
         return len(self.energies)
 
     def wavefunctions(self, x) -> np.ndarray:
-        """φ_i(x) = Σ_m ψ_m(x) C_mi at points x (N, d) for one particle or configurations (N, 2, d) for two (bohr),
-        as a float64 array (N, n_states) in bohr^(-d·particles/2); evaluated in float64 on the model's device."""
+        """φ_i(x) = Σ_m ψ_m(x) C_mi at configurations x (M, N, d) of N particles (bohr; one particle also takes points
+        (M, d)), as a float64 array (M, n_states) in bohr^(-d·N/2); evaluated in float64 on the model's device."""
         points = torch.as_tensor(np.asarray(x, dtype=np.float64))
         d, n = self.system.dimension, self.system.particles
-        shape = (d,) if n == 1 else (n, d)
-        if points.ndim != 1 + len(shape) or tuple(points.shape[1:]) != shape:
-            raise ValueError(f"points must have shape (N, {', '.join(map(str, shape))}), got {tuple(points.shape)}")
+        if n == 1 and points.ndim == 2 and points.shape[1] == d:
+            points = points[:, None, :]
+        if points.ndim != 3 or tuple(points.shape[1:]) != (n, d):
+            wanted = f"(M, {d}) or (M, 1, {d})" if n == 1 else f"(M, {n}, {d})"
+            raise ValueError(f"points must have shape {wanted}, got {tuple(points.shape)}")
         model = self._float64_model()
         weight = next(itertools.chain(model.parameters(), model.buffers()), None)
         device = weight.device if weight is not None else torch.device("cpu")
@@ -58,7 +59,7 @@ class Result:
                 out.append(model(chunk.to(device)).cpu().numpy())
         return np.concatenate(out) @ self.coefficients
 
-    def _float64_model(self) -> EigenNet | PairNet:
+    def _float64_model(self) -> Network:
         """The model itself when it is float64 (as :func:`qsolver.solve` and :func:`qsolver.io.load_result` leave
         it), else a float64 copy on the same device: converting in place would change the dtype of a model the
         caller may still train."""
@@ -67,20 +68,11 @@ class Result:
         return copy.deepcopy(self.model).to(torch.float64)
 
     def extent(self) -> tuple[np.ndarray, np.ndarray]:
-        """Axis-aligned box (bohr) holding the states: the box itself, centres ± 4/√β for Gaussian
-        envelopes, centres ± 6/a for exponential ones (a = the smallest learned decay), or ± 2σ of the
-        fixed Gaussian proposal without an envelope."""
-        model = self.model
-        centers = model.centers.detach().cpu().numpy()
-        kind = model.config.envelope
-        if kind == "box":
-            half = 0.5 * model.lengths.detach().cpu().numpy()
-            return centers[0] - half, centers[0] + half
-        if kind == "none":                     # no envelope: two standard deviations of the fixed proposal
-            reach = 2.0 * float(self.config.get("proposal_scale", 16.0))
-            return centers[0] - reach, centers[0] + reach
-        scales = np.exp(model.log_scale.detach().cpu().numpy())
-        if isinstance(model, PairNet):         # per state and particle slot: the slowest decay sets the reach
-            scales = scales.reshape(-1, centers.shape[0] if kind == "exponential" else centers.shape[1])
-        reach = 4.0 / np.sqrt(scales.min(0)) if kind == "gaussian" else np.full(centers.shape[1], 6.0 / scales.min())
-        return centers.min(0) - reach, centers.max(0) + reach
+        """Axis-aligned box (bohr) of one particle's coordinates holding the states (the network's envelopes), or
+        ± 2σ of the fixed Gaussian proposal around the first centre for a network without an envelope."""
+        box = self.model.extent()
+        if box is not None:
+            return box
+        centre = np.asarray(self.model.config.centers[0], dtype=float)
+        reach = 2.0 * float(self.config.get("proposal_scale", 16.0))
+        return centre - reach, centre + reach

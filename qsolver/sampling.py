@@ -20,6 +20,23 @@ def _log_sphere_area(d: int) -> float:
     return math.log(2.0) + 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d)
 
 
+def _radial_exponential(centers: torch.Tensor, scales: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One point per row of centres (n, d) from the radial exponential density of scale ``scales`` (n,):
+    |x - c| ~ Gamma(d, s), a sum of d unit exponentials scaled, in a uniformly random direction."""
+    n, d = centers.shape
+    opts = dict(dtype=centers.dtype, device=centers.device)
+    u = torch.rand(n, d, generator=generator, **opts).clamp_min(torch.finfo(centers.dtype).tiny)
+    radius = -torch.log(u).sum(-1) * scales
+    direction = torch.randn(n, d, generator=generator, **opts)
+    direction = direction / torch.linalg.vector_norm(direction, dim=-1, keepdim=True)
+    return centers + radius[:, None] * direction
+
+
+def _log_radial(dist: torch.Tensor, scales: torch.Tensor, d: int) -> torch.Tensor:
+    """log of exp(-r/s) / (S_{d-1} Γ(d) s^d) at distances r (broadcast against the scales s)."""
+    return -dist / scales - (_log_sphere_area(d) + math.lgamma(d) + d * torch.log(scales))
+
+
 @dataclass
 class ExponentialMixture:
     """Mixture of radial exponential densities with centres (K, d), scales (K,) and weights (K,) summing
@@ -36,23 +53,15 @@ class ExponentialMixture:
         return self.weights
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        k, d = self.centers.shape
-        opts = dict(dtype=self.centers.dtype, device=self.centers.device)
         # NaN weights (a step that left the log-scales non-finite) draw uniformly: the samples, NaN themselves, then
         # reach the training loop's divergence check and its rewind instead of raising inside multinomial
         pick = torch.multinomial(torch.nan_to_num(self._weights(), nan=1.0), n, replacement=True, generator=generator)
-        # |x - c| ~ Gamma(d, s): a sum of d unit exponentials, scaled
-        u = torch.rand(n, d, generator=generator, **opts).clamp_min(torch.finfo(self.centers.dtype).tiny)
-        radius = -torch.log(u).sum(-1) * self.scales[pick]
-        direction = torch.randn(n, d, generator=generator, **opts)
-        direction = direction / torch.linalg.vector_norm(direction, dim=-1, keepdim=True)
-        return self.centers[pick] + radius[:, None] * direction
+        return _radial_exponential(self.centers[pick], self.scales[pick], generator)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         k, d = self.centers.shape
         dist = torch.linalg.vector_norm(x[:, None, :] - self.centers[None], dim=-1)
-        log_norm = _log_sphere_area(d) + math.lgamma(d) + d * torch.log(self.scales)
-        return torch.logsumexp(-dist / self.scales - log_norm + torch.log(self._weights()), dim=-1)
+        return torch.logsumexp(_log_radial(dist, self.scales, d) + torch.log(self._weights()), dim=-1)
 
 
 @dataclass
@@ -111,11 +120,7 @@ class PairMixture:
         if self.kind == "box":
             return self.centers[0] + (torch.rand(n, d, generator=generator, **opts) - 0.5) * slot_scales
         pick = torch.randint(self.centers.shape[0], (n,), generator=generator, device=self.centers.device)
-        u = torch.rand(n, d, generator=generator, **opts).clamp_min(torch.finfo(self.centers.dtype).tiny)
-        direction = torch.randn(n, d, generator=generator, **opts)
-        direction = direction / torch.linalg.vector_norm(direction, dim=-1, keepdim=True)
-        # |x - R_c| ~ Gamma(d, s): a sum of d unit exponentials, scaled
-        return self.centers[pick] + (-torch.log(u).sum(-1) * slot_scales)[:, None] * direction
+        return _radial_exponential(self.centers[pick], slot_scales, generator)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         pair = torch.randint(self.scales.shape[0], (n,), generator=generator, device=self.centers.device)
@@ -133,8 +138,7 @@ class PairMixture:
             z = (x[:, None, None, :] - self.centers[0]) / self.scales[None]
             return -0.5 * (z**2).sum(-1) - torch.log(self.scales).sum(-1) - 0.5 * d * math.log(2 * math.pi)
         dist = torch.linalg.vector_norm(x[:, None, :] - self.centers[None], dim=-1)          # (N, C)
-        s = self.scales[None, :, :, None]                                                    # (1, K, 2, 1)
-        log_q = -dist[:, None, None, :] / s - (_log_sphere_area(d) + math.lgamma(d) + d * torch.log(s))
+        log_q = _log_radial(dist[:, None, None, :], self.scales[None, :, :, None], d)       # (N, K, 2, C)
         return torch.logsumexp(log_q, dim=-1) - math.log(self.centers.shape[0])
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,4 +148,17 @@ class PairMixture:
         return torch.logsumexp(both, dim=-1) - math.log(self.scales.shape[0])
 
 
-Proposal = ExponentialMixture | GaussianMixture | UniformBox | PairMixture
+@dataclass
+class SingleParticle:
+    """A one-particle density over configurations (B, 1, d) of one particle."""
+
+    density: ExponentialMixture | GaussianMixture | UniformBox
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.density.sample(n, generator)[:, None, :]
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.density.log_prob(x[:, 0])
+
+
+Proposal = SingleParticle | PairMixture

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .networks import build, choose
 
 TARGET = 1e-3          # mean relative error whose time-to-reach is compared
 ALPHA = 20e-6          # s: assumed latency of one GPU collective (NVLink-class), for the written model only
@@ -91,13 +92,13 @@ def communication_model(system, cfg, world: int) -> dict:
     coefficients with their trust factors, ⌈L/W⌉·W·(B + 1); a rank receives (W-1)/W of each. Plus 3 scalars
     (clock, stop flag, step check). Collectives per step: 2 all-reduces, 2·layers + 4 (or 5 with scales)
     all-gathers, 1 broadcast, 1 max."""
-    from .ansatz import build_model, model_config
-
-    model = build_model(model_config(system, cfg))
+    model = build(choose(system, cfg.network).configure(system, cfg), torch.Generator().manual_seed(0))
     n, batch = cfg.states, cfg.batch
-    copies = 2 if system.particles == 2 else 1
-    fans = [(w.shape[1], w.shape[2]) for name, w in model.named_parameters() if name.startswith("weights.")]
-    scales = model.log_scale.shape[-1] if hasattr(model, "log_scale") else 0
+    x = model.proposal(torch.float64).sample(2, torch.Generator().manual_seed(0))
+    shapes = model.tangents(x, torch.ones(2, 1, dtype=torch.float64))      # the factors' widths per sample
+    copies = shapes.copies
+    fans = [(z.shape[-1], g.shape[-1]) for z, g in zip(shapes.inputs, shapes.signals)]
+    scales = sum(block.shape[-1] for block in shapes.direct.values())
     padded = -(-n // world) * world                       # each rank solves ⌈L/W⌉ states' kernels
     gathered = n * batch * (copies * sum(a + b for a, b in fans) + scales + 2) + padded * (batch + 1)
     received = gathered * (world - 1) / world

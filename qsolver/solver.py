@@ -3,7 +3,7 @@
 ``solve(system, ...)`` returns a :class:`~qsolver.result.Result` with the lowest L energies (hartree,
 ascending), jackknife error bars and the wavefunctions. Settings come from the arguments, then the
 system's ``[solver]`` table, then :class:`~qsolver.config.SolverConfig`; the networks and proposals from
-:mod:`qsolver.ansatz`, the steps from :mod:`qsolver.training`, the estimate from :mod:`qsolver.estimation`.
+:mod:`qsolver.networks`, the steps from :mod:`qsolver.training`, the estimate from :mod:`qsolver.estimation`.
 Runs can write checkpoints and resume from them (:mod:`qsolver.checkpoint`) and train on several processes
 (:mod:`qsolver.parallel`).
 """
@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .ansatz import proposal_for
 from .checkpoint import read_checkpoint, write_checkpoint
-from .config import DAMPING, SolverConfig
+from .config import SolverConfig
 from .errors import InputError, Interrupted, TrainingDiverged
 from .estimation import evaluate
 from .ritz import not_eigenstates
 from .memory import check_memory
+from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
 from .result import Result
@@ -42,8 +42,11 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     """Package defaults, then the system's [solver] table, then the non-None overrides."""
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if cfg.damping is None:
-        cfg = replace(cfg, damping=DAMPING[system.particles])
+    if cfg.damping is None:                         # the network kind's own default
+        try:
+            cfg = replace(cfg, damping=choose(system, cfg.network).damping)
+        except ValueError as exc:
+            raise InputError(str(exc), source=system.source, field="network") from None
     for key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks"):
         if getattr(cfg, key) < 1:
             raise InputError(f"must be positive, got {getattr(cfg, key)}", source=system.source, field=key)
@@ -216,7 +219,7 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     if system.particles == 2 and problem.comm.is_root:
         lo, hi = result.extent()
         mid, half = 0.5 * (lo + hi), 0.25 * (hi - lo)      # the densities live well inside the envelopes' reach
-        result.observables = pair_observables(result.wavefunctions, proposal_for(model, problem.eval_dtype),
+        result.observables = pair_observables(result.wavefunctions, model.proposal(problem.eval_dtype),
                                               max(cfg.eval_samples // 2, 1000), state.generator, mid - half,
                                               mid + half)
     return result

@@ -59,6 +59,11 @@ class System:
     molecule: Molecule | None = None     # nuclei (a [molecule] table or a Molecule) giving the potential
     _stored: bool = field(default=False, repr=False)   # read back from a file: callables are placeholders
 
+    @property
+    def spin_sector(self) -> tuple[int, int]:
+        """(n_up, n_down) of the S_z = S sector: n_up - n_down = 2S = ``spin``, n_up + n_down = ``particles``."""
+        return (self.particles + self.spin) // 2, (self.particles - self.spin) // 2
+
     def __post_init__(self) -> None:
         src = self.source
         if isinstance(self.molecule, dict):

@@ -20,17 +20,15 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .ansatz import (build_model, centre_field, extreme_field, length_unit, model_config, proposal_for,
-                     scale_fault, unresolved_centre)
 from .config import SolverConfig
 from .errors import InputError
-from .hamiltonian import apply_hamiltonian, potential_energy
-from .model import EigenNet
+from .hamiltonian import Hamiltonian, hamiltonian
 from .natural import descent_direction, natural_step
 from .nestedlora import lora_objective, nestedlora_loss
-from .pairnet import PairNet
+from .networks import Network, build, choose
 from .parallel import Comm, draw
 from .ritz import rayleigh_ritz
+from .scales import centre_field, extreme_field, length_unit, scale_fault, unresolved_centre
 from .system import System
 from .threshold import spectrum_edge
 
@@ -110,7 +108,7 @@ def margin_boost(boost: float, ratios: np.ndarray, before: np.ndarray | None) ->
 
 @dataclass
 class Problem:
-    """What stays fixed during a run: the system, its settings, H's pieces and where the run executes."""
+    """What stays fixed during a run: the system, its settings, H, the kind of network and where the run executes."""
 
     system: System
     cfg: SolverConfig
@@ -118,11 +116,12 @@ class Problem:
     device: torch.device
     train_dtype: torch.dtype
     eval_dtype: torch.dtype
-    energy: Callable          # configurations -> V(x) + W(r12) (hartree)
+    hamiltonian: Hamiltonian
     v_inf: float | None       # continuum threshold (or V_∞), the top of T's window
+    network: type             # the kind of wavefunction (qsolver.networks)
 
     @property
-    def trained(self) -> SolverConfig:
+    def network_cfg(self) -> SolverConfig:
         """The settings with ``states`` counting every trained network (the reported ones and the extra ones)."""
         return replace(self.cfg, states=self.cfg.states + self.cfg.extra_states)
 
@@ -144,15 +143,19 @@ def make_problem(system: System, cfg: SolverConfig, comm: Comm = Comm()) -> Prob
             raise InputError(f"gram_batch {cfg.gram_batch} does not split into {comm.world} equal parts",
                              source=system.source, field="gram_batch")
     train_dtype, eval_dtype = dtypes(cfg)
-    return Problem(system, cfg, comm, torch.device(cfg.device), train_dtype, eval_dtype,
-                   potential_energy(system), spectrum_edge(system))
+    try:
+        network = choose(system, cfg.network)
+    except ValueError as exc:
+        raise InputError(str(exc), source=system.source, field="network") from None
+    return Problem(system, cfg, comm, torch.device(cfg.device), train_dtype, eval_dtype, hamiltonian(system),
+                   spectrum_edge(system), network)
 
 
 @dataclass
 class TrainingState:
     """Everything a run depends on between two steps (tensors on the run's device)."""
 
-    model: EigenNet | PairNet
+    model: Network
     averaged: list[torch.Tensor]              # exponential moving average of the parameters (decay cfg.ema)
     optimizer: torch.optim.Optimizer          # Adam/RMSprop state (unused by the natural-gradient step)
     generator: torch.Generator                # this rank's sampling stream
@@ -161,7 +164,7 @@ class TrainingState:
     s_ema: torch.Tensor | None = None         # running ⟨ψ_l,ψ_m⟩, float64 (L, L)
     h_ema: torch.Tensor | None = None         # running ⟨ψ_l,Hψ_m⟩, float64 (L, L)
     shift: float | None = None                # c of T = s (c - H)
-    scale: float | None = None                # s of T = s (c - H)
+    operator_scale: float | None = None       # s of T = s (c - H)
     ritz: np.ndarray | None = None            # Ritz values of (h_ema, s_ema) at the last re-choice of (c, s)
     skipped: int = 0                          # steps whose direction was not finite (nothing applied)
     trust_factor: float = 1.0                 # halved at each rewind
@@ -175,8 +178,8 @@ class TrainingState:
 def init_state(problem: Problem) -> TrainingState:
     """A fresh run: networks from the seed (the same on every rank), sampling stream from seed and rank."""
     cfg = problem.cfg
-    model = build_model(model_config(problem.system, problem.trained),
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    model = build(problem.network.configure(problem.system, problem.network_cfg),
+                  generator=torch.Generator().manual_seed(cfg.seed))
     model = model.to(device=problem.device, dtype=problem.train_dtype)
     optimizer = torch.optim.RMSprop if cfg.optimizer == "rmsprop" else torch.optim.Adam
     gen = torch.Generator(device=problem.device).manual_seed(problem.comm.rank_seed(cfg.seed))
@@ -187,7 +190,7 @@ def init_state(problem: Problem) -> TrainingState:
 def check_scales(state: TrainingState, problem: Problem, n: int = 256) -> None:
     """Refuse, before any step, a system whose magnitudes the training dtype cannot carry: coordinates near every
     centre R must be resolved to a tenth of the states' length unit ℓ (ε|R| ≤ ℓ/10), and on n samples of the
-    initial proposal ψ/√p and Hψ/√p must stay inside the dtype's range (:func:`~qsolver.ansatz.scale_fault`).
+    initial proposal ψ/√p and Hψ/√p must stay inside the dtype's range (:func:`~qsolver.scales.scale_fault`).
     The error names the field at fault and says whether dtype = "float64" would carry the system."""
     system, dtype, config, seed = problem.system, problem.train_dtype, state.model.config, problem.cfg.seed
     gen = torch.Generator(device=problem.device)
@@ -196,9 +199,9 @@ def check_scales(state: TrainingState, problem: Problem, n: int = 256) -> None:
         """'use dtype = "float64" or ' when float64 carries the same initial networks (built anew), else ''."""
         if dtype == torch.float64 or unresolved_centre(config, torch.float64) is not None:
             return ""
-        model = build_model(config, generator=torch.Generator().manual_seed(seed))
+        model = build(config, generator=torch.Generator().manual_seed(seed))
         model = model.to(device=problem.device, dtype=torch.float64)
-        fault = scale_fault(model, problem.energy, system.kinetic, torch.float64, gen.manual_seed(seed), n)
+        fault = scale_fault(model, problem.hamiltonian, torch.float64, gen.manual_seed(seed), n)
         return 'use dtype = "float64" or ' if fault is None else ""
 
     name, unit = str(dtype).replace("torch.", ""), length_unit(config)
@@ -213,7 +216,7 @@ def check_scales(state: TrainingState, problem: Problem, n: int = 256) -> None:
                          f"resolved to {spacing:.2g} bohr in {name}, coarser than a tenth of the states' length unit "
                          f"{unit:.2g} bohr: {float64_advice()}{move}", source=system.source,
                          field=centre_field(system, centre))
-    fault = scale_fault(state.model, problem.energy, system.kinetic, dtype, gen.manual_seed(seed), n)
+    fault = scale_fault(state.model, problem.hamiltonian, dtype, gen.manual_seed(seed), n)
     if fault is not None:
         field, magnitude, change = extreme_field(system)
         raise InputError(f"{fault} in {name} at the states' length unit {unit:.2g} bohr (the most extreme magnitude: "
@@ -233,10 +236,10 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
     for group in state.optimizer.param_groups:
         group["lr"] = cfg.lr * decay * state.trust_factor
     fixed_scale = cfg.proposal_scale if cfg.proposal == "gaussian" else None
-    proposal = proposal_for(model, problem.train_dtype, fixed_scale)
+    proposal = model.proposal(problem.train_dtype, fixed_scale)
     x = draw(proposal, problem.local_batch, state.generator, comm)
     root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
-    psi_d, h_psi = apply_hamiltonian(model, problem.energy, problem.system.kinetic, x, cfg.laplacian, cfg.fd_step)
+    psi_d, h_psi = problem.hamiltonian.apply(model, x, cfg.laplacian, cfg.fd_step)
     f_d, hf = psi_d * root_w, h_psi * root_w
     overlap = comm.sum(f_d.T @ f_d) / cfg.batch                        # the whole batch's ⟨ψ_l,ψ_m⟩
     s_b, h_b = overlap.double(), (comm.sum(f_d.T @ hf) / cfg.batch).double()
@@ -246,20 +249,20 @@ def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
         s_now, h_now = state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()
         if np.isfinite(s_now).all() and np.isfinite(h_now).all():
             if state.shift is not None:
-                ratios = norm_ratios(s_now, h_now, state.shift, state.scale)
+                ratios = norm_ratios(s_now, h_now, state.shift, state.operator_scale)
                 state.margin_boost = margin_boost(state.margin_boost, ratios, state.norm_ratios)
                 state.norm_ratios = ratios
             state.ritz = rayleigh_ritz(s_now, h_now).energies
-            state.shift, state.scale = operator_shift(state.ritz, problem.v_inf, cfg.shift,
+            state.shift, state.operator_scale = operator_shift(state.ritz, problem.v_inf, cfg.shift,
                                                       cfg.shift_margin * state.margin_boost)
             if cfg.operator_scale is not None:
-                state.scale = cfg.operator_scale
+                state.operator_scale = cfg.operator_scale
         else:                               # a diverged step: the check after this step rewinds it
             state.ritz = np.full(len(s_now), np.nan)
     if state.shift is None:                 # no finite estimate yet (overflowing samples): nothing to step along
         state.skipped += 1
         return {"s": s_b, "h": h_b}
-    shift, scale = state.shift, state.scale
+    shift, scale = state.shift, state.operator_scale
     gram = None
     if cfg.gram_batch:
         with torch.no_grad():
@@ -296,7 +299,7 @@ def _log(state: TrainingState, batch: dict) -> float:
     """Append the LoRA objective of the batch and the current Ritz values to the history."""
     s_b, h_b = batch["s"].cpu(), batch["h"].cpu()
     value = float("nan") if state.shift is None else \
-        float(lora_objective(s_b, state.scale * (state.shift * s_b.diagonal() - h_b.diagonal())))
+        float(lora_objective(s_b, state.operator_scale * (state.shift * s_b.diagonal() - h_b.diagonal())))
     hist = state.history
     hist["step"].append(state.step)
     hist["loss"].append(value)
@@ -311,7 +314,7 @@ def snapshot(state: TrainingState) -> dict:
     return {"model": {k: v.clone() for k, v in state.model.state_dict().items()},
             "averaged": [a.clone() for a in state.averaged],
             "optimizer": _clone(state.optimizer.state_dict()),
-            "scalars": dict(step=state.step, shift=state.shift, scale=state.scale, skipped=state.skipped,
+            "scalars": dict(step=state.step, shift=state.shift, operator_scale=state.operator_scale, skipped=state.skipped,
                             margin_boost=state.margin_boost,
                             norm_ratios=None if state.norm_ratios is None else state.norm_ratios.copy(),
                             s_ema=None if state.s_ema is None else state.s_ema.clone(),
@@ -392,10 +395,10 @@ def train(state: TrainingState, problem: Problem, stop: Callable[[], bool] = lam
         yield state
 
 
-def averaged_model(state: TrainingState, dtype: torch.dtype | None = None) -> EigenNet | PairNet:
+def averaged_model(state: TrainingState, dtype: torch.dtype | None = None) -> Network:
     """A detached copy of the networks carrying the averaged weights (what training returns)."""
     model = state.model
-    copy = build_model(model.config).to(device=model.centers.device, dtype=state.averaged[0].dtype)
+    copy = build(model.config).to(device=state.averaged[0].device, dtype=state.averaged[0].dtype)
     copy.load_state_dict(model.state_dict())
     with torch.no_grad():
         for avg, p in zip(state.averaged, copy.parameters()):

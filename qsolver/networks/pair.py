@@ -9,22 +9,31 @@ holds to rounding whatever the weights. g_l is one MLP per state; e_la and e_lb 
 their own learned scales (an inner and an outer electron: the symmetrised product is the "1s nℓ" structure);
 J(r) = exp(γ r/(1 + r/ℓ)) is a fixed Jastrow factor whose slope γ at r = 0 is the Kato pair cusp of W = λ/r.
 
-- ``exponential`` (Coulomb centres R_c with cusp slopes k_c = Z_c/((d-1)κ)): ln e(x) = Σ_c φ(|x - R_c|),
-  φ(r) = -a r - (k - a) ℓ r/(ℓ + r) with ℓ = 1/|k|: slope -k at the nucleus (the exact electron–nucleus cusp, for
-  every learned decay a) and decay exp(-a r) far away.
-- ``gaussian`` (traps): ln e(x) = -½ Σ_i β_i (x_i - c_i)².
-- ``box`` (infinite walls of sides L_i): e(x) = Π_i cos(π (x_i - c_i)/L_i), nothing learned; ψ vanishes on the walls.
+The envelopes (:mod:`.envelopes`): exponential with the exact electron–nucleus cusps (slopes k_c = Z_c/((d-1)κ)),
+Gaussian for traps, the walls' cosines for a box (nothing learned; ψ vanishes on the walls).
 The MLP inputs are smooth at every coalescence (scaled differences x_a - R_c, x_b - R_c, x_a - x_b and their
 lengths through ρ(s) = s²/(1 + s), whose slope vanishes at s = 0), so the cusps of e and J are those of ψ.
 """
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
-from .model import mlp_jet, mlp_layers, mlp_parameters
+from ..interactions import cusp_slope
+from ..potentials import Box, Coulomb, Harmonic, find, hydrogen_nu
+from .base import Layout, Tangents, register
+from .envelopes import ENVELOPES, Exponential, Walls, choose_envelope
+from .mlp import mlp_jet, mlp_layers, mlp_parameters, mlp_tangents
+
+ENVELOPE_CHOICES = ("exponential", "gaussian", "box")
+# the slowest decay (1/bohr) an envelope or input unit starts with: vanishing charges would otherwise give flat
+# envelopes and MLP inputs that round to zero (g(0) = 0 at initialisation, so ψ would vanish everywhere)
+MIN_DECAY = 1e-2
 
 
 @dataclass
@@ -57,22 +66,57 @@ def _rho(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return s * s / one, (2 + s) / one**2, 2 / one**3
 
 
+@register
 class PairNet(nn.Module):
     """L two-particle trial functions; ``forward`` gives values (B, L), ``jet`` values, gradients over the 2d
     coordinates (B, L, 2d) and Laplacians (B, L)."""
 
+    kind = "pair"
+    config_type = PairConfig
+    # with less damping the envelope decays, nearly redundant with the network, drift from the states' true decay and
+    # the proposal, which follows them, starves weakly bound states (results/bench/README.md)
+    damping = 1e-2
+    automatic = True
+
     def __init__(self, config: PairConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.config = c = config
+        self.envelope = ENVELOPES[c.envelope]
         self.register_buffer("centers", torch.tensor(c.centers, dtype=torch.float64))
         self.register_buffer("cusps", torch.tensor(c.cusps or [0.0] * len(c.centers), dtype=torch.float64))
         self.register_buffer("feature_scales", torch.tensor(c.feature_scales, dtype=torch.float64))
-        if c.envelope == "box":
+        if self.envelope is Walls:
             self.register_buffer("lengths", torch.tensor(c.lengths, dtype=torch.float64))
         else:
             self.log_scale = nn.Parameter(torch.log(torch.tensor(c.init_scales, dtype=torch.float64)).flatten(1))
-        n_in = (2 * len(c.centers) + 1) * (c.dimension + 1)
-        self.weights, self.biases = mlp_parameters(c.states, [n_in] + [c.hidden] * c.layers + [1], generator)
+        self.weights, self.biases = mlp_parameters(c.states, [self.layout(c).input_width] + [c.hidden] * c.layers
+                                                   + [1], generator)
+
+    # ---- the kind ----
+    @classmethod
+    def fits(cls, system) -> str | None:
+        return None if system.particles == 2 else f"it holds two particles, the system has {system.particles}"
+
+    @classmethod
+    def configure(cls, system, cfg) -> PairConfig:
+        return pair_config(system, cfg)
+
+    @classmethod
+    def layout(cls, config: PairConfig) -> Layout:
+        return Layout(copies=2, input_width=(2 * len(config.centers) + 1) * (config.dimension + 1))
+
+    @classmethod
+    def length_unit(cls, config: PairConfig) -> float:
+        """1/s for the largest input scale s (bohr)."""
+        return 1.0 / max(max(row) for row in config.feature_scales)
+
+    @classmethod
+    def check_config(cls, config: dict, system) -> list[str]:
+        # singlets are symmetric (+1), triplets antisymmetric (-1) under exchange
+        checks = {"hidden": config["hidden"] >= 1, "layers": config["layers"] >= 0,
+                  "envelope": config["envelope"] in ENVELOPE_CHOICES,
+                  "exchange": config["exchange"] == exchange_sign(system)}
+        return [key for key, ok in checks.items() if not ok]
 
     # ---- differences: each input vector is x_i - x_j or x_i - R_c, with its sign pattern over the particles ----
     def _vectors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -122,27 +166,12 @@ class PairNet(nn.Module):
         gradients (L | 1, B, 2d) and Laplacians (L | 1, B). ``log_scale`` is (L, 1, P) or a per-sample copy (L, B, P)."""
         c = self.config
         n, _, d = x.shape
-        if c.envelope == "box":
+        if self.envelope is Walls:
             value, grad, lap = x.new_zeros(1, n), x.new_zeros(1, n, 2 * d), x.new_zeros(1, n)
-        elif c.envelope == "gaussian":
-            scales = torch.exp(log_scale).reshape(log_scale.shape[0], log_scale.shape[1], 2, -1)   # (L, 1|B, 2, d)
-            dx = x - self.centers[0]                                                  # (B, 2, d)
-            value = -0.5 * (scales * dx[None] ** 2).sum((-1, -2))
-            grad = (-scales * dx[None]).reshape(scales.shape[0], n, 2 * d)
-            lap = -scales.sum((-1, -2)).expand(-1, n)
+        elif with_derivatives:
+            value, grad, lap = self.envelope.log_product(x, self.centers, self.cusps, log_scale, True)
         else:
-            dx = x[:, :, None, :] - self.centers[None, None]                          # (B, 2, C, d)
-            r = torch.linalg.vector_norm(dx, dim=-1)                                  # (B, 2, C)
-            k = self.cusps
-            ell = 1.0 / torch.where(k == 0, torch.ones_like(k), k.abs())
-            a = torch.exp(log_scale).reshape(log_scale.shape[0], log_scale.shape[1], 2, -1)   # (L, 1|B, 2, C)
-            value = (-a * r[None] - (k - a) * ell * r[None] / (ell + r[None])).sum((-1, -2))
-            if with_derivatives:
-                slope = -a - (k - a) * ell**2 / (ell + r[None]) ** 2                    # φ'(r)
-                curv = 2 * (k - a) * ell**2 / (ell + r[None]) ** 3                     # φ''(r)
-                unit = dx / r[..., None]
-                grad = (slope[..., None] * unit[None]).sum(-2).reshape(a.shape[0], n, 2 * d)
-                lap = (curv + (d - 1) * slope / r[None]).sum((-1, -2))
+            value = self.envelope.log_product(x, self.centers, self.cusps, log_scale, False)
         gamma, ell12 = c.pair_cusp, c.pair_length
         if gamma:
             v = x[:, 0] - x[:, 1]
@@ -158,31 +187,18 @@ class PairNet(nn.Module):
             return value
         return value, grad, lap
 
-    def _walls(self, x: torch.Tensor, with_derivatives: bool):
-        """w = Π_{p,i} cos(k_i (x_pi - c_i)), k_i = π/L_i: values (B,); with derivatives also gradients (B, 2d),
-        ∂w/∂x_pi = -k_i sin(·) Π_{others} cos (no division: w vanishes on the walls), and Laplacians -2 Σ_i k_i² w."""
-        k = torch.pi / self.lengths
-        phase = (k * (x - self.centers[0])).reshape(x.shape[0], -1)                   # (B, 2d)
-        cos = torch.cos(phase)
-        w = cos.prod(-1)
-        if not with_derivatives:
-            return w
-        k2 = k.repeat(2)
-        others = torch.stack([torch.cat([cos[:, :j], cos[:, j + 1:]], 1).prod(-1) for j in range(cos.shape[1])], -1)
-        return w, -k2 * torch.sin(phase) * others, -(k2**2).sum() * w
-
     def _envelope(self, x: torch.Tensor, log_scale: torch.Tensor | None, with_derivatives: bool):
         """E = e_a(x_a) e_b(x_b) J(r_ab) (times the walls' w for a box): values (L | 1, B); with derivatives also
         gradients (L | 1, B, 2d) and Laplacians, by ∇E = E ∇ln E and ∇²E = E (∇²ln E + |∇ln E|²)."""
         if not with_derivatives:
             value = torch.exp(self._log_envelope(x, log_scale, False))
-            return value * self._walls(x, False) if self.config.envelope == "box" else value
+            return value * Walls.walls(x, self.centers[0], self.lengths, False) if self.envelope is Walls else value
         ln_e, ln_grad, ln_lap = self._log_envelope(x, log_scale, True)
         e = torch.exp(ln_e)
         grad, lap = e[..., None] * ln_grad, e * (ln_lap + (ln_grad**2).sum(-1))
-        if self.config.envelope != "box":
+        if self.envelope is not Walls:
             return e, grad, lap
-        w, w_grad, w_lap = self._walls(x, True)
+        w, w_grad, w_lap = Walls.walls(x, self.centers[0], self.lengths, True)
         return e * w, grad * w[:, None] + e[..., None] * w_grad, lap * w + 2 * (grad * w_grad).sum(-1) + e * w_lap
 
     def _both_orders(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +210,7 @@ class PairNet(nn.Module):
         n = phi.shape[1] // 2
         return phi[:, :n] + self.config.exchange * phi[:, n:]
 
-    # ---- public evaluation ----
+    # ---- the network interface ----
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ψ_l(x) for configurations x (B, 2, d) -> (B, L)."""
         return self.layers(x)[0]
@@ -202,8 +218,8 @@ class PairNet(nn.Module):
     def layers(self, x: torch.Tensor, log_scale: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """ψ (B, L) with every linear layer's input and output over the doubled batch (L, 2B, ·): each sample's
-        Jacobian is the sum of its two orderings' (see :mod:`qsolver.natural`). ``log_scale`` (L, B, P), a
-        per-sample copy of the learned log-scales, gives per-sample derivatives by them."""
+        Jacobian is the sum of its two orderings' (see :class:`~qsolver.networks.base.Tangents`). ``log_scale``
+        (L, B, P), a per-sample copy of the learned log-scales, gives per-sample derivatives by them."""
         both = self._both_orders(x)
         if log_scale is not None:
             log_scale = torch.cat([log_scale, log_scale], 1)
@@ -230,3 +246,93 @@ class PairNet(nn.Module):
         grad = torch.cat([grad[:, :n], grad[:, n:].reshape(-1, n, 2, d).flip(2).reshape(-1, n, 2 * d)], 1)
         psi, grad, lap = self._combine(value), self._combine(grad), self._combine(lap)
         return psi.T, grad.transpose(0, 1), lap.T
+
+    def tangents(self, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
+        return mlp_tangents(self, x, root_w)
+
+    def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None):
+        """One symmetrised product per state of its two particles' densities, with tails wider in the exponent than
+        the envelopes' squares (see :mod:`.envelopes`); a fixed scale does not apply to pairs."""
+        centers = self.centers.to(dtype)
+        if self.envelope is Walls:                        # uniform in the box for each particle
+            return Walls.pair_density(centers, self.lengths.to(dtype))
+        return self.envelope.pair_density(centers, self.log_scale.detach())
+
+    def extent(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per state and particle slot, the slowest decay (or the widest Gaussian) sets the reach."""
+        centers = self.centers.detach().cpu().numpy()
+        if self.envelope is Walls:
+            half = 0.5 * self.lengths.detach().cpu().numpy()
+            return centers[0] - half, centers[0] + half
+        scales = np.exp(self.log_scale.detach().cpu().numpy())
+        scales = scales.reshape(-1, centers.shape[0] if self.envelope is Exponential else centers.shape[1])
+        reach = self.envelope.reach(centers, scales)
+        return centers.min(0) - reach, centers.max(0) + reach
+
+    def symmetry_error(self, x: torch.Tensor, psi: torch.Tensor) -> float | None:
+        """max |ψ(x) - s ψ(Px)| / max |ψ|: the exchange symmetry as built (rounding only)."""
+        with torch.no_grad():
+            swapped = self(x.flip(1)) * self.config.exchange
+        return float((psi - swapped).abs().max() / psi.abs().max())
+
+
+def exchange_sign(system) -> int:
+    """s of ψ(Px) = s ψ(x): +1 when the two spins can differ (n_down = 1, a singlet's symmetric spatial part), -1 for
+    two parallel spins (a triplet's antisymmetric one)."""
+    return 1 if system.spin_sector[1] else -1
+
+
+def pair_config(system, cfg) -> PairConfig:
+    """Envelopes, cusps and initial length scales of two-particle states.
+
+    Coulomb centres: the inner particle starts at the hydrogen-like decay Z_c/(2κν_1) of its centre, the outer at
+    that of the screened charge Z_out = max(ΣZ - 1, ¼ΣZ) in the shell of the state's outer particle (singlets
+    start with both in the lowest shell; a triplet's outer particle is never there), both made 20 % wider and
+    shared between the centres in proportion to their charges. Traps: the one-particle oscillator ground state.
+    Boxes: the walls' cosine for each particle."""
+    d, kappa, n = system.dimension, system.kinetic, cfg.states
+    pot = system.potential
+    boxes, harmonics, coulombs = find(pot, Box), find(pot, Harmonic), find(pot, Coulomb)
+    envelope = choose_envelope(system, cfg.envelope, ENVELOPE_CHOICES)
+    sign = exchange_sign(system)
+    gamma = cusp_slope(system.interaction, kappa, d, parallel=sign < 0)
+    # the Jastrow factor exp(γr/(1 + r/ℓ)) saturates at exp(γℓ): ℓ = min(1, 1/|γ|) keeps it within [1/e, e] for a
+    # strong interaction, where ℓ = 1 bohr would overflow (or underflow) ψ
+    common = dict(dimension=d, states=n, hidden=cfg.hidden, layers=cfg.layers, activation=cfg.activation,
+                  envelope=envelope, exchange=sign, pair_cusp=gamma,
+                  pair_length=min(1.0, 1.0 / abs(gamma)) if gamma else 1.0)
+    if envelope == Walls.name:
+        lengths = boxes[0].lengths
+        unit = 2.0 / float(np.mean(lengths))
+        return PairConfig(**common, centers=[list(boxes[0].center)], cusps=[], init_scales=[],
+                          feature_scales=[[unit] * 3] * n, lengths=list(lengths))
+    if envelope == Exponential.name:
+        centers = [c for term in coulombs for c in term.centers] or [[0.0] * d]
+        charges = [q for term in coulombs for q in term.charges] or [1.0]
+        total = sum(max(q, 0.0) for q in charges) or 1.0
+        share = [max(q, 0.0) / total for q in charges]
+        cusps = [q / ((d - 1) * kappa) if d > 1 else 0.0 for q in charges]
+        # a Kato slope below MIN_DECAY is dropped: the envelope blends it in over 1/|k| bohr, farther than the samples
+        # reach (and 1/k², for a vanishing charge, overflows)
+        cusps = [k if abs(k) >= MIN_DECAY else 0.0 for k in cusps]
+        outer_charge = max(total - 1.0, 0.25 * total)
+        first = 0 if sign > 0 else 1
+        scales, features = [], []
+        for i in range(n):
+            inner = 0.8 * total / (2 * kappa * hydrogen_nu(0, d))
+            outer = 0.8 * outer_charge / (2 * kappa * hydrogen_nu(i + first, d))
+            if cfg.scale > 0:
+                inner = outer = 1.0 / cfg.scale
+            scales.append([[max(inner * w, MIN_DECAY) for w in share], [max(outer * w, MIN_DECAY) for w in share]])
+            features.append([max(inner, MIN_DECAY), max(outer, MIN_DECAY), max(outer, MIN_DECAY)])
+        return PairConfig(**common, centers=centers, cusps=cusps, init_scales=scales, feature_scales=features)
+    if harmonics:
+        omega = functools.reduce(np.hypot, (np.asarray(h.omega, dtype=float) for h in harmonics))   # no overflow
+        beta = list(omega / math.sqrt(2 * kappa))
+        center = harmonics[0].center
+    else:
+        scale = cfg.scale if cfg.scale > 0 else 1.0
+        beta, center = [1.0 / scale**2] * d, (coulombs[0].centers[0] if coulombs else [0.0] * d)
+    root = float(np.sqrt(np.mean(beta)))
+    return PairConfig(**common, centers=[list(center)], cusps=[], init_scales=[[list(beta)] * 2] * n,
+                      feature_scales=[[root] * 3] * n)
