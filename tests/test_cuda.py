@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import qsolver
-from qsolver.ansatz import build_model, model_config
 from qsolver.compare import compare, default_kinds, gather
-from qsolver.hamiltonian import potential_energy
+from qsolver.hamiltonian import hamiltonian
+from qsolver.networks import build, choose
 from qsolver.io import load_result, save_result
 from qsolver.plots import energy_levels, training_curves, wavefunction_gallery
 from qsolver.potentials import Coulomb, Harmonic
@@ -30,7 +30,7 @@ OSC = qsolver.load_system("harmonic_1d")         # levels n + ½ hartree
 def untrained(system=OSC, states: int = 3) -> Result:
     """A result around freshly initialised networks (no training: these tests concern devices, not accuracy)."""
     cfg = qsolver.SolverConfig(states=states)
-    model = build_model(model_config(system, cfg), generator=torch.Generator().manual_seed(0)).to(torch.float64)
+    model = build(choose(system).configure(system, cfg), generator=torch.Generator().manual_seed(0)).to(torch.float64)
     return Result(system, np.arange(states) + 0.5, np.full(states, 1e-3), model, np.eye(states), asdict(cfg))
 
 
@@ -101,7 +101,7 @@ def test_potential_constants_made_under_inference_mode_serve_later_gradients():
 
 def test_two_particle_potential_energy_reuses_the_constants():
     helium = qsolver.load_system("helium_triplet")
-    energy = potential_energy(helium)
+    energy = hamiltonian(helium).potential
     x = torch.randn(32, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     energy(x)
     cache = dict(helium.potential._tensors)

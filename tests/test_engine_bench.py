@@ -7,8 +7,6 @@ import torch
 
 import qsolver
 from qsolver import bench
-from qsolver.ansatz import proposal_for
-from qsolver.natural import tangents
 from qsolver.scaling import communication_model, time_to
 from qsolver.solver import resolve_config
 from qsolver.training import init_state, make_problem
@@ -29,10 +27,10 @@ def test_communication_model_counts_what_a_step_gathers(name):
     cfg = resolve_config(system, states=3, batch=16)
     problem = make_problem(system, cfg)
     state = init_state(problem)
-    x = proposal_for(state.model, torch.float32).sample(cfg.batch, state.generator)
-    t = tangents(state.model, x, torch.ones(cfg.batch, 1))
+    x = state.model.proposal(torch.float32).sample(cfg.batch, state.generator)
+    t = state.model.tangents(x, torch.ones(cfg.batch, 1))
     built = sum(z.numel() for z in t.inputs) + sum(g.numel() for g in t.signals)
-    built += (t.scales.numel() if t.scales is not None else 0) + 2 * cfg.states * cfg.batch
+    built += sum(block.numel() for block in t.direct.values()) + 2 * cfg.states * cfg.batch
     built += 4 * (cfg.batch + 1)                  # coefficients and trust factors of 3 states padded to 2 per rank
     model = communication_model(system, cfg, world=2)
     assert model["gathered_numbers"] == built

@@ -2,7 +2,7 @@
 import numpy as np
 
 import qsolver
-from qsolver.ansatz import fitted_gaussians, model_config
+from qsolver.networks.one import OneParticleNet, fitted_gaussians
 from qsolver.solver import resolve_config
 
 
@@ -14,15 +14,15 @@ def test_fit_recovers_a_shifted_oscillator_written_as_a_formula():
     center, betas = fitted_gaussians(system, 3)
     np.testing.assert_allclose(center, [1.0, -0.5], atol=1e-2)
     np.testing.assert_allclose(betas, [[1.0, 2.5], [1 / 3, 2.5], [0.2, 2.5]], rtol=1e-2)
-    config = model_config(system, resolve_config(system, states=3))
+    config = OneParticleNet.configure(system, resolve_config(system, states=3))
     assert config.envelope == "gaussian" and np.allclose(config.centers, [center])
 
 
 def test_oscillators_and_explicit_scales_keep_their_closed_form_guess():
     harmonic = qsolver.load_system("harmonic_2d")
-    assert model_config(harmonic, resolve_config(harmonic)).init_scales[0] == [1.0, 1.0]
+    assert OneParticleNet.configure(harmonic, resolve_config(harmonic)).init_scales[0] == [1.0, 1.0]
     formula = qsolver.System("f", 1, {"kind": "expression", "expr": "0.5*(x - 3)**2"})
-    config = model_config(formula, resolve_config(formula, states=2, scale=2.0))     # the user's length wins
+    config = OneParticleNet.configure(formula, resolve_config(formula, states=2, scale=2.0))     # the user's length wins
     assert config.centers == [[0.0]] and config.init_scales == [[0.25], [0.25]]
 
 

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from qsolver.hamiltonian import apply_hamiltonian
+from qsolver.hamiltonian import Hamiltonian, one_body
 from qsolver.laplacian import finite_difference_laplacian, hessian_trace
-from qsolver.model import EigenNet, ModelConfig
+from qsolver.networks.one import OneConfig, OneParticleNet
 from qsolver.potentials import Harmonic
 
 torch.set_default_dtype(torch.float64)
@@ -46,8 +46,13 @@ def model(envelope, d, states=3, centers=None, scales=None, seed=0):
     centers = centers or [[0.1 * (i + 1) for i in range(d)]]
     scales = scales or ([[0.8] * len(centers)] * states if envelope == "exponential" else
                         [[1.5] * d] if envelope == "box" else [[0.6 + 0.2 * i for i in range(d)]] * states)
-    cfg = ModelConfig(d, states, 12, 2, "tanh", envelope, centers, scales)
-    return EigenNet(cfg, generator=torch.Generator().manual_seed(seed))
+    cfg = OneConfig(d, states, 12, 2, "tanh", envelope, centers, scales)
+    return OneParticleNet(cfg, generator=torch.Generator().manual_seed(seed))
+
+
+def on_points(m):
+    """The one-particle network as a function of points (N, d) (it takes configurations (N, 1, d))."""
+    return lambda p: m(p[:, None, :])
 
 
 @pytest.mark.parametrize("activation", ["tanh", "softplus", "silu"])
@@ -57,10 +62,10 @@ def test_forward_laplacian_matches_hessian_trace(envelope, d, activation):
     m = model(envelope, d)
     m.config.activation = activation
     x = points(16, d, scale=0.4)
-    value, grad, lap = m.jet(x)
-    assert torch.allclose(value, m(x), atol=1e-12, rtol=0)
-    assert torch.allclose(lap, hessian_trace(m, x), atol=1e-10, rtol=0)
-    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None])[0]))(x)   # (N, L, d)
+    value, grad, lap = m.jet(x[:, None])
+    assert torch.allclose(value, m(x[:, None]), atol=1e-12, rtol=0)
+    assert torch.allclose(lap, hessian_trace(on_points(m), x), atol=1e-10, rtol=0)
+    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None, None])[0]))(x)   # (N, L, d)
     assert torch.allclose(grad, auto_grad, atol=1e-10, rtol=0)
 
 
@@ -77,7 +82,7 @@ def test_forward_laplacian_of_envelopes_closed_form():
     centers = [[0.0, 0.0, 0.0], [1.0, -0.5, 0.3]]
     m = envelope_only(model("exponential", 3, states=1, centers=centers, scales=[[0.9, 0.4]]))
     x = points(40, 3, scale=2.0)
-    _, _, lap = m.jet(x)
+    _, _, lap = m.jet(x[:, None])
     expected = 0
     for c, a in zip(centers, [0.9, 0.4]):
         r = torch.linalg.vector_norm(x - torch.tensor(c), dim=-1)
@@ -88,12 +93,12 @@ def test_forward_laplacian_of_envelopes_closed_form():
     x = points(40, 2)
     beta = torch.tensor([0.5, 2.0])
     psi = torch.exp(-0.5 * (beta * x**2).sum(-1))
-    _, _, lap = m.jet(x)
+    _, _, lap = m.jet(x[:, None])
     assert torch.allclose(lap[:, 0], ((beta * x) ** 2).sum(-1) * psi - beta.sum() * psi, atol=1e-10, rtol=0)
     # box of sides L: ψ = Π cos(π x_i / L_i), ∇²ψ = -Σ (π/L_i)² ψ
     m = envelope_only(model("box", 2, states=1, centers=[[0.0, 0.0]], scales=[[2.0, 3.0]]))
     x = points(40, 2, scale=0.5)
-    _, _, lap = m.jet(x)
+    _, _, lap = m.jet(x[:, None])
     psi = torch.cos(math.pi * x[:, 0] / 2) * torch.cos(math.pi * x[:, 1] / 3)
     assert torch.allclose(lap[:, 0], -((math.pi / 2) ** 2 + (math.pi / 3) ** 2) * psi, atol=1e-10, rtol=0)
 
@@ -101,32 +106,33 @@ def test_forward_laplacian_of_envelopes_closed_form():
 def test_hamiltonian_methods_agree():
     m = model("gaussian", 2, states=4)
     x = points(32, 2)
-    pot = Harmonic([1.0, 1.3], [0.0, 0.0])
-    psi, h_forward = apply_hamiltonian(m, pot, 0.5, x, "forward")
-    _, h_hessian = apply_hamiltonian(m, pot, 0.5, x, "hessian")
-    _, h_fd = apply_hamiltonian(m, pot, 0.5, x, "fd", fd_step=1e-3)
+    h = Hamiltonian(0.5) + one_body(Harmonic([1.0, 1.3], [0.0, 0.0]))
+    x = x[:, None]
+    psi, h_forward = h.apply(m, x, "forward")
+    _, h_hessian = h.apply(m, x, "hessian")
+    _, h_fd = h.apply(m, x, "fd", fd_step=1e-3)
     assert torch.allclose(h_forward, h_hessian, atol=1e-10, rtol=0)
     assert torch.allclose(h_forward, h_fd, atol=1e-4, rtol=0)
     # H acting on the exact oscillator ground state gives E ψ with E = ½(ω_x + ω_y)
     m = envelope_only(model("gaussian", 2, states=1, centers=[[0.0, 0.0]], scales=[[1.0, 1.3]]))
-    psi, h_psi = apply_hamiltonian(m, pot, 0.5, x, "forward")
+    psi, h_psi = h.apply(m, x, "forward")
     assert torch.allclose(h_psi, 0.5 * (1.0 + 1.3) * psi, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_fourier_feature_network_jet_matches_hessian_trace(d):
     # the ICML network: no envelope, random Fourier features [cos 2πBx, sin 2πBx], softplus MLP
-    cfg = ModelConfig(d, 3, 12, 3, "softplus", "none", [[0.2] * d], [[1.0] * d] * 3, features=32,
+    cfg = OneConfig(d, 3, 12, 3, "softplus", "none", [[0.2] * d], [[1.0] * d] * 3, features=32,
                       feature_scale=0.3)
-    m = EigenNet(cfg, generator=torch.Generator().manual_seed(3))
+    m = OneParticleNet(cfg, generator=torch.Generator().manual_seed(3))
     x = points(16, d, scale=2.0)
-    value, grad, lap = m.jet(x)
-    assert torch.allclose(value, m(x), atol=1e-12, rtol=0)
-    assert torch.allclose(lap, hessian_trace(m, x), atol=1e-10, rtol=0)
-    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None])[0]))(x)
+    value, grad, lap = m.jet(x[:, None])
+    assert torch.allclose(value, m(x[:, None]), atol=1e-12, rtol=0)
+    assert torch.allclose(lap, hessian_trace(on_points(m), x), atol=1e-10, rtol=0)
+    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None, None])[0]))(x)
     assert torch.allclose(grad, auto_grad, atol=1e-10, rtol=0)
 
 
 def test_fourier_features_need_envelope_none():
     with pytest.raises(ValueError):
-        EigenNet(ModelConfig(2, 2, 8, 2, "tanh", "gaussian", [[0.0, 0.0]], [[1.0, 1.0]] * 2, features=16))
+        OneParticleNet(OneConfig(2, 2, 8, 2, "tanh", "gaussian", [[0.0, 0.0]], [[1.0, 1.0]] * 2, features=16))

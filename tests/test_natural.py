@@ -5,10 +5,11 @@ import torch
 
 import qsolver
 from qsolver.errors import InputError
-from qsolver.model import EigenNet, ModelConfig
+from qsolver.networks.one import OneConfig, OneParticleNet
 from torch.func import functional_call, grad, vmap
 
-from qsolver.natural import descent_direction, kernel, pull_back, solve_kernel, tangents
+from qsolver.natural import descent_direction, kernel, pull_back, solve_kernel
+from qsolver.networks.mlp import jacobian_tangents
 from qsolver.nestedlora import nestedlora_loss
 from qsolver.solver import resolve_config
 
@@ -43,11 +44,11 @@ def test_factored_jacobian_matches_autograd(envelope):
     """The kernel J Jᵀ and the pull-back Jᵀ c from the layer factors equal those of the explicit per-sample
     Jacobian; the explicit one is checked row by row against autograd, including that state l depends on its
     own parameter slice only."""
-    cfg = ModelConfig(dimension=2, states=3, hidden=6, layers=2, activation="tanh", envelope=envelope,
+    cfg = OneConfig(dimension=2, states=3, hidden=6, layers=2, activation="tanh", envelope=envelope,
                       centers=[[0.0, 0.0], [1.0, 0.5]] if envelope == "exponential" else [[0.0, 0.0]],
                       init_scales=[[1.0, 0.7]] * 3, features=4 if envelope == "none" else 0)
-    model = EigenNet(cfg, generator=torch.Generator().manual_seed(1)).double()
-    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    model = OneParticleNet(cfg, generator=torch.Generator().manual_seed(1)).double()
+    x = torch.randn(5, 1, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     root_w = torch.rand(5, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 0.5
     jac, names = _explicit_jacobian(model, x, root_w)
     params = list(model.parameters())
@@ -58,12 +59,13 @@ def test_factored_jacobian_matches_autograd(envelope):
             other = torch.cat([torch.cat([g[k].reshape(-1) for g in grads]) for k in range(3) if k != l])
             assert torch.allclose(jac[l, i], row, atol=1e-12)
             assert other.abs().max() == 0
-    t = tangents(model, x, root_w)
-    assert torch.allclose(kernel(t), jac @ jac.transpose(1, 2), rtol=1e-10, atol=1e-12)
     coef = torch.randn(3, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    updates = pull_back(t, coef)
-    flat = torch.cat([updates[name].reshape(3, -1) for name in names], dim=-1)
-    assert torch.allclose(flat, (jac.transpose(1, 2) @ coef[..., None])[..., 0], rtol=1e-10, atol=1e-12)
+    # the network's own layer factors, and the generic torch.func Jacobians any registered kind may use
+    for t in (model.tangents(x, root_w), jacobian_tangents(model, x, root_w)):
+        assert torch.allclose(kernel(t), jac @ jac.transpose(1, 2), rtol=1e-10, atol=1e-12)
+        updates = pull_back(t, coef)
+        flat = torch.cat([updates[name].reshape(3, -1) for name in names], dim=-1)
+        assert torch.allclose(flat, (jac.transpose(1, 2) @ coef[..., None])[..., 0], rtol=1e-10, atol=1e-12)
 
 
 def test_least_squares_step_reproduces_the_direction():
@@ -117,7 +119,7 @@ def test_bad_trust_and_damping_are_refused():
 
 
 def test_default_damping_depends_on_the_network_kind_and_yields_to_the_user():
-    # measured per kind (qsolver.config.DAMPING); an explicit setting always wins
+    # each network kind's measured default (qsolver.networks); an explicit setting always wins
     assert resolve_config(qsolver.load_system("hydrogen_2d")).damping == 1e-4
     assert resolve_config(qsolver.load_system("hydride")).damping == 1e-2
     assert resolve_config(qsolver.load_system("hydride"), damping=1e-3).damping == 1e-3

@@ -8,13 +8,13 @@ import torch
 from torch.func import functional_call, jacrev
 
 import qsolver
-import qsolver.ansatz
 import qsolver.cli
 from qsolver.errors import InputError
-from qsolver.hamiltonian import apply_hamiltonian, potential_energy
+from qsolver.hamiltonian import hamiltonian
 from qsolver.laplacian import hessian_trace
-from qsolver.natural import kernel, pull_back, tangents
-from qsolver.pairnet import PairConfig, PairNet
+from qsolver.natural import kernel, pull_back
+from qsolver.networks import build
+from qsolver.networks.pair import PairConfig, PairNet
 from qsolver.references.trap import trap_levels
 from qsolver.sampling import ExponentialMixture, GaussianMixture, PairMixture
 from qsolver.threshold import continuum_threshold
@@ -106,14 +106,14 @@ def test_laplacian_of_a_closed_form_pair_function():
 
 def _local_energies(net, system, distances):
     """H ψ/ψ of state 0 with electron 1 at distance ε from the nucleus, and with it at ε from electron 2."""
-    energy = potential_energy(system)
+    h = hamiltonian(system)
     base = torch.tensor([[0.0, 0.0, 0.0], [0.9, -0.4, 0.3]], dtype=torch.float64)
     out = []
     for eps in distances:
         near_nucleus, near_pair = base.clone(), base.clone()
         near_nucleus[0] = torch.tensor([eps, 0.0, 0.0])
         near_pair[0] = base[1] + torch.tensor([0.0, eps, 0.0])
-        psi, h_psi = apply_hamiltonian(net, energy, system.kinetic, torch.stack([near_nucleus, near_pair]))
+        psi, h_psi = h.apply(net, torch.stack([near_nucleus, near_pair]))
         out.append((h_psi / psi)[:, 0])
     return torch.stack(out)
 
@@ -123,13 +123,13 @@ def test_cusps_cancel_the_coulomb_singularities():
     # electron, although the potential there grows like 1/ε (here up to 1e8 hartree)
     system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
     cfg = qsolver.solver.resolve_config(system, states=1)
-    config = qsolver.ansatz.model_config(system, cfg)
-    net = qsolver.ansatz.build_model(config, torch.Generator().manual_seed(0)).double()
+    config = PairNet.configure(system, cfg)
+    net = build(config, torch.Generator().manual_seed(0)).double()
     local = _local_energies(net, system, (1e-4, 1e-6, 1e-8))
     assert (local[-1] - local[0]).abs().max() < 1e-2 * (1 + local[0].abs().max())
     # control: without the pair cusp the local energy at r_12 = ε carries the uncancelled 1/ε
     config.pair_cusp = 0.0
-    bare = qsolver.ansatz.build_model(config, torch.Generator().manual_seed(0)).double()
+    bare = build(config, torch.Generator().manual_seed(0)).double()
     local = _local_energies(bare, system, (1e-4, 1e-8))
     assert abs(local[1, 1] - local[0, 1]) > 1e6
 
@@ -139,14 +139,14 @@ def test_triplet_cusp_is_the_quarter_rule():
     singlet = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
     for system, slope in ((singlet, 0.5), (triplet, 0.25)):
         cfg = qsolver.solver.resolve_config(system, states=1)
-        assert qsolver.ansatz.model_config(system, cfg).pair_cusp == pytest.approx(slope)
+        assert PairNet.configure(system, cfg).pair_cusp == pytest.approx(slope)
 
 
 def test_natural_step_kernel_and_pull_back_match_the_explicit_jacobian():
     net = _net("exponential", -1, d=2)
     x = torch.randn(6, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     root_w = torch.rand(6, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) + 0.5
-    t = tangents(net, x, root_w)
+    t = net.tangents(x, root_w)
     params = dict(net.named_parameters())
     jac = jacrev(lambda p: functional_call(net, p, (x,)) * root_w)(params)
     explicit = torch.zeros(3, 6, 6, dtype=torch.float64)
@@ -167,7 +167,7 @@ def test_electron_repulsion_of_two_1s_electrons():
     system = qsolver.System("he", 3, HELIUM, particles=2, spin=0, reference="none")
     proposal = PairMixture(torch.zeros(1, 3, dtype=torch.float64), torch.full((1, 2), 1 / (2 * z), dtype=torch.float64))
     x = proposal.sample(400_000, torch.Generator().manual_seed(8))
-    v = potential_energy(system)(x)
+    v = hamiltonian(system).potential(x)
     nuclear = -z * (1 / x[:, 0].norm(dim=-1) + 1 / x[:, 1].norm(dim=-1))
     pair = v - nuclear
     mean, sem = pair.mean().item(), pair.std().item() / math.sqrt(len(pair))
@@ -302,7 +302,7 @@ def test_interaction_energy_of_a_gaussian_pair_by_quadrature():
     nodes, weights = np.polynomial.hermite.hermgauss(80)          # ∫ e^{-x²} f(x) dx
     x1, x2 = np.meshgrid(nodes, nodes, indexing="ij")
     x = torch.tensor(np.stack([x1.ravel(), x2.ravel()], 1)[:, :, None])
-    energy = potential_energy(system)(x).numpy()
+    energy = hamiltonian(system).potential(x).numpy()
     total = (np.outer(weights, weights).ravel() * energy).sum() / np.pi
     pair, _ = quad(lambda r: np.exp(-r * r / 2) / np.sqrt(2 * np.pi) / np.sqrt(r * r + 1), -np.inf, np.inf,
                    epsabs=1e-13)
