@@ -33,7 +33,7 @@ EVAL_CHUNK = 4096                               # samples per evaluation chunk (
 OBSERVABLE_CHUNK = 20000                        # configurations per chunk of the two-particle observables
 PARAMETER_COPIES = {"natural": 5, "adam": 8, "rmsprop": 8}
 DEFAULTS = SolverConfig()
-HESSIAN_FACTOR = 120.0      # Hessian-trace Laplacian: peak RSS / (L² n D W doubles), measured at L = 4, W = 48, d = 3
+HESSIAN_FACTOR = 120.0      # Hessian-trace Laplacian: peak RSS / (L² n D W doubles), fitted (results/bench/README.md)
 
 
 def estimate(problem: Problem) -> dict[str, float]:
@@ -52,7 +52,7 @@ def estimate(problem: Problem) -> dict[str, float]:
     def laplacian(n: int, size: int) -> float:
         """The Laplacian pass over n sample passes: forward jets; finite differences' 1 + 2D forward passes, each
         keeping every layer's input and output; or the torch.func Hessian, whose per-sample Jacobians of all L
-        outputs by D inputs hold about HESSIAN_FACTOR·L·D·W numbers per sample and state (measured)."""
+        outputs by D inputs hold about HESSIAN_FACTOR·L·D·W numbers per sample and state (fitted)."""
         if cfg.laplacian == "fd":
             return ((2 * cfg.layers + 1.0) * width + inputs) * states * (1 + 2 * coords) * n * size
         if cfg.laplacian == "hessian":

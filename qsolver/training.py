@@ -49,8 +49,8 @@ class Diverged(RuntimeError):
 
 
 def dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
-    """(training, evaluation) dtypes. "auto" trains in float32 (batched matmuls measured 2.8× faster than
-    float64 on the 2-core CPU) and evaluates Rayleigh–Ritz and the saved wavefunctions in float64."""
+    """(training, evaluation) dtypes. "auto" trains in float32 (faster batched matmuls; measured in
+    results/bench/README.md) and evaluates Rayleigh–Ritz and the saved wavefunctions in float64."""
     if cfg.dtype == "float64":
         return torch.float64, torch.float64
     if cfg.dtype == "float32":
@@ -228,71 +228,108 @@ def schedule(fraction: float, final: float) -> float:
     return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
 
 
-def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
-    """Advance ``state`` by one step at ``fraction`` of the schedule; returns the batch's S and H (float64)."""
-    cfg, comm, model = problem.cfg, problem.comm, state.model
-    state.step += 1
-    decay = schedule(fraction, cfg.lr_final)
-    for group in state.optimizer.param_groups:
-        group["lr"] = cfg.lr * decay * state.trust_factor
-    fixed_scale = cfg.proposal_scale if cfg.proposal == "gaussian" else None
-    proposal = model.proposal(problem.train_dtype, fixed_scale)
+@dataclass
+class Batch:
+    """One step's samples x ~ p with 1/√p, f = ψ/√p and Hψ/√p on them, and the whole batch's S and H (float64)."""
+
+    x: torch.Tensor
+    root_w: torch.Tensor
+    f: torch.Tensor
+    hf: torch.Tensor
+    overlap: torch.Tensor        # ⟨ψ_l,ψ_m⟩ in the training dtype (the descent direction's Gram matrix)
+    s: torch.Tensor
+    h: torch.Tensor
+
+
+def draw_batch(state: TrainingState, problem: Problem, proposal) -> Batch:
+    """Samples of this rank's part of the batch, the networks and H on them, and the batch means over all ranks."""
+    cfg, comm = problem.cfg, problem.comm
     x = draw(proposal, problem.local_batch, state.generator, comm)
     root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]         # 1/√p
-    psi_d, h_psi = problem.hamiltonian.apply(model, x, cfg.laplacian, cfg.fd_step)
-    f_d, hf = psi_d * root_w, h_psi * root_w
-    overlap = comm.sum(f_d.T @ f_d) / cfg.batch                        # the whole batch's ⟨ψ_l,ψ_m⟩
-    s_b, h_b = overlap.double(), (comm.sum(f_d.T @ hf) / cfg.batch).double()
-    state.s_ema = s_b if state.s_ema is None else 0.9 * state.s_ema + 0.1 * s_b
-    state.h_ema = h_b if state.h_ema is None else 0.9 * state.h_ema + 0.1 * h_b
-    if state.shift is None or state.step % LOG_EVERY == 0:
-        s_now, h_now = state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()
-        if np.isfinite(s_now).all() and np.isfinite(h_now).all():
-            if state.shift is not None:
-                ratios = norm_ratios(s_now, h_now, state.shift, state.operator_scale)
-                state.margin_boost = margin_boost(state.margin_boost, ratios, state.norm_ratios)
-                state.norm_ratios = ratios
-            state.ritz = rayleigh_ritz(s_now, h_now).energies
-            state.shift, state.operator_scale = operator_shift(state.ritz, problem.v_inf, cfg.shift,
-                                                      cfg.shift_margin * state.margin_boost)
-            if cfg.operator_scale is not None:
-                state.operator_scale = cfg.operator_scale
-        else:                               # a diverged step: the check after this step rewinds it
-            state.ritz = np.full(len(s_now), np.nan)
-    if state.shift is None:                 # no finite estimate yet (overflowing samples): nothing to step along
-        state.skipped += 1
-        return {"s": s_b, "h": h_b}
-    shift, scale = state.shift, state.operator_scale
-    gram = None
+    psi, h_psi = problem.hamiltonian.apply(state.model, x, cfg.laplacian, cfg.fd_step)
+    f, hf = psi * root_w, h_psi * root_w
+    overlap = comm.sum(f.T @ f) / cfg.batch
+    return Batch(x, root_w, f, hf, overlap, overlap.double(), (comm.sum(f.T @ hf) / cfg.batch).double())
+
+
+def rechoose_shift(state: TrainingState, problem: Problem) -> None:
+    """(c, s) of T = s (c - H) from the Ritz values of the running averages (:func:`operator_shift`), with the
+    shift margin's boost updated from the states' norm ratios; Ritz values NaN when the averages are not finite
+    (the divergence check after this step rewinds it)."""
+    cfg = problem.cfg
+    s_now, h_now = state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()
+    if not (np.isfinite(s_now).all() and np.isfinite(h_now).all()):
+        state.ritz = np.full(len(s_now), np.nan)
+        return
+    if state.shift is not None:
+        ratios = norm_ratios(s_now, h_now, state.shift, state.operator_scale)
+        state.margin_boost = margin_boost(state.margin_boost, ratios, state.norm_ratios)
+        state.norm_ratios = ratios
+    state.ritz = rayleigh_ritz(s_now, h_now).energies
+    state.shift, state.operator_scale = operator_shift(state.ritz, problem.v_inf, cfg.shift,
+                                                       cfg.shift_margin * state.margin_boost)
+    if cfg.operator_scale is not None:
+        state.operator_scale = cfg.operator_scale
+
+
+def gram_matrix(state: TrainingState, problem: Problem, proposal, batch: Batch) -> torch.Tensor | None:
+    """⟨ψ_k,ψ_m⟩ for the descent direction: from ``gram_batch`` independent samples, the whole batch's when the
+    batch is split over ranks, else None (the direction takes it from its own samples)."""
+    cfg, comm = problem.cfg, problem.comm
     if cfg.gram_batch:
         with torch.no_grad():
             xg = draw(proposal, cfg.gram_batch // comm.world, state.generator, comm)
-            fg = model(xg) * torch.exp(-0.5 * proposal.log_prob(xg))[:, None]
-            gram = comm.sum(fg.T @ fg) / cfg.gram_batch
-    elif comm.world > 1:                    # the descent direction needs the whole batch's ⟨ψ_k,ψ_m⟩
-        gram = overlap
+            fg = state.model(xg) * torch.exp(-0.5 * proposal.log_prob(xg))[:, None]
+            return comm.sum(fg.T @ fg) / cfg.gram_batch
+    return batch.overlap if comm.world > 1 else None
+
+
+def move(state: TrainingState, problem: Problem, batch: Batch, gram: torch.Tensor | None, decay: float) -> None:
+    """Move the networks along NestedLoRA's direction for T = s (c - H): a natural-gradient step (every rank the
+    same), or a first-order step of the optimiser on the NestedLoRA loss; a non-finite direction counts as skipped."""
+    cfg, comm, model = problem.cfg, problem.comm, state.model
+    t_f = state.operator_scale * (state.shift * batch.f - batch.hf)
     if cfg.optimizer == "natural":
-        direction = descent_direction(f_d, scale * (shift * f_d - hf), cfg.nesting, gram)
+        direction = descent_direction(batch.f, t_f, cfg.nesting, gram)
         finite = bool(torch.isfinite(direction).all())
         if comm.world > 1:                  # every rank must take the same step
             finite = comm.max(float(not finite)) == 0.0
         if finite:
-            natural_step(model, x, root_w, direction, f_d, decay, cfg.trust * decay * state.trust_factor,
-                         cfg.damping, comm)
+            natural_step(model, batch.x, batch.root_w, direction, batch.f, decay,
+                         cfg.trust * decay * state.trust_factor, cfg.damping, comm)
         else:
             state.skipped += 1
+        return
+    loss = nestedlora_loss(model(batch.x) * batch.root_w, t_f, cfg.nesting, gram=gram)
+    state.optimizer.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+        state.optimizer.step()
     else:
-        loss = nestedlora_loss(model(x) * root_w, scale * (shift * f_d - hf), cfg.nesting, gram=gram)
-        state.optimizer.zero_grad(set_to_none=True)
-        if torch.isfinite(loss):
-            loss.backward()
-            state.optimizer.step()
-        else:
-            state.skipped += 1
+        state.skipped += 1
+
+
+def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
+    """Advance ``state`` by one step at ``fraction`` of the schedule; returns the batch's S and H (float64)."""
+    cfg = problem.cfg
+    state.step += 1
+    decay = schedule(fraction, cfg.lr_final)
+    for group in state.optimizer.param_groups:
+        group["lr"] = cfg.lr * decay * state.trust_factor
+    proposal = state.model.proposal(problem.train_dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
+    batch = draw_batch(state, problem, proposal)
+    state.s_ema = batch.s if state.s_ema is None else 0.9 * state.s_ema + 0.1 * batch.s
+    state.h_ema = batch.h if state.h_ema is None else 0.9 * state.h_ema + 0.1 * batch.h
+    if state.shift is None or state.step % LOG_EVERY == 0:
+        rechoose_shift(state, problem)
+    if state.shift is None:                 # no finite estimate yet (overflowing samples): nothing to step along
+        state.skipped += 1
+        return {"s": batch.s, "h": batch.h}
+    move(state, problem, batch, gram_matrix(state, problem, proposal, batch), decay)
     with torch.no_grad():
-        for avg, p in zip(state.averaged, model.parameters()):
+        for avg, p in zip(state.averaged, state.model.parameters()):
             avg.lerp_(p, 1.0 - cfg.ema)
-    return {"s": s_b, "h": h_b}
+    return {"s": batch.s, "h": batch.h}
 
 
 def _log(state: TrainingState, batch: dict) -> float:
