@@ -77,8 +77,8 @@ class ClosedForm(torch.nn.Module):
         super().__init__()
         self.family = family
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.family(x.numpy()))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:       # configurations (N, 1, d) of one particle
+        return torch.from_numpy(self.family(x[:, 0].numpy()))
 
 
 OSC2 = qsolver.load_system("harmonic_2d")     # levels 1 (×1), 2 (×2), 3 (×3) hartree
