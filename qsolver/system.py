@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import SOLVER_KEYS
+from .config import MAX_INT, check_settings
 from .errors import InputError
 from .fields import brief, finite_number, integer, number, vector
 from .interactions import Interaction, parse_interaction
@@ -34,10 +34,8 @@ MAX_PARTICLES = 2
 # size; it is far beyond what Monte Carlo training of these networks resolves
 MAX_DIMENSION = 100
 MAX_SUM_DEPTH = 16       # nested "sum" potentials: parsing and evaluating recurse once per level
-MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts); TOML integers are 64-bit too
-# trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
-# up front (100 000 levels of 3D hydrogen take half a minute)
-MAX_STATES = 1000
+# io.py reads a stored result's settings through these names (MAX_INT included) until it imports config's own
+check_solver_table = check_settings
 
 
 @dataclass
@@ -107,7 +105,7 @@ class System:
             self.potential = CallablePotential(self.potential)
         elif not hasattr(self.potential, "to_dict"):
             raise InputError("must be a table, a qsolver potential or a callable", source=src, field="potential")
-        self.solver = check_solver_table(self.solver, src)
+        self.solver = check_settings(self.solver, src)
         if isinstance(self.reference, dict):
             table = dict(self.reference)
             self.reference = table.pop("kind", "none")
@@ -134,35 +132,6 @@ class System:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
-
-
-def check_solver_table(table: Any, source: str | None, prefix: str = "solver") -> dict:
-    """A [solver] table (or command-line settings, or a result's stored ``prefix`` settings) with known keys and
-    values of the right types and signs."""
-    if not isinstance(table, dict):
-        raise InputError("must be a table", source=source, field=prefix)
-    for key, value in table.items():
-        if key not in SOLVER_KEYS:
-            raise InputError(f"unknown setting (known: {', '.join(SOLVER_KEYS)})", source=source,
-                             field=f"{prefix}.{key}")
-        kind = SOLVER_KEYS[key]
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        # "float | None" settings are None in SolverConfig (and in stored results) for their adaptive rule
-        ok = {"int": is_int, "float": finite_number(value), "str": isinstance(value, str),
-              "float | None": value is None or finite_number(value)}[kind]
-        if not ok:
-            what = "a finite number" if kind.startswith("float") else f"of type {kind}"
-            raise InputError(f"must be {what}, got {brief(value)}", source=source, field=f"{prefix}.{key}")
-        if is_int and not -MAX_INT < value < MAX_INT:
-            raise InputError(f"out of range, got {brief(value)}", source=source, field=f"{prefix}.{key}")
-        if key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks") and value < 1:
-            raise InputError(f"must be positive, got {value}", source=source, field=f"{prefix}.{key}")
-        if key in ("states", "extra_states") and value > MAX_STATES:
-            raise InputError(f"must be at most {MAX_STATES}, got {value}", source=source, field=f"{prefix}.{key}")
-        # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths)
-        if key in ("extra_states", "gram_batch", "features", "threads", "seed") and value < 0:
-            raise InputError(f"must be non-negative, got {value}", source=source, field=f"{prefix}.{key}")
-    return dict(table)
 
 
 def parse_potential(table: Any, dimension: int, source: str | None = None, prefix: str = "potential",
