@@ -266,16 +266,36 @@ def cmd_systems(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import json
+    import torch
+
+    from .system import load_system
+
+    _check_bench_flags(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if args.what == "laplacian":
+        return _bench_laplacian(args, out)
+    if not args.system:
+        raise InputError(f"'qsolver bench {args.what}' needs a SYSTEM", field="SYSTEM")
+    system = load_system(args.system)
+    device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    if args.what == "accuracy":
+        return _bench_accuracy(args, system, device, out)
+    run = {"steps": _bench_steps, "scaling": _bench_scaling, "seeds": _bench_seeds}[args.what]
+    summary, text, stem = run(args, system, device, out)
+    _write_bench(summary, text, stem)
+    return 0
+
+
+def _check_bench_flags(args) -> None:
+    """Every flag every benchmark reads, before it runs: they reach torch only after minutes of work, if at all."""
     import math
 
     import torch
 
-    from . import bench
-    from .files import atomic_write
     from .system import MAX_DIMENSION
 
-    # every flag is checked before the benchmark runs: they reach torch only after minutes of work, if at all
     _check_flags(threads=args.threads, states=args.states, steps=args.steps, seed=args.seed, device=args.device)
     for flag, value in (("--batch", args.batch), ("--budget", args.budget)):
         if not 0 < value < math.inf:
@@ -286,62 +306,83 @@ def cmd_bench(args) -> int:
         raise InputError(f"dimensions must be between 1 and {MAX_DIMENSION}, got {args.dims}", field="--dims")
     if args.device is not None and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("CUDA is not available on this machine", field="--device")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if args.what == "laplacian":
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device)
-        table = bench.laplacian_table(rows)
-        print(table)
-        tag = "cuda" if device.startswith("cuda") else "cpu"
-        atomic_write(out / f"laplacian_{tag}.json", lambda p: p.write_text(json.dumps(rows, indent=1)))
-        atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
-        print(f"written to {out}")
-        return 0
-    from .system import load_system
 
-    if not args.system:
-        raise InputError(f"'qsolver bench {args.what}' needs a SYSTEM", field="SYSTEM")
-    system = load_system(args.system)
-    device = args.device or ("cuda" if torch.cuda.is_available() else None)
-    if args.what == "steps":
-        summary = bench.step_costs(system, tuple(args.counts), device=device)
-        text = bench.step_costs_markdown(summary)
-        stem = out / f"steps_{system.name}_{summary['device'].split(':')[0]}"
-    elif args.what == "scaling":
-        from . import scaling
 
-        configs = []
-        for item in args.configs:
-            ranks, _, threads = item.partition("x")
-            if not (ranks.isdigit() and threads.isdigit() and int(ranks) > 0 and int(threads) > 0):
-                raise InputError(f"'{item}' is not RANKSxTHREADS (e.g. 2x1)", field="--configs")
-            configs.append((int(ranks), int(threads)))
-        summary = scaling.scaling_bench(args.system, configs, steps=args.steps, device=device or "cpu")
-        text = scaling.scaling_markdown(summary)
-        stem = out / f"scaling_{system.name}_{summary['device']}"
-    elif args.what == "seeds":
-        from . import seeds
+def _bench_laplacian(args, out: Path) -> int:
+    """Cost of the Laplacian methods per dimension: printed, and written as laplacian_DEVICE.json and .md."""
+    import json
 
-        if not 1 <= args.seeds <= 1000:
-            raise InputError(f"must be between 1 and 1000, got {args.seeds}", field="--seeds")
-        if args.jobs < 1:
-            raise InputError(f"must be positive, got {args.jobs}", field="--jobs")
-        settings = {**_settings(args.set), **{k: v for k, v in {"states": args.states, "steps": args.steps}.items()
-                                              if v is not None}}          # a dedicated flag wins over --set
-        first = args.seed or 0
-        summary = seeds.seeds_bench(args.system, list(range(first, first + args.seeds)), jobs=args.jobs,
-                                    **settings)
-        text = seeds.seeds_markdown(summary)
-        tag = "".join(f"_{k}{v}" for k, v in settings.items())
-        stem = out / f"seeds_{system.name}{tag}"
-    if args.what in ("steps", "scaling", "seeds"):
-        print(text)
-        atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(summary, indent=1)))
-        atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(text))
-        print(f"written {stem}.json, {stem}.md")
-        return 0
+    import torch
+
+    from . import bench
+    from .files import atomic_write
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device)
+    table = bench.laplacian_table(rows)
+    print(table)
+    tag = "cuda" if device.startswith("cuda") else "cpu"
+    atomic_write(out / f"laplacian_{tag}.json", lambda p: p.write_text(json.dumps(rows, indent=1)))
+    atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
+    print(f"written to {out}")
+    return 0
+
+
+def _bench_steps(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """Cost of a training step against the number of states: summary, table and file stem."""
+    from . import bench
+
+    summary = bench.step_costs(system, tuple(args.counts), device=device)
+    return summary, bench.step_costs_markdown(summary), out / f"steps_{system.name}_{summary['device'].split(':')[0]}"
+
+
+def _bench_scaling(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """Data-parallel ranks × threads (--configs RANKSxTHREADS): summary, table and file stem."""
+    from . import scaling
+
+    configs = []
+    for item in args.configs:
+        ranks, _, threads = item.partition("x")
+        if not (ranks.isdigit() and threads.isdigit() and int(ranks) > 0 and int(threads) > 0):
+            raise InputError(f"'{item}' is not RANKSxTHREADS (e.g. 2x1)", field="--configs")
+        configs.append((int(ranks), int(threads)))
+    summary = scaling.scaling_bench(args.system, configs, steps=args.steps, device=device or "cpu")
+    return summary, scaling.scaling_markdown(summary), out / f"scaling_{system.name}_{summary['device']}"
+
+
+def _bench_seeds(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """Errors and flagged runs over --seeds seeds from --seed on: summary, table and file stem (named after the
+    settings)."""
+    from . import seeds
+
+    if not 1 <= args.seeds <= 1000:
+        raise InputError(f"must be between 1 and 1000, got {args.seeds}", field="--seeds")
+    if args.jobs < 1:
+        raise InputError(f"must be positive, got {args.jobs}", field="--jobs")
+    settings = {**_settings(args.set), **{k: v for k, v in {"states": args.states, "steps": args.steps}.items()
+                                          if v is not None}}          # a dedicated flag wins over --set
+    first = args.seed or 0
+    summary = seeds.seeds_bench(args.system, list(range(first, first + args.seeds)), jobs=args.jobs, **settings)
+    tag = "".join(f"_{k}{v}" for k, v in settings.items())
+    return summary, seeds.seeds_markdown(summary), out / f"seeds_{system.name}{tag}"
+
+
+def _write_bench(summary: dict, text: str, stem: Path) -> None:
+    """Print a benchmark's table and write it beside its summary (STEM.md, STEM.json)."""
+    import json
+
+    from .files import atomic_write
+
+    print(text)
+    atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(summary, indent=1)))
+    atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(text))
+    print(f"written {stem}.json, {stem}.md")
+
+
+def _bench_accuracy(args, system, device: str | None, out: Path) -> int:
+    """Accuracy against training time for each preset: JSON, Markdown and PNG files."""
+    from . import bench
+
     summary = bench.accuracy_bench(system, args.budget, tuple(args.presets), seed=args.seed or 0, device=device,
                                    progress=not args.quiet, **{"states": args.states, "steps": args.steps,
                                                                **_settings(args.set)})
