@@ -79,7 +79,8 @@ DAMPING = {1: 1e-4, 2: 1e-2}
 # The ICML 2024 configuration for 2D hydrogen (H = -∇² - 1/r, T = 100·(-H)): one 3×128 softplus MLP per
 # state over 1024 random Fourier features of scale 0.1, Gaussian proposal σ = 16 bohr, finite-difference
 # Laplacian of step 0.01 in float32, RMSprop 1e-4 with cosine decay to 0, weight EMA 0.995. Its final
-# Rayleigh–Ritz uses 20000 samples: exact Laplacians of its 2.6M-parameter networks cost ~2 ms per sample on a CPU.
+# Rayleigh–Ritz uses 20000 samples: exact Laplacians of its 2.6M-parameter networks are costly per sample (timed in
+# results/bench/README.md, "Constants chosen by hand timings").
 PRESETS: dict[str, dict] = {
     "default": {},
     "paper": dict(hidden=128, layers=3, activation="softplus", envelope="none", features=1024, feature_scale=0.1,
