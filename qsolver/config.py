@@ -49,26 +49,6 @@ class SolverConfig:
 
 
 SOLVER_KEYS = {f.name: f.type for f in fields(SolverConfig)}
-# The allowed values of each setting that names a method or kind; the code that implements them (laplacian.py's
-# activations, the command line's --dtype) reads them from here so that the lists cannot drift apart.
-CHOICES: dict[str, tuple[str, ...]] = {
-    "nesting": ("sequential", "joint"),
-    "laplacian": ("forward", "hessian", "fd"),
-    "dtype": ("auto", "float32", "float64"),
-    "envelope": ("auto", "exponential", "gaussian", "box", "none"),
-    "optimizer": ("adam", "rmsprop", "natural"),
-    "proposal": ("auto", "gaussian"),
-    "activation": ("tanh", "softplus", "silu"),
-}
-MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts); TOML integers are 64-bit too
-# trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
-# up front, at a cost that grows with their count
-MAX_STATES = 1000
-POSITIVE = ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks", "shift_margin", "trust",
-            "proposal_scale")
-# counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
-# and a damping
-NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping")
 
 # Default damping per number of particles, chosen by measurement on the shipped systems (results/bench/README.md,
 # "Trustworthy without tuning"). Pair networks keep 1e-2: with less, their envelope decays, nearly redundant with the
@@ -90,6 +70,27 @@ PRESETS: dict[str, dict] = {
     # The package's networks trained by Adam on the NestedLoRA loss (the default before the natural step).
     "adam": dict(optimizer="adam", batch=512, lr=1e-2),
 }
+
+# The allowed values of each setting that names a method or kind; the code that implements them (laplacian.py's
+# activations, the command line's --dtype) reads them from here so that the lists cannot drift apart.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "nesting": ("sequential", "joint"),
+    "laplacian": ("forward", "hessian", "fd"),
+    "dtype": ("auto", "float32", "float64"),
+    "envelope": ("auto", "exponential", "gaussian", "box", "none"),
+    "optimizer": ("adam", "rmsprop", "natural"),
+    "proposal": ("auto", "gaussian"),
+    "activation": ("tanh", "softplus", "silu"),
+}
+MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts); TOML integers are 64-bit too
+# trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
+# up front, at a cost that grows with their count
+MAX_STATES = 1000
+POSITIVE = ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks", "shift_margin", "trust",
+            "proposal_scale")
+# counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
+# and a damping
+NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping")
 
 
 def check_settings(settings: Mapping[str, Any] | SolverConfig, source: str | None,
