@@ -14,17 +14,19 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .config import PRESETS
+from .config import PRESETS, SolverConfig
 from .errors import InputError
 from .hamiltonian import Hamiltonian
 from .files import atomic_write
 from .networks import build, choose
 from .potentials import asymptote
 from .references import exact_or_own
+from .result import Result
 from .estimation import evaluate
 from .solver import resolve_config, solve
 from .training import init_state, make_problem, train_step
@@ -154,11 +156,7 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
     shift and scale. ``overrides`` (e.g. ``states``, ``steps``) replace settings of every preset.
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for name in presets:
-        if name not in PRESETS:
-            raise InputError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})", field="--presets")
-    if budget <= 0:
-        raise InputError(f"must be positive, got {budget}", field="--budget")
+    _check_accuracy_arguments(presets, budget)
     base = resolve_config(system, seed=seed, device=device, **overrides)
     ref = exact_or_own(system, base.states)
     levels = np.asarray(ref.energies[: base.states])
@@ -168,55 +166,99 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
     evaluations = list(budget * np.geomspace(0.02, 1.0, n_evaluations)[:-1])
     curves = []
     for name in presets:
-        settings = {**PRESETS[name], **overrides}
-        if name != "default" and "steps" not in overrides:
-            settings.setdefault("steps", 500_000)
-        if settings.get("shift") == 0.0 and v_inf != 0.0:
-            # T = s·(0 - H) needs all wanted levels below 0 (Coulomb systems); elsewhere the adaptive shift
-            settings.update(shift=None, operator_scale=None)
+        settings = _preset_settings(name, overrides, v_inf)
         curve = Curve(name)
         cfg = replace(resolve_config(system, seed=seed, device=device, **settings), budget=budget)
-        check_cfg = replace(cfg, eval_samples=evaluation_samples, eval_blocks=10)
         gen = torch.Generator(device=torch.device(cfg.device)).manual_seed(seed + 7919)
-
-        def record(model, step, seconds, _curve=curve, _cfg=check_cfg, _gen=gen):
-            est = evaluate(model.to(torch.float64), system, _cfg, _gen, torch.float64)
-            rel, per_group, bound = _errors(est["energies"][: len(levels)], levels, groups, v_inf)
-            _curve.seconds.append(float(seconds))
-            _curve.steps.append(int(step))
-            _curve.mean_rel_error.append(float(np.mean(rel)))
-            _curve.group_rel_error.append(per_group)
-            _curve.bound.append(bound)
-            _curve.max_abs_error.append(float(np.max(np.abs(est["energies"][: len(levels)] - levels))))
-            log(f"  [{_curve.preset}] {seconds:7.1f} s  step {step:6d}  mean rel. error {np.mean(rel):.3e}  "
-                f"max abs. error {_curve.max_abs_error[-1]:.2e}  bound {bound}/{len(rel)}")
-
+        record = _recorder(curve, system, replace(cfg, eval_samples=evaluation_samples, eval_blocks=10), gen,
+                           levels, groups, v_inf, log)
         log(f"{system.name}: preset '{name}', budget {budget:.0f} s")
         chosen = {k: v for k, v in asdict(cfg).items() if k in settings or k in ("budget", "seed")}
         result = solve(system, chosen.pop("states", None), progress=progress, evaluate_at=evaluations,
                        on_evaluate=record, **chosen, **({"device": device} if device else {}))
-        rel, per_group, bound = _errors(result.energies, levels, groups, v_inf)
-        z = np.abs(result.energies - levels) / result.errors
-        stat = np.asarray(result.diagnostics["stat_errors"])
-        curve.final = {"energies": result.energies.tolist(), "errors": result.errors.tolist(),
-                       "stat_errors": stat.tolist(), "rel_errors": rel.tolist(), "group_rel_errors": per_group,
-                       "mean_rel_error": float(np.mean(rel)), "bound": bound, "states": len(rel),
-                       "abs_errors": np.abs(result.energies - levels).tolist(),
-                       "within_3_errors": int(np.sum(z <= 3)), "within_3_stat_errors":
-                           int(np.sum(np.abs(result.energies - levels) <= 3 * stat)),
-                       "train_seconds": result.diagnostics["train_seconds"],
-                       "eval_seconds": result.diagnostics["eval_seconds"],
-                       "steps": result.diagnostics["steps_done"], "threads": result.diagnostics["threads"],
-                       "config": result.config}
+        curve.final = _final_errors(result, levels, groups, v_inf)
         curves.append(curve)
-        log(f"  [{name}] final: mean rel. error {np.mean(rel):.3e}, per group "
-            + " ".join(f"{g:.1e}" for g in per_group) + f", bound {bound}/{len(rel)}, "
-            f"|E - E_ref| <= 3 error bars for {curve.final['within_3_errors']}/{len(rel)}, "
-            f"{curve.final['steps']} steps in {curve.final['train_seconds']:.0f} s")
+        _log_final(curve, log)
+    summary = _accuracy_summary(system, budget, base.states, str(base.device), overrides, ref.method, levels, groups,
+                                curves)
+    _log_times(summary, curves, log)
+    return summary
+
+
+def _check_accuracy_arguments(presets, budget: float) -> None:
+    """Known presets and a positive budget, before minutes of training."""
+    for name in presets:
+        if name not in PRESETS:
+            raise InputError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})", field="--presets")
+    if budget <= 0:
+        raise InputError(f"must be positive, got {budget}", field="--budget")
+
+
+def _preset_settings(name: str, overrides: dict, v_inf: float | None) -> dict:
+    """The settings a preset trains with: its own, then ``overrides``; presets other than the default run until
+    the budget ends rather than for a step count."""
+    settings = {**PRESETS[name], **overrides}
+    if name != "default" and "steps" not in overrides:
+        settings.setdefault("steps", 500_000)
+    if settings.get("shift") == 0.0 and v_inf != 0.0:
+        # T = s·(0 - H) needs all wanted levels below 0 (Coulomb systems); elsewhere the adaptive shift
+        settings.update(shift=None, operator_scale=None)
+    return settings
+
+
+def _recorder(curve: Curve, system: System, cfg: SolverConfig, generator: torch.Generator, levels: np.ndarray,
+              groups: np.ndarray, v_inf: float | None, log) -> Callable:
+    """The ``on_evaluate`` callback of one preset: Rayleigh–Ritz of the averaged weights (float64, ``cfg``'s
+    samples), whose errors it appends to ``curve`` and logs."""
+    def record(model, step, seconds):
+        est = evaluate(model.to(torch.float64), system, cfg, generator, torch.float64)
+        rel, per_group, bound = _errors(est["energies"][: len(levels)], levels, groups, v_inf)
+        curve.seconds.append(float(seconds))
+        curve.steps.append(int(step))
+        curve.mean_rel_error.append(float(np.mean(rel)))
+        curve.group_rel_error.append(per_group)
+        curve.bound.append(bound)
+        curve.max_abs_error.append(float(np.max(np.abs(est["energies"][: len(levels)] - levels))))
+        log(f"  [{curve.preset}] {seconds:7.1f} s  step {step:6d}  mean rel. error {np.mean(rel):.3e}  "
+            f"max abs. error {curve.max_abs_error[-1]:.2e}  bound {bound}/{len(rel)}")
+
+    return record
+
+
+def _final_errors(result: Result, levels: np.ndarray, groups: np.ndarray, v_inf: float | None) -> dict:
+    """A preset's final result against the levels: energies, errors, coverage of the error bars, its run."""
+    rel, per_group, bound = _errors(result.energies, levels, groups, v_inf)
+    z = np.abs(result.energies - levels) / result.errors
+    stat = np.asarray(result.diagnostics["stat_errors"])
+    return {"energies": result.energies.tolist(), "errors": result.errors.tolist(),
+            "stat_errors": stat.tolist(), "rel_errors": rel.tolist(), "group_rel_errors": per_group,
+            "mean_rel_error": float(np.mean(rel)), "bound": bound, "states": len(rel),
+            "abs_errors": np.abs(result.energies - levels).tolist(),
+            "within_3_errors": int(np.sum(z <= 3)), "within_3_stat_errors":
+                int(np.sum(np.abs(result.energies - levels) <= 3 * stat)),
+            "train_seconds": result.diagnostics["train_seconds"],
+            "eval_seconds": result.diagnostics["eval_seconds"],
+            "steps": result.diagnostics["steps_done"], "threads": result.diagnostics["threads"],
+            "config": result.config}
+
+
+def _log_final(curve: Curve, log) -> None:
+    """One line on a preset's final errors."""
+    final = curve.final
+    log(f"  [{curve.preset}] final: mean rel. error {final['mean_rel_error']:.3e}, per group "
+        + " ".join(f"{g:.1e}" for g in final["group_rel_errors"]) + f", bound {final['bound']}/{final['states']}, "
+        f"|E - E_ref| <= 3 error bars for {final['within_3_errors']}/{final['states']}, "
+        f"{final['steps']} steps in {final['train_seconds']:.0f} s")
+
+
+def _accuracy_summary(system: System, budget: float, states: int, device: str, overrides: dict, reference: str,
+                      levels: np.ndarray, groups: np.ndarray, curves: list[Curve]) -> dict:
+    """Everything the benchmark's JSON holds: the run, the levels, each preset's curve and the times to reach the
+    targets; with several presets the ratio of the second's time to the first's."""
     times = {c.preset: c.time_to(TARGET) for c in curves}
-    summary = {"system": system.name, "budget": budget, "states": base.states, "overrides": overrides,
-               "target": TARGET, "reference": ref.method,
-               "levels": levels.tolist(), "groups": groups.tolist(), "device": str(base.device),
+    summary = {"system": system.name, "budget": budget, "states": states, "overrides": overrides,
+               "target": TARGET, "reference": reference,
+               "levels": levels.tolist(), "groups": groups.tolist(), "device": device,
                "torch": torch.__version__, "time_to_target": times, "abs_target": ABS_TARGET,
                "time_to_abs_target": {c.preset: c.time_to(ABS_TARGET, "max_abs_error") for c in curves},
                "curves": [asdict(c) for c in curves]}
@@ -224,15 +266,25 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
         first, other = times[curves[0].preset], times[curves[1].preset]
         if first is not None and other is not None:
             summary["ratio"] = other / first
-            log(f"time to mean rel. error {TARGET:g}: {curves[1].preset} / {curves[0].preset} = "
-                f"{other:.0f} s / {first:.0f} s = {other / first:.1f}")
-        else:
-            def reached(c: Curve) -> str:
-                t = times[c.preset]
-                return f"not reached (error {c.final['mean_rel_error']:.2e})" if t is None else f"{t:.0f} s"
-
-            log(f"time to mean rel. error {TARGET:g}: " + ", ".join(f"{c.preset} {reached(c)}" for c in curves))
     return summary
+
+
+def _log_times(summary: dict, curves: list[Curve], log) -> None:
+    """With several presets, one line on their times to the target error (their ratio when both reach it)."""
+    if len(curves) < 2:
+        return
+    times = summary["time_to_target"]
+    if "ratio" in summary:
+        first, other = times[curves[0].preset], times[curves[1].preset]
+        log(f"time to mean rel. error {TARGET:g}: {curves[1].preset} / {curves[0].preset} = "
+            f"{other:.0f} s / {first:.0f} s = {other / first:.1f}")
+        return
+
+    def reached(c: Curve) -> str:
+        t = times[c.preset]
+        return f"not reached (error {c.final['mean_rel_error']:.2e})" if t is None else f"{t:.0f} s"
+
+    log(f"time to mean rel. error {TARGET:g}: " + ", ".join(f"{c.preset} {reached(c)}" for c in curves))
 
 
 def accuracy_markdown(summary: dict) -> str:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from .config import CHOICES, MAX_STATES, check_settings
 from .errors import InputError, Interrupted
 
 
@@ -77,8 +78,6 @@ def _settings(items: list[str] | None) -> dict:
     """--set KEY=VALUE pairs as solver settings (VALUE in TOML syntax: 1e-3, 36, "joint")."""
     import tomllib
 
-    from .system import check_solver_table
-
     table = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -88,47 +87,25 @@ def _settings(items: list[str] | None) -> dict:
             table[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             table[key.strip()] = value.strip()          # a bare word: a string setting such as nesting=joint
-    return check_solver_table(table, None)
+    return check_settings(table, None)
 
 
-def _check_counts(states: int | None, steps: int | None) -> None:
-    """--states and --steps positive, and within what a run can use (they reach torch only once training starts)."""
-    from .system import MAX_INT, MAX_STATES
-
-    for flag, value, most in (("--states", states, MAX_STATES), ("--steps", steps, MAX_INT - 1)):
-        if value is not None and value <= 0:
-            raise InputError(f"must be positive, got {value}", field=flag)
-        if value is not None and value > most:
-            raise InputError(f"must be at most {most}, got {value}", field=flag)
-
-
-def _check_seed(seed: int | None) -> None:
-    """--seed in the range of the torch and NumPy generators (they would raise only once training starts)."""
-    from .system import MAX_INT
-
-    if seed is not None and not 0 <= seed < MAX_INT:
-        raise InputError(f"must be between 0 and 2**63 - 1, got {seed}", field="--seed")
-
-
-def _known_device(name: str) -> bool:
-    """Whether torch parses ``name`` as a cpu or cuda device (it also parses "meta", "mps", ..., which qsolver
-    does not run on)."""
-    import torch
-
+def _check_flags(**flags) -> None:
+    """The flags that set one solver setting each (--states, --steps, --seed, --threads, --device) by that
+    setting's rules, before anything runs: they would reach torch only once training starts, if at all."""
     try:
-        return torch.device(name).type in ("cpu", "cuda")
-    except RuntimeError:
-        return False
+        check_settings({key: value for key, value in flags.items() if value is not None}, None, prefix=None)
+    except InputError as exc:
+        raise InputError(exc.detail, field=f"--{exc.field}") from None
 
 
 def cmd_solve(args) -> int:
     from .solver import resolve_config, solve
     from .system import load_system
 
-    _check_counts(args.states, args.steps)
+    _check_flags(states=args.states, steps=args.steps, seed=args.seed, device=args.device)
     if args.checkpoint_every is not None and not args.checkpoint_every > 0:     # nan too; inf: never
         raise InputError(f"must be positive, got {args.checkpoint_every}", field="--checkpoint-every")
-    _check_seed(args.seed)
     if args.resume is not None and not Path(args.resume).is_file():
         raise InputError("no such checkpoint file", source=args.resume, field="--resume")
     system = load_system(args.system)
@@ -138,9 +115,6 @@ def cmd_solve(args) -> int:
             settings[key] = getattr(args, key)
     # check the settings before anything is created on disk
     cfg = resolve_config(system, **settings)
-    if not _known_device(cfg.device):
-        raise InputError(f"unknown device '{cfg.device}' (cpu or cuda)", source=None if args.device else system.source,
-                         field="--device" if args.device else "solver.device")
     out = Path(args.out) if args.out else Path("results") / system.name / f"{system.name}.h5"
     if out.suffix not in (".h5", ".hdf5"):
         raise InputError("output file must end in .h5 or .hdf5", source=str(out), field="--out")
@@ -292,19 +266,37 @@ def cmd_systems(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import json
+    import torch
+
+    from .system import load_system
+
+    _check_bench_flags(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if args.what == "laplacian":
+        return _bench_laplacian(args, out)
+    if not args.system:
+        raise InputError(f"'qsolver bench {args.what}' needs a SYSTEM", field="SYSTEM")
+    system = load_system(args.system)
+    device = args.device or ("cuda" if torch.cuda.is_available() else None)
+    if args.what == "accuracy":
+        return _bench_accuracy(args, system, device, out)
+    run = {"steps": _bench_steps, "scaling": _bench_scaling, "seeds": _bench_seeds}[args.what]
+    summary, text, stem = run(args, system, device, out)
+    _write_bench(summary, text, stem)
+    return 0
+
+
+def _check_bench_flags(args) -> None:
+    """Every flag every benchmark reads, before it runs: they reach torch only after minutes of work, if at all."""
     import math
 
     import torch
 
-    from . import bench
-    from .files import atomic_write
-    from .system import MAX_DIMENSION, MAX_STATES
+    from .system import MAX_DIMENSION
 
-    # every flag is checked before the benchmark runs: they reach torch only after minutes of work, if at all
-    if args.threads < 0:
-        raise InputError(f"must be non-negative, got {args.threads}", field="--threads")
-    _check_counts(args.states, args.steps)
+    _check_flags(threads=args.threads, states=args.states, steps=args.steps, seed=args.seed, device=args.device)
     for flag, value in (("--batch", args.batch), ("--budget", args.budget)):
         if not 0 < value < math.inf:
             raise InputError(f"must be a positive number, got {value}", field=flag)
@@ -312,67 +304,85 @@ def cmd_bench(args) -> int:
         raise InputError(f"state counts must be between 1 and {MAX_STATES}, got {args.counts}", field="--counts")
     if not all(1 <= d <= MAX_DIMENSION for d in args.dims):
         raise InputError(f"dimensions must be between 1 and {MAX_DIMENSION}, got {args.dims}", field="--dims")
-    _check_seed(args.seed)
-    if args.device is not None and not _known_device(args.device):
-        raise InputError(f"unknown device '{args.device}' (cpu or cuda)", field="--device")
     if args.device is not None and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("CUDA is not available on this machine", field="--device")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if args.what == "laplacian":
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device)
-        table = bench.laplacian_table(rows)
-        print(table)
-        tag = "cuda" if device.startswith("cuda") else "cpu"
-        atomic_write(out / f"laplacian_{tag}.json", lambda p: p.write_text(json.dumps(rows, indent=1)))
-        atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
-        print(f"written to {out}")
-        return 0
-    from .system import load_system
 
-    if not args.system:
-        raise InputError(f"'qsolver bench {args.what}' needs a SYSTEM", field="SYSTEM")
-    system = load_system(args.system)
-    device = args.device or ("cuda" if torch.cuda.is_available() else None)
-    if args.what == "steps":
-        summary = bench.step_costs(system, tuple(args.counts), device=device)
-        text = bench.step_costs_markdown(summary)
-        stem = out / f"steps_{system.name}_{summary['device'].split(':')[0]}"
-    elif args.what == "scaling":
-        from . import scaling
 
-        configs = []
-        for item in args.configs:
-            ranks, _, threads = item.partition("x")
-            if not (ranks.isdigit() and threads.isdigit() and int(ranks) > 0 and int(threads) > 0):
-                raise InputError(f"'{item}' is not RANKSxTHREADS (e.g. 2x1)", field="--configs")
-            configs.append((int(ranks), int(threads)))
-        summary = scaling.scaling_bench(args.system, configs, steps=args.steps, device=device or "cpu")
-        text = scaling.scaling_markdown(summary)
-        stem = out / f"scaling_{system.name}_{summary['device']}"
-    elif args.what == "seeds":
-        from . import seeds
+def _bench_laplacian(args, out: Path) -> int:
+    """Cost of the Laplacian methods per dimension: printed, and written as laplacian_DEVICE.json and .md."""
+    import json
 
-        if not 1 <= args.seeds <= 1000:
-            raise InputError(f"must be between 1 and 1000, got {args.seeds}", field="--seeds")
-        if args.jobs < 1:
-            raise InputError(f"must be positive, got {args.jobs}", field="--jobs")
-        settings = {**_settings(args.set), **{k: v for k, v in {"states": args.states, "steps": args.steps}.items()
-                                              if v is not None}}          # a dedicated flag wins over --set
-        first = args.seed or 0
-        summary = seeds.seeds_bench(args.system, list(range(first, first + args.seeds)), jobs=args.jobs,
-                                    **settings)
-        text = seeds.seeds_markdown(summary)
-        tag = "".join(f"_{k}{v}" for k, v in settings.items())
-        stem = out / f"seeds_{system.name}{tag}"
-    if args.what in ("steps", "scaling", "seeds"):
-        print(text)
-        atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(summary, indent=1)))
-        atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(text))
-        print(f"written {stem}.json, {stem}.md")
-        return 0
+    import torch
+
+    from . import bench
+    from .files import atomic_write
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device)
+    table = bench.laplacian_table(rows)
+    print(table)
+    tag = "cuda" if device.startswith("cuda") else "cpu"
+    atomic_write(out / f"laplacian_{tag}.json", lambda p: p.write_text(json.dumps(rows, indent=1)))
+    atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
+    print(f"written to {out}")
+    return 0
+
+
+def _bench_steps(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """Cost of a training step against the number of states: summary, table and file stem."""
+    from . import bench
+
+    summary = bench.step_costs(system, tuple(args.counts), device=device)
+    return summary, bench.step_costs_markdown(summary), out / f"steps_{system.name}_{summary['device'].split(':')[0]}"
+
+
+def _bench_scaling(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """Data-parallel ranks × threads (--configs RANKSxTHREADS): summary, table and file stem."""
+    from . import scaling
+
+    configs = []
+    for item in args.configs:
+        ranks, _, threads = item.partition("x")
+        if not (ranks.isdigit() and threads.isdigit() and int(ranks) > 0 and int(threads) > 0):
+            raise InputError(f"'{item}' is not RANKSxTHREADS (e.g. 2x1)", field="--configs")
+        configs.append((int(ranks), int(threads)))
+    summary = scaling.scaling_bench(args.system, configs, steps=args.steps, device=device or "cpu")
+    return summary, scaling.scaling_markdown(summary), out / f"scaling_{system.name}_{summary['device']}"
+
+
+def _bench_seeds(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """Errors and flagged runs over --seeds seeds from --seed on: summary, table and file stem (named after the
+    settings)."""
+    from . import seeds
+
+    if not 1 <= args.seeds <= 1000:
+        raise InputError(f"must be between 1 and 1000, got {args.seeds}", field="--seeds")
+    if args.jobs < 1:
+        raise InputError(f"must be positive, got {args.jobs}", field="--jobs")
+    settings = {**_settings(args.set), **{k: v for k, v in {"states": args.states, "steps": args.steps}.items()
+                                          if v is not None}}          # a dedicated flag wins over --set
+    first = args.seed or 0
+    summary = seeds.seeds_bench(args.system, list(range(first, first + args.seeds)), jobs=args.jobs, **settings)
+    tag = "".join(f"_{k}{v}" for k, v in settings.items())
+    return summary, seeds.seeds_markdown(summary), out / f"seeds_{system.name}{tag}"
+
+
+def _write_bench(summary: dict, text: str, stem: Path) -> None:
+    """Print a benchmark's table and write it beside its summary (STEM.md, STEM.json)."""
+    import json
+
+    from .files import atomic_write
+
+    print(text)
+    atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(summary, indent=1)))
+    atomic_write(stem.with_suffix(".md"), lambda p: p.write_text(text))
+    print(f"written {stem}.json, {stem}.md")
+
+
+def _bench_accuracy(args, system, device: str | None, out: Path) -> int:
+    """Accuracy against training time for each preset: JSON, Markdown and PNG files."""
+    from . import bench
+
     summary = bench.accuracy_bench(system, args.budget, tuple(args.presets), seed=args.seed or 0, device=device,
                                    progress=not args.quiet, **{"states": args.states, "steps": args.steps,
                                                                **_settings(args.set)})
@@ -417,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="training steps")
     p.add_argument("--seed", type=int, help="random seed (same seed and device give the same numbers)")
     p.add_argument("--device", help="cpu or cuda")
-    p.add_argument("--dtype", choices=["auto", "float32", "float64"], help="training precision")
+    p.add_argument("--dtype", choices=CHOICES["dtype"], help="training precision")
     p.add_argument("--out", help="output HDF5 file (default results/NAME/NAME.h5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-report", action="store_true", help="skip the validation table and figures")

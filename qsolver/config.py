@@ -1,7 +1,12 @@
-"""Solver settings: the package defaults, overridden by a system's ``[solver]`` table, then by arguments."""
+"""Solver settings: the package defaults, overridden by a system's ``[solver]`` table, then by arguments; their
+allowed values (:data:`CHOICES`) and their one check (:func:`check_settings`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+from .errors import InputError
+from .fields import brief, finite_number
 
 
 @dataclass
@@ -50,7 +55,8 @@ SOLVER_KEYS = {f.name: f.type for f in fields(SolverConfig)}
 # The ICML 2024 configuration for 2D hydrogen (H = -∇² - 1/r, T = 100·(-H)): one 3×128 softplus MLP per
 # state over 1024 random Fourier features of scale 0.1, Gaussian proposal σ = 16 bohr, finite-difference
 # Laplacian of step 0.01 in float32, RMSprop 1e-4 with cosine decay to 0, weight EMA 0.995. Its final
-# Rayleigh–Ritz uses 20000 samples: exact Laplacians of its 2.6M-parameter networks cost ~2 ms per sample on a CPU.
+# Rayleigh–Ritz uses 20000 samples: exact Laplacians of its 2.6M-parameter networks are costly per sample (timed in
+# results/bench/README.md, "Constants chosen by hand timings").
 PRESETS: dict[str, dict] = {
     "default": {},
     "paper": dict(hidden=128, layers=3, activation="softplus", envelope="none", features=1024, feature_scale=0.1,
@@ -60,3 +66,92 @@ PRESETS: dict[str, dict] = {
     # The package's networks trained by Adam on the NestedLoRA loss (the default before the natural step).
     "adam": dict(optimizer="adam", batch=512, lr=1e-2),
 }
+
+# The allowed values of each setting that names a method or kind; the code that implements them (laplacian.py's
+# activations, the command line's --dtype) reads them from here so that the lists cannot drift apart.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "nesting": ("sequential", "joint"),
+    "laplacian": ("forward", "hessian", "fd"),
+    "dtype": ("auto", "float32", "float64"),
+    "envelope": ("auto", "exponential", "gaussian", "box", "none"),
+    "optimizer": ("adam", "rmsprop", "natural"),
+    "proposal": ("auto", "gaussian"),
+    "activation": ("tanh", "softplus", "silu"),
+}
+MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts); TOML integers are 64-bit too
+# trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
+# up front, at a cost that grows with their count
+MAX_STATES = 1000
+POSITIVE = ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks", "shift_margin", "trust",
+            "proposal_scale")
+# counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
+# and a damping
+NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping")
+
+
+def check_settings(settings: Mapping[str, Any] | SolverConfig, source: str | None,
+                   prefix: str | None = "solver") -> dict:
+    """The one check of solver settings, wherever they come from: each one known, of its field's type and in its
+    range; a whole SolverConfig (a run's resolved settings) also one of its CHOICES, consistent with the others and
+    runnable on this machine. Returns the settings as a dict; errors name ``prefix.KEY`` (no prefix: KEY)."""
+    whole = isinstance(settings, SolverConfig)
+    table = asdict(settings) if whole else settings
+    if not isinstance(table, dict):
+        raise InputError("must be a table", source=source, field=prefix)
+    for key, value in table.items():
+        _check_setting(key, value, source, f"{prefix}.{key}" if prefix else key)
+    if whole:
+        _check_config(settings, source)
+    return dict(table)
+
+
+def _check_setting(key: str, value: Any, source: str | None, field: str) -> None:
+    """One setting on its own: a known key, a value of its type (in int64 range) and sign, a device torch runs."""
+    if key not in SOLVER_KEYS:
+        raise InputError(f"unknown setting (known: {', '.join(SOLVER_KEYS)})", source=source, field=field)
+    kind = SOLVER_KEYS[key]
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    # "float | None" settings are None in SolverConfig (and in stored results) for their adaptive rule
+    ok = {"int": is_int, "float": finite_number(value), "str": isinstance(value, str),
+          "float | None": value is None or finite_number(value)}[kind]
+    if not ok:
+        what = "a finite number" if kind.startswith("float") else f"of type {kind}"
+        raise InputError(f"must be {what}, got {brief(value)}", source=source, field=field)
+    if is_int and not -MAX_INT < value < MAX_INT:
+        raise InputError(f"out of range, got {brief(value)}", source=source, field=field)
+    if key in POSITIVE and value <= 0:
+        raise InputError(f"must be positive, got {value}", source=source, field=field)
+    if key in ("states", "extra_states") and value > MAX_STATES:
+        raise InputError(f"must be at most {MAX_STATES}, got {value}", source=source, field=field)
+    if key in NON_NEGATIVE and value is not None and value < 0:
+        raise InputError(f"must be non-negative, got {value}", source=source, field=field)
+    if key == "device" and not _known_device(value):
+        raise InputError(f"unknown device {brief(value)} (cpu or cuda)", source=source, field=field)
+
+
+def _known_device(name: str) -> bool:
+    """Whether torch parses ``name`` as a cpu or cuda device (it also parses "meta", "mps", ..., which qsolver
+    does not run on)."""
+    import torch      # here, not at the top: the command line reads CHOICES before it needs torch
+
+    try:
+        return torch.device(name).type in ("cpu", "cuda")
+    except RuntimeError:
+        return False
+
+
+def _check_config(cfg: SolverConfig, source: str | None) -> None:
+    """A run's whole settings: each choice allowed, the settings consistent with one another, the device here."""
+    import torch
+
+    for key, known in CHOICES.items():
+        if getattr(cfg, key) not in known:
+            raise InputError(f"unknown {key} {brief(getattr(cfg, key))} ({', '.join(known)})", source=source,
+                             field=key)
+    if cfg.features and (cfg.envelope != "none" or cfg.features % 2):
+        raise InputError("Fourier features need envelope = \"none\" and an even count", source=source,
+                         field="features")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA is not available on this machine", source=source, field="device")
+    if cfg.batch < 4 or cfg.batch % 2:      # NestedLoRA multiplies two half-batch estimates
+        raise InputError(f"must be an even number >= 4, got {cfg.batch}", source=source, field="batch")

@@ -10,15 +10,16 @@ of order p (4, 6 or 8) with odd reflection at the walls (ψ = 0 there); the d-di
 the Kronecker sum κ Σ_a K_a + diag(V), a sparse symmetric matrix. Finite differences rather than a sinc
 basis keep H sparse (O(M p d) entries for M points) and its boundary exact for boxes; the mapping (option
 ``stretch``) buys resolution at the grid's centre without a uniformly fine grid. A single Coulomb centre is not
-solved by the grid reference but by its radial equations (:mod:`qsolver.references.radial`, levels to ~1e-11);
-several centres keep this grid.
+solved by the grid reference but by its radial equations (:mod:`qsolver.references.radial`: one dimension
+instead of d, so far finer); several centres keep this grid.
 
 Eigensolver (:func:`_eigenpairs`): dense ``eigh`` up to DENSE_MAX points; in 1D shift-invert Lanczos (banded
 LU); else LOBPCG preconditioned by (H₀ - σ)^(-1), H₀ = Σ_a (κK_a + v_a) the separable part of H (V along the
-axis lines through its lowest node), diagonalised axis by axis and exact for separable V whatever its range (an
-exponential wall of 1e17 hartree included; the kinetic-only preconditioner stalled there), starting from H₀'s
-lowest eigenvectors. Should it stall, shift-invert Lanczos takes over up to SHIFT_INVERT_MAX points (sparse LU
-fill-in: 7 s on 160² points, and 284 s on a 40³ grid, where LOBPCG takes seconds), then InputError.
+axis lines through its lowest node), diagonalised axis by axis and exact for separable V whatever its range
+(steep exponential walls included, on which a kinetic-only preconditioner stalls), starting from H₀'s lowest
+eigenvectors. Should it stall, shift-invert Lanczos takes over up to SHIFT_INVERT_MAX points (its sparse LU fills
+in, so it is the fallback, not the first choice, beyond 1D), then InputError. The timings behind these choices are
+in results/bench/README.md, "Constants chosen by hand timings".
 
 Walls from V (:func:`scan_extent`). V is sampled on a region (±10 bohr first) and the levels estimated on a
 coarse grid; while the highest wanted level reaches V's lowest value on the region's edge the region grows (×4, re-centred on
@@ -46,11 +47,11 @@ from .errors import InputError
 from .potentials import Box, Coulomb, terms
 from .system import System
 
-RESTART, MAX_RESTARTS = 100, 20             # LOBPCG iterations per restart (measured: 2.6× faster than 40 on a
-                                            # 40³ Mexican hat), restarts
+RESTART, MAX_RESTARTS = 100, 20             # LOBPCG iterations per restart (each restart drops its search
+                                            # directions: fewer are faster, results/bench/README.md), restarts
 TOLERANCE = 1e-5                          # LOBPCG residual |Hψ - Eψ|: energy error ~ residual²/gap ≲ 1e-9
 STALLED = 1e-4                            # residual accepted when LOBPCG stalls: energy error ≲ 1e-8/gap
-DENSE_MAX = 1500                          # grid points up to which a dense eigh (< 1 s) beats any iteration
+DENSE_MAX = 1500                          # grid points up to which a dense eigh beats any iteration
 SHIFT_INVERT_MAX = 40000                  # points up to which the shift-invert fallback's sparse LU fits (2D)
 SCAN_POINTS = {1: 4001, 2: 401, 3: 81}    # nodes per axis on which V is sampled to place the walls
 SCAN_SOLVE_POINTS = {1: 200, 2: 36, 3: 10}    # points per axis of the coarse level estimates (dense eigh)
@@ -507,7 +508,7 @@ def scan_extent(system: System, n_states: int) -> tuple[list[float], list[float]
 
 
 def coarse_states(system: System, n_states: int) -> Solve:
-    """Lowest n_states eigenpairs on a coarse grid (COARSE_POINTS per axis, 8th order; seconds) between walls placed
+    """Lowest n_states eigenpairs on a coarse grid (COARSE_POINTS per axis, 8th order: cheap) between walls placed
     from V (:func:`scan_extent`); InputError where V binds fewer states or is undefined where it is sampled."""
     half, center, stretch, _ = scan_extent(system, n_states)
     return solve_grid(system, n_states, GridOptions(COARSE_POINTS[system.dimension], half, center, 8, stretch))

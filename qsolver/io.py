@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import torch
 
+from .config import CHOICES
 from .errors import InputError
 from .files import atomic_write
 from .networks import KINDS, Network
@@ -106,7 +107,7 @@ READ_FACTOR = 64
 READ_ALLOWANCE = 64 * 2**20
 # how h5py reports an object it cannot read: a damaged file (truncated, overwritten) or a type NumPy lacks
 _H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, ValueError)
-ACTIVATIONS = ("tanh", "softplus", "silu")
+ACTIVATIONS = CHOICES["activation"]
 
 
 class _Reader:

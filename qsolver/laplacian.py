@@ -14,6 +14,8 @@ from typing import Callable
 import torch
 from torch.func import jacfwd, jacrev, vmap
 
+from .config import CHOICES
+
 
 def _tanh(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     t = torch.tanh(v)
@@ -32,8 +34,10 @@ def _silu(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return v * s, s + v * ds, ds * (2 + v * (1 - 2 * s))
 
 
+_JETS = {"tanh": _tanh, "softplus": _softplus, "silu": _silu}
+# one entry per allowed activation (config.CHOICES): an allowed name without its σ, σ', σ'' fails at import
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {
-    "tanh": _tanh, "softplus": _softplus, "silu": _silu,
+    name: _JETS[name] for name in CHOICES["activation"]
 }
 
 

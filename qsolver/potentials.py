@@ -2,18 +2,23 @@
 
 Kinds: ``coulomb`` (-Σ_c Z_c/|x - R_c|), ``harmonic`` (½ Σ_i ω_i² (x_i - c_i)²), ``box`` (0 inside an
 axis-aligned box, infinite outside: the wavefunctions vanish on its walls), ``expression`` (a checked
-formula), ``callable`` (a Python function on torch tensors) and ``sum`` (of any of these).
+formula), ``callable`` (a Python function on torch tensors) and ``sum`` (of any of these);
+:func:`parse_potential` builds one from a system file's ``[potential]`` table.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import torch
 
 from . import expression as _expression
+from .errors import InputError
+from .fields import brief, number, vector
+
+MAX_SUM_DEPTH = 16       # nested "sum" potentials: parsing and evaluating recurse once per level
 
 
 class _Constants:
@@ -186,3 +191,87 @@ def hydrogen_shell(index: int, dimension: int) -> int:
 def hydrogen_nu(index: int, dimension: int) -> float:
     """Effective principal number ν = n + (d - 3)/2 of the index-th state: E = -Z²/(4κν²)."""
     return max(hydrogen_shell(index, dimension) + 0.5 * (dimension - 3), 0.5)
+
+
+def parse_potential(table: Any, dimension: int, source: str | None = None, prefix: str = "potential",
+                    stored: bool = False, depth: int = 0) -> Potential:
+    """Build a potential from its TOML table, checking every field.
+
+    ``stored=True`` (results read back from HDF5) also accepts ``kind = "callable"``: the Python function
+    itself was not stored, so the potential raises if evaluated.
+    """
+    if not isinstance(table, dict):
+        raise InputError("must be a table", source=source, field=prefix)
+    kind = table.get("kind")
+    if kind is None:
+        kind = "sum" if "terms" in table else None
+    if kind is None:
+        raise InputError("missing", source=source, field=f"{prefix}.kind")
+    if not isinstance(kind, str):
+        raise InputError(f"must be a string, got {brief(kind)}", source=source, field=f"{prefix}.kind")
+    if stored and kind == "callable":
+        return CallablePotential(_unavailable(table.get("repr", "?")))
+    known = {"coulomb": ("charges", "centers"), "harmonic": ("omega", "center"), "box": ("lengths", "center"),
+             "expression": ("expr",), "sum": ("terms",)}
+    if kind not in known:
+        raise InputError(f"unknown potential kind {brief(kind)} (known: {', '.join(known)})", source=source,
+                         field=f"{prefix}.kind")
+    for key in table:
+        if key != "kind" and key not in known[kind]:
+            raise InputError(f"unknown field for kind '{kind}' (known: {', '.join(known[kind])})",
+                             source=source, field=f"{prefix}.{key}")
+    d = dimension
+    if kind == "coulomb":
+        charges = table.get("charges")
+        if not isinstance(charges, list) or not charges:
+            raise InputError("must be a non-empty list of numbers", source=source, field=f"{prefix}.charges")
+        charges = [number(q, f"{prefix}.charges", source) for q in charges]
+        centers = table.get("centers", [[0.0] * d])
+        if not isinstance(centers, list) or len(centers) != len(charges):
+            raise InputError(f"must be a list of {len(charges)} points (one per charge)", source=source,
+                             field=f"{prefix}.centers")
+        centers = [vector(c, f"{prefix}.centers", source, d) for c in centers]
+        return Coulomb(charges, centers)
+    if kind == "harmonic":
+        if "omega" not in table:
+            raise InputError("missing", source=source, field=f"{prefix}.omega")
+        omega = table["omega"]
+        omega = vector(omega, f"{prefix}.omega", source, d) if isinstance(omega, list) else \
+            [number(omega, f"{prefix}.omega", source)] * d
+        if any(w <= 0 for w in omega):
+            raise InputError("must be positive", source=source, field=f"{prefix}.omega")
+        return Harmonic(omega, vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
+    if kind == "box":
+        if "lengths" not in table:
+            raise InputError("missing", source=source, field=f"{prefix}.lengths")
+        lengths = table["lengths"]
+        lengths = vector(lengths, f"{prefix}.lengths", source, d) if isinstance(lengths, list) else \
+            [number(lengths, f"{prefix}.lengths", source)] * d
+        if any(length <= 0 for length in lengths):
+            raise InputError("must be positive", source=source, field=f"{prefix}.lengths")
+        return Box(lengths, vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
+    if kind == "expression":
+        if "expr" not in table:
+            raise InputError("missing", source=source, field=f"{prefix}.expr")
+        try:
+            return Expression(table["expr"], d)
+        except ValueError as exc:
+            raise InputError(str(exc), source=source, field=f"{prefix}.expr") from None
+    items = table.get("terms")
+    if not isinstance(items, list) or not items:
+        raise InputError("must be a non-empty list of potential tables", source=source, field=f"{prefix}.terms")
+    if depth >= MAX_SUM_DEPTH:
+        raise InputError(f"sums are nested more than {MAX_SUM_DEPTH} levels deep", source=source,
+                         field=f"{prefix}.terms")
+    parsed = [parse_potential(t, d, source, f"{prefix}.terms[{i}]", stored, depth + 1) for i, t in enumerate(items)]
+    if sum(isinstance(t, Box) for t in parsed) > 1:
+        raise InputError("at most one box per system", source=source, field=f"{prefix}.terms")
+    return Sum(parsed)
+
+
+def _unavailable(description: str):
+    def potential(x):
+        raise RuntimeError(f"this result was made with a Python callable potential ({description}) that "
+                           "files cannot store; pass the function again to rebuild the system")
+
+    return potential

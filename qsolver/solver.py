@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import read_checkpoint, write_checkpoint
-from .config import SolverConfig
+from .config import SolverConfig, check_settings
 from .errors import InputError, Interrupted, TrainingDiverged
 from .estimation import evaluate
 from .ritz import not_eigenstates
@@ -31,7 +31,7 @@ from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
 from .result import Result
-from .system import MAX_STATES, System
+from .system import System
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, init_state, make_problem,
                        train)
 
@@ -39,7 +39,7 @@ CHECKPOINT_EVERY = 300.0      # seconds of training between checkpoints, when a 
 
 
 def resolve_config(system: System, **overrides) -> SolverConfig:
-    """Package defaults, then the system's [solver] table, then the non-None overrides."""
+    """Package defaults, then the system's [solver] table, then the non-None overrides; checked as a whole."""
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if cfg.damping is None:                         # the network kind's own default
@@ -47,47 +47,7 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
             cfg = replace(cfg, damping=choose(system, cfg.network).damping)
         except ValueError as exc:
             raise InputError(str(exc), source=system.source, field="network") from None
-    for key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks"):
-        if getattr(cfg, key) < 1:
-            raise InputError(f"must be positive, got {getattr(cfg, key)}", source=system.source, field=key)
-    for key in ("states", "extra_states"):          # as in system files: a reference of 1e5 levels takes minutes
-        if getattr(cfg, key) > MAX_STATES:
-            raise InputError(f"must be at most {MAX_STATES}, got {getattr(cfg, key)}", source=system.source, field=key)
-    if cfg.extra_states < 0 or cfg.shift_margin <= 0:
-        bad = "extra_states" if cfg.extra_states < 0 else "shift_margin"
-        raise InputError(f"must be {'non-negative' if bad == 'extra_states' else 'positive'}, got "
-                         f"{getattr(cfg, bad)}", source=system.source, field=bad)
-    if cfg.nesting not in ("sequential", "joint"):
-        raise InputError(f"unknown nesting '{cfg.nesting}' (sequential, joint)", source=system.source,
-                         field="nesting")
-    if cfg.laplacian not in ("forward", "hessian", "fd"):
-        raise InputError(f"unknown method '{cfg.laplacian}' (forward, hessian, fd)", source=system.source,
-                         field="laplacian")
-    if cfg.dtype not in ("auto", "float32", "float64"):
-        raise InputError(f"unknown dtype '{cfg.dtype}' (auto, float32, float64)", source=system.source,
-                         field="dtype")
-    choices = {"envelope": ("auto", "exponential", "gaussian", "box", "none"),
-               "optimizer": ("adam", "rmsprop", "natural"), "proposal": ("auto", "gaussian"),
-               "activation": ("tanh", "softplus", "silu")}
-    for key, known in choices.items():
-        if getattr(cfg, key) not in known:
-            raise InputError(f"unknown {key} '{getattr(cfg, key)}' ({', '.join(known)})", source=system.source,
-                             field=key)
-    if cfg.features and (cfg.envelope != "none" or cfg.features % 2):
-        raise InputError("Fourier features need envelope = \"none\" and an even count", source=system.source,
-                         field="features")
-    if cfg.trust <= 0 or cfg.damping < 0:
-        bad = "trust" if cfg.trust <= 0 else "damping"
-        raise InputError(f"must be {'positive' if bad == 'trust' else 'non-negative'}, got {getattr(cfg, bad)}",
-                         source=system.source, field=bad)
-    if cfg.budget < 0 or cfg.gram_batch < 0 or cfg.proposal_scale <= 0:
-        bad = "budget" if cfg.budget < 0 else "gram_batch" if cfg.gram_batch < 0 else "proposal_scale"
-        raise InputError(f"must not be negative{' or zero' if bad == 'proposal_scale' else ''}",
-                         source=system.source, field=bad)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine", source=system.source, field="device")
-    if cfg.batch < 4 or cfg.batch % 2:
-        raise InputError(f"must be an even number >= 4, got {cfg.batch}", source=system.source, field="batch")
+    check_settings(cfg, system.source, prefix=None)
     return cfg
 
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import SOLVER_KEYS
+from .config import MAX_INT, check_settings
 from .errors import InputError
-from .fields import brief, finite_number, integer, number, vector
+from .fields import brief, integer, number
 from .interactions import Interaction, parse_interaction
 from .molecule import Molecule, parse_molecule
-from .potentials import Box, CallablePotential, Coulomb, Expression, Harmonic, Potential, Sum
+from .potentials import CallablePotential, parse_potential
 
 SYSTEMS_DIR = Path(__file__).resolve().parent / "systems"   # package data; the checkout's systems/ links here
 REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
@@ -33,11 +33,8 @@ MAX_PARTICLES = 2
 # an upper bound keeps a hostile file from building d-long lists (default centres, coordinate names) of any
 # size; it is far beyond what Monte Carlo training of these networks resolves
 MAX_DIMENSION = 100
-MAX_SUM_DEPTH = 16       # nested "sum" potentials: parsing and evaluating recurse once per level
-MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts); TOML integers are 64-bit too
-# trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
-# up front (100 000 levels of 3D hydrogen take half a minute)
-MAX_STATES = 1000
+# io.py reads a stored result's settings through these names (MAX_INT included) until it imports config's own
+check_solver_table = check_settings
 
 
 @dataclass
@@ -112,7 +109,7 @@ class System:
             self.potential = CallablePotential(self.potential)
         elif not hasattr(self.potential, "to_dict"):
             raise InputError("must be a table, a qsolver potential or a callable", source=src, field="potential")
-        self.solver = check_solver_table(self.solver, src)
+        self.solver = check_settings(self.solver, src)
         if isinstance(self.reference, dict):
             table = dict(self.reference)
             self.reference = table.pop("kind", "none")
@@ -122,10 +119,6 @@ class System:
         if self.reference not in REFERENCE_KINDS:
             raise InputError(f"unknown kind {brief(self.reference)} (known: {', '.join(REFERENCE_KINDS)})",
                              source=src, field="reference.kind")
-
-    @property
-    def V(self) -> Potential:
-        return self.potential
 
     def to_dict(self) -> dict:
         """The definition as plain data (the TOML layout); a callable potential is recorded by its repr,
@@ -139,111 +132,6 @@ class System:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
-
-
-def check_solver_table(table: Any, source: str | None, prefix: str = "solver") -> dict:
-    """A [solver] table (or command-line settings, or a result's stored ``prefix`` settings) with known keys and
-    values of the right types and signs."""
-    if not isinstance(table, dict):
-        raise InputError("must be a table", source=source, field=prefix)
-    for key, value in table.items():
-        if key not in SOLVER_KEYS:
-            raise InputError(f"unknown setting (known: {', '.join(SOLVER_KEYS)})", source=source,
-                             field=f"{prefix}.{key}")
-        kind = SOLVER_KEYS[key]
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        # "float | None" settings are None in SolverConfig (and in stored results) for their adaptive rule
-        ok = {"int": is_int, "float": finite_number(value), "str": isinstance(value, str),
-              "float | None": value is None or finite_number(value)}[kind]
-        if not ok:
-            what = "a finite number" if kind.startswith("float") else f"of type {kind}"
-            raise InputError(f"must be {what}, got {brief(value)}", source=source, field=f"{prefix}.{key}")
-        if is_int and not -MAX_INT < value < MAX_INT:
-            raise InputError(f"out of range, got {brief(value)}", source=source, field=f"{prefix}.{key}")
-        if key in ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks") and value < 1:
-            raise InputError(f"must be positive, got {value}", source=source, field=f"{prefix}.{key}")
-        if key in ("states", "extra_states") and value > MAX_STATES:
-            raise InputError(f"must be at most {MAX_STATES}, got {value}", source=source, field=f"{prefix}.{key}")
-        # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths)
-        if key in ("extra_states", "gram_batch", "features", "threads", "seed") and value < 0:
-            raise InputError(f"must be non-negative, got {value}", source=source, field=f"{prefix}.{key}")
-    return dict(table)
-
-
-def parse_potential(table: Any, dimension: int, source: str | None = None, prefix: str = "potential",
-                    stored: bool = False, depth: int = 0) -> Potential:
-    """Build a potential from its TOML table, checking every field.
-
-    ``stored=True`` (results read back from HDF5) also accepts ``kind = "callable"``: the Python function
-    itself was not stored, so the potential raises if evaluated.
-    """
-    if not isinstance(table, dict):
-        raise InputError("must be a table", source=source, field=prefix)
-    kind = table.get("kind")
-    if kind is None:
-        kind = "sum" if "terms" in table else None
-    if kind is None:
-        raise InputError("missing", source=source, field=f"{prefix}.kind")
-    if not isinstance(kind, str):
-        raise InputError(f"must be a string, got {brief(kind)}", source=source, field=f"{prefix}.kind")
-    if stored and kind == "callable":
-        return CallablePotential(_unavailable(table.get("repr", "?")))
-    known = {"coulomb": ("charges", "centers"), "harmonic": ("omega", "center"), "box": ("lengths", "center"),
-             "expression": ("expr",), "sum": ("terms",)}
-    if kind not in known:
-        raise InputError(f"unknown potential kind {brief(kind)} (known: {', '.join(known)})", source=source,
-                         field=f"{prefix}.kind")
-    for key in table:
-        if key != "kind" and key not in known[kind]:
-            raise InputError(f"unknown field for kind '{kind}' (known: {', '.join(known[kind])})",
-                             source=source, field=f"{prefix}.{key}")
-    d = dimension
-    if kind == "coulomb":
-        charges = table.get("charges")
-        if not isinstance(charges, list) or not charges:
-            raise InputError("must be a non-empty list of numbers", source=source, field=f"{prefix}.charges")
-        charges = [number(q, f"{prefix}.charges", source) for q in charges]
-        centers = table.get("centers", [[0.0] * d])
-        if not isinstance(centers, list) or len(centers) != len(charges):
-            raise InputError(f"must be a list of {len(charges)} points (one per charge)", source=source,
-                             field=f"{prefix}.centers")
-        centers = [vector(c, f"{prefix}.centers", source, d) for c in centers]
-        return Coulomb(charges, centers)
-    if kind == "harmonic":
-        if "omega" not in table:
-            raise InputError("missing", source=source, field=f"{prefix}.omega")
-        omega = table["omega"]
-        omega = vector(omega, f"{prefix}.omega", source, d) if isinstance(omega, list) else \
-            [number(omega, f"{prefix}.omega", source)] * d
-        if any(w <= 0 for w in omega):
-            raise InputError("must be positive", source=source, field=f"{prefix}.omega")
-        return Harmonic(omega, vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
-    if kind == "box":
-        if "lengths" not in table:
-            raise InputError("missing", source=source, field=f"{prefix}.lengths")
-        lengths = table["lengths"]
-        lengths = vector(lengths, f"{prefix}.lengths", source, d) if isinstance(lengths, list) else \
-            [number(lengths, f"{prefix}.lengths", source)] * d
-        if any(length <= 0 for length in lengths):
-            raise InputError("must be positive", source=source, field=f"{prefix}.lengths")
-        return Box(lengths, vector(table.get("center", [0.0] * d), f"{prefix}.center", source, d))
-    if kind == "expression":
-        if "expr" not in table:
-            raise InputError("missing", source=source, field=f"{prefix}.expr")
-        try:
-            return Expression(table["expr"], d)
-        except ValueError as exc:
-            raise InputError(str(exc), source=source, field=f"{prefix}.expr") from None
-    items = table.get("terms")
-    if not isinstance(items, list) or not items:
-        raise InputError("must be a non-empty list of potential tables", source=source, field=f"{prefix}.terms")
-    if depth >= MAX_SUM_DEPTH:
-        raise InputError(f"sums are nested more than {MAX_SUM_DEPTH} levels deep", source=source,
-                         field=f"{prefix}.terms")
-    parsed = [parse_potential(t, d, source, f"{prefix}.terms[{i}]", stored, depth + 1) for i, t in enumerate(items)]
-    if sum(isinstance(t, Box) for t in parsed) > 1:
-        raise InputError("at most one box per system", source=source, field=f"{prefix}.terms")
-    return Sum(parsed)
 
 
 def shipped_systems() -> dict[str, Path]:
@@ -271,14 +159,6 @@ def load_system(path_or_name: str | Path) -> System:
     except OSError as exc:
         raise InputError(f"cannot be read ({exc.strerror})", source=source) from None
     return system_from_dict(data, source)
-
-
-def _unavailable(description: str):
-    def potential(x):
-        raise RuntimeError(f"this result was made with a Python callable potential ({description}) that "
-                           "files cannot store; pass the function again to rebuild the system")
-
-    return potential
 
 
 def system_from_dict(data: dict, source: str | None = None, stored: bool = False) -> System:

@@ -100,40 +100,77 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
     if threshold is None:
         threshold = ionization_threshold(system)
     e, err = np.asarray(result.energies, dtype=float), np.asarray(result.errors, dtype=float)
-    m = min(n, len(ref.energies))
-    if threshold is not None and np.isfinite(threshold):     # a basis's discretised continuum holds no levels
-        m = int(np.sum(np.asarray(ref.energies[:m], dtype=float) < threshold))
-    levels = np.asarray(ref.energies[:m], dtype=float)
+    levels = _matched_levels(ref, n, threshold)
+    m = len(levels)
     groups = degeneracy_groups(levels)
     abs_err = np.abs(e[:m] - levels)
     rel_err = abs_err / np.abs(levels)
-    stat = np.asarray(result.diagnostics.get("stat_errors", err), dtype=float)
+    diag = result.diagnostics
+    stat = np.asarray(diag.get("stat_errors", err), dtype=float)
     status = state_status(e, stat, threshold)
     spin = SPIN_LABELS.get(system.spin, f"2S = {system.spin}")
+    rows = _state_rows(e, err, stat, status, spin, levels, groups)
+    bound = status.count("bound") if threshold is not None and np.isfinite(threshold) else None
+    check = check_levels(result, ref, threshold)
+    summary = {**_error_summary(abs_err, rel_err, err[:m], stat[:m]), **_run_summary(diag),
+               "level_check": check.summary(), **_states_summary(diag, status, threshold, ref, n, m, system.spin)}
+    return Validation(system.name, ref, rows, _group_rows(e, levels, groups, rel_err),
+                      float(diag.get("gram_deviation", np.nan)), float(diag.get("raw_gram_deviation", np.nan)), bound,
+                      summary, threshold, check)
+
+
+def _matched_levels(reference: Reference, n: int, threshold: float | None) -> np.ndarray:
+    """The reference levels the first states are compared with: at most ``n``, and none above the threshold (a
+    basis's discretised continuum holds no levels)."""
+    m = min(n, len(reference.energies))
+    if threshold is not None and np.isfinite(threshold):
+        m = int(np.sum(np.asarray(reference.energies[:m], dtype=float) < threshold))
+    return np.asarray(reference.energies[:m], dtype=float)
+
+
+def _state_rows(e: np.ndarray, err: np.ndarray, stat: np.ndarray, status: list[str], spin: str, levels: np.ndarray,
+                groups: np.ndarray) -> list[dict]:
+    """One row per state: its energy and error bars, and where a level matches it, the level and the errors."""
     rows = []
-    for i in range(n):
-        row = {"state": i, "spin": spin, "status": status[i], "group": int(groups[i]) if i < m else None,
+    for i in range(len(e)):
+        row = {"state": i, "spin": spin, "status": status[i], "group": int(groups[i]) if i < len(levels) else None,
                "energy": float(e[i]), "error": float(err[i]), "stat_error": float(stat[i]),
                "reference": None, "abs_error": None, "rel_error": None, "z": None}
-        if i < m:
-            row.update(reference=float(levels[i]), abs_error=float(abs_err[i]), rel_error=float(rel_err[i]),
-                       z=float(abs_err[i] / err[i]) if err[i] > 0 else float("inf"))
+        if i < len(levels):
+            abs_err = abs(e[i] - levels[i])
+            row.update(reference=float(levels[i]), abs_error=float(abs_err), rel_error=float(abs_err / abs(levels[i])),
+                       z=float(abs_err / err[i]) if err[i] > 0 else float("inf"))
         rows.append(row)
-    summaries = []
+    return rows
+
+
+def _group_rows(e: np.ndarray, levels: np.ndarray, groups: np.ndarray, rel_err: np.ndarray) -> list[dict]:
+    """One row per degenerate group of levels: the mean energy of its states, their spread and errors."""
+    rows = []
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        summaries.append({"group": int(g), "reference": float(levels[idx[0]]), "size": int(len(idx)),
-                          "mean_energy": float(e[idx].mean()), "spread": float(np.ptp(e[idx])),
-                          "mean_rel_error": float(rel_err[idx].mean()), "max_rel_error": float(rel_err[idx].max())})
-    diag = result.diagnostics
-    bound = status.count("bound") if threshold is not None and np.isfinite(threshold) else None
-    summary = {} if m == 0 else {
-        "mean_rel_error": f"{rel_err.mean():.3e}", "max_rel_error": f"{rel_err.max():.3e}",
-        "max_abs_error": f"{abs_err.max():.3e} hartree",
-        "within_3_error_bars": f"{int(np.sum(abs_err <= 3 * err[:m]))}/{m}",
-        "within_3_statistical_errors": f"{int(np.sum(abs_err <= 3 * stat[:m]))}/{m}"}
-    summary |= {"gram_deviation_final": f"{diag.get('gram_deviation', float('nan')):.2e}",
-                "gram_deviation_trained_networks": f"{diag.get('raw_gram_deviation', float('nan')):.2e}"}
+        rows.append({"group": int(g), "reference": float(levels[idx[0]]), "size": int(len(idx)),
+                     "mean_energy": float(e[idx].mean()), "spread": float(np.ptp(e[idx])),
+                     "mean_rel_error": float(rel_err[idx].mean()), "max_rel_error": float(rel_err[idx].max())})
+    return rows
+
+
+def _error_summary(abs_err: np.ndarray, rel_err: np.ndarray, err: np.ndarray, stat: np.ndarray) -> dict:
+    """The errors of the matched states against their levels (none when no level matches)."""
+    if len(abs_err) == 0:
+        return {}
+    m = len(abs_err)
+    return {"mean_rel_error": f"{rel_err.mean():.3e}", "max_rel_error": f"{rel_err.max():.3e}",
+            "max_abs_error": f"{abs_err.max():.3e} hartree",
+            "within_3_error_bars": f"{int(np.sum(abs_err <= 3 * err))}/{m}",
+            "within_3_statistical_errors": f"{int(np.sum(abs_err <= 3 * stat))}/{m}"}
+
+
+def _run_summary(diag: dict) -> dict:
+    """How the run went, from its diagnostics: orthogonality, steps and time, processes, resumption, rewinds,
+    states without a finite energy, divergence."""
+    summary = {"gram_deviation_final": f"{diag.get('gram_deviation', float('nan')):.2e}",
+               "gram_deviation_trained_networks": f"{diag.get('raw_gram_deviation', float('nan')):.2e}"}
     if "steps_done" in diag:
         summary["training"] = (f"{diag['steps_done']} steps in {diag.get('train_seconds', float('nan')):.0f} s "
                                f"({diag.get('train_dtype', '?')}, {diag.get('threads', '?')} threads); "
@@ -150,22 +187,27 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
                                           "trained networks span fewer independent directions)")
     if diag.get("diverged"):
         summary["diverged"] = f"{diag['diverged']}: these are the last good state's numbers"
-    check = check_levels(result, ref, threshold)
-    summary["level_check"] = check.summary()
+    return summary
+
+
+def _states_summary(diag: dict, status: list[str], threshold: float | None, reference: Reference, n: int, m: int,
+                    spin: int) -> dict:
+    """What the states are: how well they were sampled, bound or in the continuum, matched to a level or not,
+    and how exactly two-particle states keep their exchange symmetry."""
+    summary = {}
     if "ess_fraction" in diag:
         summary["min_effective_sample_fraction"] = f"{float(np.min(diag['ess_fraction'])):.2f}"
-    if bound is not None:
+    if threshold is not None and np.isfinite(threshold):
         above = status.count("above threshold")
-        summary["bound_levels"] = (f"{bound}/{n} below the continuum threshold {threshold:.8g} hartree"
+        summary["bound_levels"] = (f"{status.count('bound')}/{n} below the continuum threshold {threshold:.8g} hartree"
                                    + (f"; {above} above it (continuum, not levels)" if above else "")
                                    + (f"; {status.count('at threshold')} within noise of it"
                                       if "at threshold" in status else ""))
     if m < n:
         summary["unmatched_states"] = (f"{n - m} (the reference lists {m} bound level(s)"
-                                       + (f" and {len(ref.energies[:n]) - m} above the threshold)"
-                                          if len(ref.energies[:n]) > m else ")"))
+                                       + (f" and {len(reference.energies[:n]) - m} above the threshold)"
+                                          if len(reference.energies[:n]) > m else ")"))
     if "exchange_symmetry_error" in diag:
         summary["exchange_symmetry_error"] = (f"{float(diag['exchange_symmetry_error']):.1e} (max |ψ(x1,x2) "
-                                              f"{'-' if system.spin == 0 else '+'} ψ(x2,x1)| / max |ψ|)")
-    return Validation(system.name, ref, rows, summaries, float(diag.get("gram_deviation", np.nan)),
-                      float(diag.get("raw_gram_deviation", np.nan)), bound, summary, threshold, check)
+                                              f"{'-' if spin == 0 else '+'} ψ(x2,x1)| / max |ψ|)")
+    return summary

@@ -1,4 +1,5 @@
-"""The qsolver modules import one another without cycles (data flows one way: system → … → result → io/cli).
+"""The qsolver modules import one another without cycles and only down the layers of LAYERS (data flows one way:
+physics → wavefunctions → engine → store → run → reporting → face).
 
 Every import of a qsolver module counts, at module level and inside functions alike: a call-time import
 that closes a cycle still ties the modules together, and only works by the accident of import order.
@@ -11,6 +12,34 @@ from pathlib import Path
 import qsolver
 
 ROOT = Path(qsolver.__file__).parent
+
+# Lowest first: a module imports modules of its own layer or of those below, never above. A key names a module,
+# or a package with everything in it ("qsolver.references": its __init__ and every submodule); the root package
+# names only its own __init__, the public API, which re-exports from the top.
+LAYERS: dict[str, tuple[str, ...]] = {
+    # fields and files are checked-input and atomic-write helpers that import only errors: every layer uses them
+    "base": ("qsolver.config", "qsolver.errors", "qsolver.version", "qsolver.fields", "qsolver.files"),
+    # laplacian holds the kinetic operator's arithmetic (jets, Hessian trace, finite differences) that hamiltonian
+    # applies and the networks propagate
+    "physics": ("qsolver.system", "qsolver.potentials", "qsolver.interactions", "qsolver.molecule",
+                "qsolver.hamiltonian", "qsolver.threshold", "qsolver.expression", "qsolver.laplacian"),
+    # exact levels from the physics alone; the one-particle network fits its envelopes to fd_grid's coarse states
+    "references": ("qsolver.references", "qsolver.fd_grid"),
+    "wavefunctions": ("qsolver.sampling", "qsolver.networks"),
+    "engine": ("qsolver.training", "qsolver.estimation", "qsolver.natural", "qsolver.nestedlora", "qsolver.ritz",
+               "qsolver.parallel", "qsolver.observables", "qsolver.scales"),
+    "store": ("qsolver.result", "qsolver.io"),
+    "run": ("qsolver.solver", "qsolver.checkpoint", "qsolver.memory"),
+    "reporting": ("qsolver.compare", "qsolver.plots", "qsolver.validate", "qsolver.checks"),
+    "face": ("qsolver", "qsolver.cli", "qsolver.__main__", "qsolver.bench", "qsolver.scaling", "qsolver.seeds"),
+}
+
+
+def layer_of(module: str) -> str | None:
+    """The layer of ``module`` by the longest key of LAYERS that names it or a package holding it; None if none."""
+    found = [(len(key), layer) for layer, keys in LAYERS.items() for key in keys
+             if module == key or (key != "qsolver" and module.startswith(key + "."))]
+    return max(found)[1] if found else None
 
 
 def module_name(path: Path) -> str:
@@ -101,3 +130,24 @@ def test_only_main_imports_cli():
 def test_find_cycle_reports_the_loop():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(name for name in import_graph() if layer_of(name) is None)
+    assert not missing, "; ".join(f"assign {name} to a layer (LAYERS in tests/test_imports.py)" for name in missing)
+
+
+def test_no_import_runs_up_the_layers():
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    upward = sorted(f"{name} ({layer_of(name)}) imports {target} ({layer_of(target)})"
+                    for name, edges in import_graph().items() for target in edges
+                    if layer_of(name) and layer_of(target) and rank[layer_of(target)] > rank[layer_of(name)])
+    assert not upward, "imports running up the layers:\n" + "\n".join(upward)
+
+
+def test_layers_name_each_module_once_and_match_packages_by_prefix():
+    keys = [key for keys in LAYERS.values() for key in keys]
+    assert len(keys) == len(set(keys))
+    assert layer_of("qsolver.networks.mlp") == layer_of("qsolver.networks") == "wavefunctions"
+    assert layer_of("qsolver.references.grid") == "references"
+    assert layer_of("qsolver") == "face" and layer_of("qsolver.unassigned") is None

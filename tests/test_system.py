@@ -103,7 +103,6 @@ def test_system_from_python_with_a_callable_wraps_it():
     system = System(name="q", dimension=2, potential=quartic)
     assert isinstance(system.potential, CallablePotential)
     assert system.potential.fn is quartic
-    assert system.V is system.potential
     x = _points(2)
     _close(system.potential(x), quartic(x), rtol=0, atol=0)
     assert system.to_dict()["potential"]["kind"] == "callable"
