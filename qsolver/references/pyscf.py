@@ -226,7 +226,7 @@ def _read_cache(path: Path, key: str) -> Reference | None:
             if f.attrs["key"] != key:
                 return None
             return Reference(np.asarray(f["energies"]), str(f.attrs["method"]), float(f.attrs["error"]),
-                             details=json.loads(f.attrs["details"]), errors=np.asarray(f["errors"]))
+                             details=json.loads(f.attrs["details"]), errors=np.asarray(f["errors"]), kind="pyscf")
     except (OSError, KeyError, ValueError):   # absent, damaged or foreign: recompute and overwrite
         return None
 
@@ -325,4 +325,4 @@ def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n
     what = "one-electron core Hamiltonian" if one else \
         f"two-electron full CI ({'singlets' if molecule.spin == 0 else 'triplets'})"
     return Reference(main["energies"], f"PySCF {what}, basis {basis}, electronic energies (no nuclear repulsion)",
-                     float(errors.max()), details=details, errors=errors)
+                     float(errors.max()), details=details, errors=errors, kind="pyscf")
