@@ -259,7 +259,7 @@ def _notes(result: Result, labels: list[str], references: list[Reference], first
                 notes.append(f"NeuralSVD is closer to the {exact} value than {label} for {which} (of {len(judged)} "
                              "with both values).")
     for label, ref in zip(labels, references):
-        if not ref.method.startswith("PySCF"):
+        if ref.kind != "pyscf":
             continue
         lower = [f"{r['state']} (by {-r[f'dE_{label}']:.1e})" for r in rows
                  if r[f"dE_{label}"] is not None and r[f"dE_{label}"] < 0]

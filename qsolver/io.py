@@ -1,7 +1,7 @@
 """HDF5 export and reload of results (h5py; no pickle).
 
 Layout: root attributes (format, version, units, Hamiltonian convention, κ); ``system`` (definition as
-JSON); ``energies``, ``errors`` (hartree), ``coefficients`` (Ritz vectors); ``reference`` (levels, method,
+JSON); ``energies``, ``errors`` (hartree), ``coefficients`` (Ritz vectors); ``reference`` (levels, method, kind,
 error bound) when the caller passes one (``qsolver solve`` passes the system's own); ``history/*``; ``model/*`` (every weight as a plain dataset, architecture
 as JSON); ``grid/*`` (one particle, d ≤ 3: the states sampled on a regular grid: axes in bohr, values in
 bohr^(-d/2)); ``observables/*`` (two particles: one-particle densities on a grid of cells for d ≤ 3 and the
@@ -78,7 +78,7 @@ def save_result(result: Result, path: str | Path, reference: Reference | None = 
             if reference is not None:
                 group = f.create_group("reference")
                 group["energies"] = reference.energies
-                group.attrs.update({"method": reference.method, "error": reference.error})
+                group.attrs.update({"method": reference.method, "kind": reference.kind, "error": reference.error})
             if result.observables:
                 group = f.create_group("observables")
                 group.attrs["units"] = ("density: bohr^-d per cell (integrates to 2), distance: bohr^-1 per bin "

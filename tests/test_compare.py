@@ -198,8 +198,8 @@ def test_numerical_reference_groups_levels_within_its_error_and_its_states_are_u
 def test_literature_and_pyscf_say_which_is_closer_and_label_electronic_energies():
     lit = np.array([-1.1026342, -0.6675344, -0.4287718])
     pyscf = lit + np.array([1e-4, -1e-6, 2e-5])
-    refs = [Reference(pyscf, "pyscf: core Hamiltonian", errors=np.full(3, 1e-4),
-                      details={"total_energies": pyscf + 0.5, "nuclear_repulsion": 0.5}),
+    refs = [Reference(pyscf, "core Hamiltonian", errors=np.full(3, 1e-4),
+                      details={"total_energies": pyscf + 0.5, "nuclear_repulsion": 0.5}, kind="pyscf"),
             Reference(lit, "literature (electronic): exact", error=5e-8, errors=np.full(3, 5e-8))]
     result = synthetic(columns({0: 1}, {1: 1}, {2: 1}, {3: 1}), np.r_[lit + 1e-5, -0.35])
     table = compare(result, refs, labels=["pyscf", "literature"], unavailable={"grid": "not available yet"})
@@ -211,6 +211,8 @@ def test_literature_and_pyscf_say_which_is_closer_and_label_electronic_energies(
     assert "**grid**: not available (not available yet)" in text
     assert "closer to literature: NeuralSVD or pyscf" in text and "| NeuralSVD (1.0e-05 vs 1.0e-04) |" in text
     assert table.states[0]["pyscf_minus_literature"] == pytest.approx(1e-4, abs=1e-15)
+    # the upper-bound note keys on the reference's kind, not on its prose: states 0 and 2 lie below pyscf
+    assert "NeuralSVD lies below pyscf for states 0 (by 9.0e-05), 2 (by 1.0e-05) hartree" in text
 
 
 def test_no_working_reference_is_an_input_error():
@@ -243,3 +245,10 @@ def test_cli_writes_three_files_and_rejects_bad_input(short_result, tmp_path, ca
     assert main(["compare", str(path), "--reference", "pyscf"]) == 2          # 1D: no nuclei
     assert "no reference could treat" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "missing.h5")]) == 2
+
+
+@pytest.mark.parametrize("system, kind", [("harmonic_1d", "analytic"), ("harmonic_1d", "grid"),
+                                          ("harmonium", "grid"), ("h2plus", "literature")])
+def test_every_reference_names_the_kind_that_made_it(system, kind):
+    # compare branches on Reference.kind (the [reference] kind), never on the method's prose
+    assert reference(qsolver.load_system(system), 2, kind).kind == kind

@@ -30,6 +30,7 @@ def test_round_trip(short_result, tmp_path):
         assert "hartree" in f.attrs["units"]
         assert f["grid/values"].shape == (3, 128, 128)
         assert np.allclose(f["reference/energies"][()], [1.0, 2.0, 2.0])
+        assert f["reference"].attrs["kind"] == "analytic"
         assert f["model/weights.0"].dtype == np.float64
     assert [p.name for p in tmp_path.iterdir()] == ["r.h5"]     # no temporary file left behind
 

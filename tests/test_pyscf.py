@@ -51,6 +51,7 @@ def test_h2plus_default_basis_is_within_its_stated_error_of_the_exact_levels():
     ref = reference(system, 5)
     literature = reference(system, 5, kind="literature")
     np.testing.assert_array_equal(literature.energies, H2PLUS_LITERATURE)
+    assert (ref.kind, literature.kind) == ("pyscf", "literature")
     assert ref.details["basis"] == pyscf_ref.DEFAULT_BASIS and pyscf_ref.DEFAULT_BASIS in ref.method
     assert "electronic" in ref.method and "electronic" in literature.method
     # variational, so above the exact levels up to the literature's rounding, and within the stated error
@@ -109,6 +110,7 @@ def test_cache_hit_returns_identical_levels_without_pyscf(cache, monkeypatch):
     np.testing.assert_array_equal(again.energies, first.energies)
     np.testing.assert_array_equal(again.errors, first.errors)
     assert again.method == first.method and again.details == first.details and again.error == first.error
+    assert again.kind == first.kind == "pyscf"
     with pytest.raises(AssertionError, match="PySCF called"):   # another key: a new calculation
         reference(h2plus(2.0, basis="even-tempered-small"), 4)
     with pytest.raises(AssertionError, match="PySCF called"):

@@ -14,13 +14,11 @@ from ..molecule import Molecule
 from ..system import System
 from ..threshold import continuum_threshold
 from .analytic import analytic_reference
-from .base import Reference, ReferenceStates
+from .base import KINDS, Reference, ReferenceStates
 from .grid import grid_reference
 from .literature import literature_reference
 from .pyscf import DEFAULT_BASIS, core_levels, pyscf_reference, system_molecule
 from .trap import trap_reference
-
-KINDS = ("analytic", "grid", "pyscf", "literature")
 
 
 def reference(system: System, n_states: int, kind: str | None = None, **options) -> Reference:

@@ -51,11 +51,12 @@ def analytic_reference(system: System, n: int, with_states: bool = False) -> Ref
             and parts[0].charges[0] > 0:
         z = parts[0].charges[0]
         ref = Reference(hydrogen_levels(z, kappa, d, n), "analytic: hydrogen-like -Z²/(4κν²)",
-                        details={"charge": z})
+                        details={"charge": z}, kind="analytic")
     elif len(parts) == 1 and isinstance(parts[0], Harmonic):
-        ref = Reference(oscillator_levels(parts[0].omega, kappa, n), "analytic: oscillator √(2κ) Σ ω_i(n_i+½)")
+        ref = Reference(oscillator_levels(parts[0].omega, kappa, n), "analytic: oscillator √(2κ) Σ ω_i(n_i+½)",
+                        kind="analytic")
     elif len(parts) == 1 and isinstance(parts[0], Box):
-        ref = Reference(box_levels(parts[0].lengths, kappa, n), "analytic: box κ Σ (π n_i/L_i)²")
+        ref = Reference(box_levels(parts[0].lengths, kappa, n), "analytic: box κ Σ (π n_i/L_i)²", kind="analytic")
     else:
         raise InputError("no closed-form levels for this potential (analytic references cover one Coulomb "
                          "centre in d >= 2, one oscillator, or one box)", source=system.source,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+KINDS = ("analytic", "grid", "pyscf", "literature")   # the [reference] kinds, each a family of methods
+
 
 @dataclass
 class ReferenceStates:
@@ -25,6 +27,8 @@ class Reference:
 
     ``error`` bounds |E_ref - E_exact| over all levels (0 for closed forms); ``errors`` is the per-level
     estimate where the method gives one; ``states`` holds the reference eigenfunctions when available.
+    ``kind`` is the reference kind that made it (one of :data:`KINDS`; "" for one made by hand), for code to
+    branch on; ``method`` is prose for people.
     """
 
     energies: np.ndarray
@@ -33,3 +37,4 @@ class Reference:
     details: dict = field(default_factory=dict)
     errors: np.ndarray | None = None
     states: ReferenceStates | None = None
+    kind: str = ""

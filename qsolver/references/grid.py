@@ -218,5 +218,5 @@ def grid_reference(system: System, n_states: int, **options) -> Reference:
                "seconds": {"fine": fine.seconds, "coarse": seconds,
                            "small_box": small.seconds if small else 0.0}}
     return Reference(fine.energies, method, float(errors.max()), details, errors,
-                     ReferenceStates(fine.points, fine.weights, fine.values))
+                     ReferenceStates(fine.points, fine.weights, fine.values), kind="grid")
 

@@ -51,4 +51,4 @@ def literature_reference(system: System, n: int) -> Reference:
     energies = np.array(levels[:n], dtype=float)
     return Reference(energies, f"literature (electronic): {source.strip()}", float(precision),
                      details={"source": source.strip(), "all_bound": all_bound},
-                     errors=np.full(len(energies), float(precision)))
+                     errors=np.full(len(energies), float(precision)), kind="literature")

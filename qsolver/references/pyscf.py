@@ -4,24 +4,17 @@ In an atom-centred basis {χ_μ}, each electron's H = -κ∇² - Σ_A Z_A/|x - R
 h = 2κ T + V_nuc (PySCF's T is ⟨χ_μ|-½∇²|χ_ν⟩). One electron: the levels solve h c = E S c (S the overlap).
 Two electrons (repulsion 1/r_12, unscaled by κ): full CI, exact in the basis, as a dense diagonalisation of H in
 the space of symmetric (singlet) or antisymmetric (triplet) orbital pairs of the core orbitals, so each spin
-is computed alone and spatially degenerate levels (He 2¹P ×3) are repeated. Near-linear dependence of large
-diffuse bases is removed by canonical orthogonalisation. ``Reference.energies`` are **electronic** (the
-package's H has no nuclear repulsion); ``details`` adds the totals E + E_nn. Energies in hartree.
+is computed alone and spatially degenerate levels (He 2¹P ×3) are repeated. PySCF's own determinant FCI gives
+the same levels, but far too slowly at these basis sizes (results/bench/fci_bases.md). Near-linear dependence of large diffuse bases is removed by canonical
+orthogonalisation. ``Reference.energies`` are **electronic** (the package's H has no nuclear repulsion);
+``details`` adds the totals E + E_nn. Energies in hartree.
 
 Error estimate per level: |E - E'| with E' from a companion basis (``[reference] companion``, else: for the
 defaults a smaller set, where the difference is that set's error and so a conservative bound; for any other
 basis the default, where it is close to that basis's own error). Defaults: ``even-tempered-large`` (one
-electron; companion ``even-tempered-medium``), ``even-tempered-2e`` (two; companion ``even-tempered-2e-small``).
-He (κ = ½) errors in hartree, measured (results/bench/fci_bases.md), and one FCI's seconds on one core:
-
-    basis                   functions  1¹S     2¹S     2¹P×3   2³S     2³P×3   H⁻      s
-    aug-cc-pVTZ             23         3.1e-3  1.5e-2  1.6e-1  5.3e-3  1.2e-1  1.2e-3  0.1
-    aug-cc-pVQZ             46         1.2e-3  1.0e-2  1.0e-1  3.0e-3  7.9e-2  6.1e-4  0.2
-    aug-cc-pV5Z             80         5.2e-4  8.4e-3  7.7e-2  2.4e-3  5.8e-2  3.2e-4  8
-    even-tempered-2e-small  73         1.1e-3  1.8e-4  2.6e-4  1.4e-4  1.6e-4  3.5e-4  5
-    even-tempered-2e        115        4.5e-4  4.4e-5  9.1e-5  1.6e-5  3.9e-5  1.4e-4  26
-
-On two or more nuclei the two-electron default is too large (H2: 26 565 pairs): name ``basis`` and ``companion``.
+electron; companion ``even-tempered-medium``), ``even-tempered-2e`` (two; companion ``even-tempered-2e-small``),
+chosen for He and H⁻ by their measured basis errors and costs (results/bench/fci_bases.md). On two or more
+nuclei the two-electron default is too large (H2: 26 565 pairs): name ``basis`` and ``companion``.
 Results are cached in HDF5 under ``$QSOLVER_CACHE/pyscf`` (default ``~/.cache/qsolver/pyscf``), one file per key.
 """
 from __future__ import annotations
@@ -226,7 +219,7 @@ def _read_cache(path: Path, key: str) -> Reference | None:
             if f.attrs["key"] != key:
                 return None
             return Reference(np.asarray(f["energies"]), str(f.attrs["method"]), float(f.attrs["error"]),
-                             details=json.loads(f.attrs["details"]), errors=np.asarray(f["errors"]))
+                             details=json.loads(f.attrs["details"]), errors=np.asarray(f["errors"]), kind="pyscf")
     except (OSError, KeyError, ValueError):   # absent, damaged or foreign: recompute and overwrite
         return None
 
@@ -325,4 +318,4 @@ def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n
     what = "one-electron core Hamiltonian" if one else \
         f"two-electron full CI ({'singlets' if molecule.spin == 0 else 'triplets'})"
     return Reference(main["energies"], f"PySCF {what}, basis {basis}, electronic energies (no nuclear repulsion)",
-                     float(errors.max()), details=details, errors=errors)
+                     float(errors.max()), details=details, errors=errors, kind="pyscf")

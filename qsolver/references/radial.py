@@ -179,4 +179,4 @@ def coulomb_reference(system: System, n_states: int, options: dict) -> Reference
                "coarse_points": coarse, "labels": [(ell, k, j) for _, ell, k, j in levels],
                "resolution_errors": resolution, "box_errors": box_error, "seconds": time.perf_counter() - start}
     states = _states(d, centre, extent, points, [(ell, k, j) for _, ell, k, j in levels], vectors)
-    return Reference(energies, method, float(errors.max()), details, errors, states)
+    return Reference(energies, method, float(errors.max()), details, errors, states, kind="grid")

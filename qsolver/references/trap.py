@@ -233,4 +233,4 @@ def trap_reference(system, n: int) -> Reference:
     method = (f"separable trap: centre of mass + relative radial equation (Jacobi-Galerkin, "
               f"{details['points']} polynomials on r <= {details['extent']:.3g} bohr)")
     details.update(omega=omega, center=center, spin=system.spin)
-    return Reference(energies, method, float(errors.max()), details, errors)
+    return Reference(energies, method, float(errors.max()), details, errors, kind="grid")
