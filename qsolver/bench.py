@@ -210,8 +210,10 @@ def _recorder(curve: Curve, system: System, cfg: SolverConfig, generator: torch.
               groups: np.ndarray, v_inf: float | None, log) -> Callable:
     """The ``on_evaluate`` callback of one preset: Rayleigh–Ritz of the averaged weights (float64, ``cfg``'s
     samples), whose errors it appends to ``curve`` and logs."""
+    trained = make_problem(system, cfg).hamiltonian           # the operator training uses (spin shift included)
+
     def record(model, step, seconds):
-        est = evaluate(model.to(torch.float64), system, cfg, generator, torch.float64)
+        est = evaluate(model.to(torch.float64), system, cfg, generator, torch.float64, trained)
         rel, per_group, bound = _errors(est["energies"][: len(levels)], levels, groups, v_inf)
         curve.seconds.append(float(seconds))
         curve.steps.append(int(step))

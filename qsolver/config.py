@@ -27,6 +27,9 @@ class SolverConfig:
     layers: int = 2               # hidden layers of each state's MLP
     activation: str = "tanh"      # "tanh", "softplus" or "silu"
     network: str = "auto"         # kind of wavefunction (qsolver.networks); "auto": the first registered kind that fits
+    determinants: int = 2         # Slater determinants per state (networks of three and more electrons)
+    spin_shift: float | None = None  # λ (hartree) of λ(Ŝ² - S(S+1)) in the trained operator; None: SPIN_SHIFT for
+                                     # networks that are not spin-adapted by construction, else 0
     envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
     features: int = 0             # random Fourier features of the inputs (envelope "none"); 0 = none
     feature_scale: float = 0.1    # standard deviation of the Fourier frequencies (1/bohr)
@@ -82,11 +85,14 @@ MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts)
 # trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
 # up front, at a cost that grows with their count
 MAX_STATES = 1000
-POSITIVE = ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks", "shift_margin", "trust",
-            "proposal_scale")
+POSITIVE = ("states", "steps", "batch", "determinants", "hidden", "layers", "eval_samples", "eval_blocks",
+            "shift_margin", "trust", "proposal_scale")
 # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
 # and a damping
-NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping")
+NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping", "spin_shift")
+# λ of the default spin shift (hartree): it lifts a wrong-spin level by λ(S'(S'+1) - S(S+1)) ≥ 2λ, beyond the
+# valence excitations of light atoms (≲ 0.5 hartree) for which the shift matters
+SPIN_SHIFT = 1.0
 
 
 def check_settings(settings: Mapping[str, Any] | SolverConfig, source: str | None,

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from .config import SolverConfig
-from .hamiltonian import hamiltonian
+from .hamiltonian import Hamiltonian, spin_squared
 from .networks import Network
 from .parallel import Comm, draw
 from .ritz import jackknife_ritz, residual_norms, span_errors
@@ -14,7 +14,7 @@ from .threshold import spectrum_edge
 
 
 def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Generator,
-             dtype: torch.dtype, chunk: int = 4096, comm: Comm = Comm()) -> dict:
+             dtype: torch.dtype, hamiltonian: Hamiltonian, chunk: int = 4096, comm: Comm = Comm()) -> dict:
     """Rayleigh–Ritz with ``cfg.eval_samples`` fresh samples in ``cfg.eval_blocks`` blocks.
 
     Error bars combine the jackknife standard error (sampling noise) with the Kato–Temple estimate of the
@@ -30,7 +30,9 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     exact = "hessian" if cfg.laplacian == "hessian" else "forward"   # finite differences only for training
     per_block = max(1, cfg.eval_samples // n_blocks // comm.world)           # this rank's share of a block
     proposal = model.proposal(dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
-    h = hamiltonian(system)
+    # ⟨ψ_l|Ŝ²|ψ_m⟩ where both spins are present: each state's total spin, measured on the same samples
+    s2 = spin_squared(system.spin_sector) if system.particles > 1 and min(system.spin_sector) > 0 else None
+    s2_blocks = np.zeros((n_blocks, n_states, n_states))
     s_blocks = np.zeros((n_blocks, n_states, n_states))
     h_blocks = np.zeros((n_blocks, n_states, n_states))
     h2 = np.zeros((n_states, n_states))
@@ -43,13 +45,16 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
             n = min(chunk, per_block - done)
             x = draw(proposal, n, gen, comm)
             root_w = torch.exp(-0.5 * proposal.log_prob(x))[:, None]
-            psi, h_psi = h.apply(model, x, exact)
+            psi, h_psi = hamiltonian.apply(model, x, exact)
             if b == 0 and done == 0:          # the exchange symmetry as built (None for one particle)
                 symmetry = model.symmetry_error(x, psi)
             f, hf = psi * root_w, h_psi * root_w
             s_blocks[b] += (f.T @ f).cpu().numpy()
             h_blocks[b] += (f.T @ hf).cpu().numpy()
             h2 += (hf.T @ hf).cpu().numpy()
+            if s2 is not None:
+                with torch.no_grad():
+                    s2_blocks[b] += (f.T @ (s2(model, x, psi) * root_w)).cpu().numpy()
             mass = (f * f).double().cpu().numpy()
             if unit is None:            # the same on every rank, so that the ranks' sums add up
                 unit = max(comm.max(float(mass.max())), np.finfo(np.float64).tiny)
@@ -58,8 +63,8 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
             w2 += (mass**2).sum(0)
             done += n
     if comm.world > 1:
-        sums = [torch.from_numpy(a) for a in (s_blocks, h_blocks, h2, w1, w2)]
-        s_blocks, h_blocks, h2, w1, w2 = (comm.sum(t).numpy() for t in sums)
+        sums = [torch.from_numpy(a) for a in (s_blocks, h_blocks, h2, w1, w2, s2_blocks)]
+        s_blocks, h_blocks, h2, w1, w2, s2_blocks = (comm.sum(t).numpy() for t in sums)
         symmetry = None if symmetry is None else comm.max(symmetry)
         per_block *= comm.world
     s_blocks /= per_block
@@ -78,4 +83,19 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
                             "ess_fraction": w1**2 / w2 / (per_block * n_blocks),
                             "raw_gram_deviation": float(np.abs(raw_gram - np.eye(n_states)).max()),
                             "gram_deviation": float(np.abs(final_gram - np.eye(n_states)).max()),
-                            **({"exchange_symmetry_error": symmetry} if symmetry is not None else {})}}
+                            **({"exchange_symmetry_error": symmetry} if symmetry is not None else {}),
+                            **(spin_of_states(solution.vectors, s_blocks, s2_blocks / per_block) if s2 is not None
+                               else {})}}
+
+
+def spin_of_states(vectors: np.ndarray, s_blocks: np.ndarray, s2_blocks: np.ndarray) -> dict:
+    """⟨Ŝ²⟩_i = c_iᵀ Ŝ² c_i / c_iᵀ S c_i of each Ritz state over all blocks, with the standard error of its per-block
+    values (blocks of independent samples; the Ritz vectors held fixed)."""
+    def per_state(s: np.ndarray, s2: np.ndarray) -> np.ndarray:
+        sym = 0.5 * (s2 + s2.swapaxes(-1, -2))                       # Ŝ² is self-adjoint
+        return np.einsum("...mi,...mn,...ni->...i", vectors, sym, vectors) / \
+            np.einsum("...mi,...mn,...ni->...i", vectors, s, vectors)
+
+    blocks = per_state(s_blocks, s2_blocks)
+    return {"spin_squared": per_state(s_blocks.mean(0), s2_blocks.mean(0)),
+            "spin_squared_errors": blocks.std(0, ddof=1) / np.sqrt(len(blocks))}

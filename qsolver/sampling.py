@@ -161,4 +161,19 @@ class SingleParticle:
         return self.density.log_prob(x[:, 0])
 
 
-Proposal = SingleParticle | PairMixture
+@dataclass
+class IndependentElectrons:
+    """p(x) = Π_j q(x_j) over configurations (B, N, d): every particle drawn independently from one density q,
+    exact, normalised in N·d dimensions and symmetric under every permutation of the particles."""
+
+    density: ExponentialMixture | GaussianMixture
+    particles: int
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.density.sample(n * self.particles, generator).reshape(n, self.particles, -1)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.density.log_prob(x.reshape(-1, x.shape[-1])).reshape(x.shape[:2]).sum(1)
+
+
+Proposal = SingleParticle | PairMixture | IndependentElectrons

@@ -34,6 +34,7 @@ def worker(argv: list[str] | None = None) -> None:
     from .references import reference
     from .solver import resolve_config, solve
     from .system import load_system
+    from .training import make_problem
 
     p = argparse.ArgumentParser()
     p.add_argument("system")
@@ -51,9 +52,10 @@ def worker(argv: list[str] | None = None) -> None:
     probe = replace(cfg, eval_samples=8000, eval_blocks=8)
     gen = torch.Generator(device=torch.device(cfg.device)).manual_seed(cfg.seed + 7919 + comm.rank)
     curve: dict[str, list] = {"seconds": [], "steps": [], "mean_rel_error": []}
+    operator = make_problem(system, cfg, comm).hamiltonian
 
     def record(model, step, seconds):
-        est = evaluate(model.to(torch.float64), system, probe, gen, torch.float64, comm=comm)
+        est = evaluate(model.to(torch.float64), system, probe, gen, torch.float64, operator, comm=comm)
         curve["seconds"].append(float(seconds))
         curve["steps"].append(int(step))
         curve["mean_rel_error"].append(float(np.mean(np.abs(est["energies"][: len(levels)] - levels)
@@ -115,6 +117,7 @@ def scaling_bench(system_name: str, configurations=((1, 1), (2, 1), (1, 2)), ste
     TARGET mean relative error."""
     from .solver import resolve_config
     from .system import load_system
+    from .training import make_problem
 
     system = load_system(system_name)
     cfg = resolve_config(system, steps=steps, device=device)

@@ -155,10 +155,12 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     tick = time.perf_counter()
     cfg, system = problem.cfg, problem.system
     model = averaged_model(state, problem.eval_dtype)
-    estimate = evaluate(model, system, cfg, state.generator, problem.eval_dtype, comm=problem.comm)
+    estimate = evaluate(model, system, cfg, state.generator, problem.eval_dtype, problem.hamiltonian,
+                        comm=problem.comm)
     n, diag = cfg.states, estimate["diagnostics"]
-    for key in ("stat_errors", "residuals", "span_errors"):       # report the lowest `states` of the trained span
-        diag[key] = diag[key][:n]
+    for key in ("stat_errors", "residuals", "span_errors", "spin_squared", "spin_squared_errors"):
+        if key in diag:                                              # report the lowest `states` of the trained span
+            diag[key] = diag[key][:n]
     hist = {k: np.asarray(v, dtype=float) for k, v in state.history.items()}
     estimate["diagnostics"].update(steps_done=state.step, interrupted=interrupted, skipped_steps=state.skipped,
                                    rewinds=list(state.rewinds), train_seconds=state.seconds,

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .config import SolverConfig
+from .config import SPIN_SHIFT, SolverConfig
 from .errors import InputError
 from .hamiltonian import Hamiltonian, hamiltonian
 from .natural import descent_direction, natural_step
@@ -147,7 +147,8 @@ def make_problem(system: System, cfg: SolverConfig, comm: Comm = Comm()) -> Prob
         network = choose(system, cfg.network)
     except ValueError as exc:
         raise InputError(str(exc), source=system.source, field="network") from None
-    return Problem(system, cfg, comm, torch.device(cfg.device), train_dtype, eval_dtype, hamiltonian(system),
+    shift = cfg.spin_shift if cfg.spin_shift is not None else 0.0 if network.spin_adapted else SPIN_SHIFT
+    return Problem(system, cfg, comm, torch.device(cfg.device), train_dtype, eval_dtype, hamiltonian(system, shift),
                    spectrum_edge(system), network)
 
 

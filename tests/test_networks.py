@@ -37,7 +37,7 @@ class ToyConfig:
 class ToyGaussians(nn.Module):
     """ψ_l(x) = A_l exp(-½ Σ_i β_li (x_i - c_i)²): one Gaussian per state with learnable amplitude and widths."""
 
-    kind, config_type, damping, automatic = "toy_gauss", ToyConfig, 1e-2, False
+    kind, config_type, damping, automatic, spin_adapted = "toy_gauss", ToyConfig, 1e-2, False, True
 
     def __init__(self, config: ToyConfig, generator: torch.Generator | None = None):
         super().__init__()

@@ -88,6 +88,7 @@ class Kind(Protocol):
     config_type: ClassVar[type]
     damping: ClassVar[float]       # default ε of the natural step's B×B solve, relative to the kernel's mean diagonal
     automatic: ClassVar[bool]      # chosen by network = "auto" when it fits
+    spin_adapted: ClassVar[bool]   # its states have total spin S = spin/2 by construction (no spin shift needed)
 
     @classmethod
     def fits(cls, system) -> str | None:
@@ -114,7 +115,7 @@ KINDS: dict[str, type] = {}
 
 def register(cls: type) -> type:
     """Add a kind of wavefunction (usable as a class decorator); a later registration of the same name replaces it."""
-    missing = [name for name in ("kind", "config_type", "damping", "automatic", "fits", "configure", "layout",
+    missing = [name for name in ("kind", "config_type", "damping", "automatic", "spin_adapted", "fits", "configure", "layout",
                                  "check_config", "length_unit", "jet", "tangents", "proposal", "extent", "symmetry_error")
                if not hasattr(cls, name)]
     if missing:

@@ -56,6 +56,7 @@ class OneParticleNet(nn.Module):
     config_type = OneConfig
     damping = 1e-4          # a sharp end; one particle's envelope decays do not drift (results/bench/README.md)
     automatic = True
+    spin_adapted = True
 
     def __init__(self, config: OneConfig, generator: torch.Generator | None = None):
         super().__init__()

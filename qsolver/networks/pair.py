@@ -77,6 +77,7 @@ class PairNet(nn.Module):
     # the proposal, which follows them, starves weakly bound states (results/bench/README.md)
     damping = 1e-2
     automatic = True
+    spin_adapted = True     # symmetric (singlets) or antisymmetric (triplets) by construction
 
     def __init__(self, config: PairConfig, generator: torch.Generator | None = None):
         super().__init__()

@@ -1,0 +1,369 @@
+"""N electrons: sums of Slater determinants of neural orbitals, antisymmetric under the exchange of any two electrons
+of the same spin by construction, with exact nuclear and electron–electron cusps.
+
+The first n_up electrons of a configuration x (B, N, d) have spin up, the others spin down (n_up - n_down = 2S).
+Each state l is
+
+    ψ_l(x) = J(x) Σ_k det[φ_lki(x_j)]_{i,j ≤ n_up} det[φ_lk(n_up+i)(x_(n_up+j))]_{i,j < n_down},
+
+with orbitals φ_lki(x) = g_lki(s_l u(x)) e_lki(x): one MLP per state maps an electron's features u (its offsets from
+the centres and their lengths, in the state's length unit 1/s_l) to the orbitals of all K determinants, and each
+orbital has its own learned envelope (:mod:`.envelopes`: exponential with the Kato slope -Z_c/((d-1)κ) at every
+nucleus, or Gaussian). J = exp(Σ_{i<j} γ_ij r_ij/(1 + r_ij/ℓ)) is the pair cusp: γ for antiparallel spins, the
+parallel-spin slope for equal spins. Orbitals depend on their own electron only, so a determinant is linear in each
+electron's column: ∇_j det A = Σ_i C_ij ∇φ_i(x_j) and ∇_j² det A = Σ_i C_ij ∇²φ_i(x_j) with the cofactors C, which
+are taken from an SVD and so stay exact where A is singular (at the nodes).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..interactions import cusp_slope
+from ..laplacian import activation, activation_jet
+from ..potentials import Coulomb, Harmonic, find, hydrogen_nu
+from ..sampling import ExponentialMixture, GaussianMixture, IndependentElectrons
+from .base import Layout, Tangents, register
+from .envelopes import Exponential, Gaussian, choose_envelope
+from .mlp import jacobian_tangents, mlp_parameters
+from .pair import _rho
+
+ENVELOPE_CHOICES = ("exponential", "gaussian")
+MIN_DECAY = 1e-2          # the slowest decay (1/bohr) an orbital envelope starts with (vanishing charges)
+
+
+@dataclass
+class DetsConfig:
+    """Architecture of the determinant networks; with the weights it rebuilds the wavefunctions exactly."""
+
+    dimension: int
+    states: int
+    particles: int
+    spin: int                              # 2S = n_up - n_down
+    determinants: int                      # K per state
+    hidden: int
+    layers: int
+    activation: str
+    envelope: str                          # "exponential" or "gaussian"
+    centers: list[list[float]]             # Coulomb centres, or the trap centre
+    cusps: list[float]                     # Kato slope k_c per centre (exponential), 1/bohr
+    init_scales: list[list[float]]         # (states, K·N·C) decays or (states, K·N·d) curvatures per orbital
+    feature_scales: list[float]            # s_l per state: the inverse length unit of its MLP inputs (1/bohr)
+    pair_cusps: list[float]                # γ for antiparallel and for parallel spins (1/bohr)
+    pair_length: float = 1.0              # ℓ of the cusp factor (bohr)
+    kind: str = "dets"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def spins(self) -> tuple[int, int]:
+        return (self.particles + self.spin) // 2, (self.particles - self.spin) // 2
+
+
+def _cofactors(a: torch.Tensor) -> torch.Tensor:
+    """Cofactor matrices C (..., n, n) of square matrices a, C_ij = ∂det a/∂a_ij, from a = U Σ Vᵀ:
+    C = det(U) det(V) U diag(Π_{k≠i} σ_k) Vᵀ, finite where a is singular."""
+    u, s, vh = torch.linalg.svd(a)
+    ones = torch.ones_like(s[..., :1])
+    left = torch.cumprod(torch.cat([ones, s[..., :-1]], -1), -1)            # Π_{k<i} σ_k
+    right = torch.flip(torch.cumprod(torch.cat([ones, torch.flip(s, [-1])[..., :-1]], -1), -1), [-1])   # Π_{k>i}
+    sign = torch.linalg.det(u) * torch.linalg.det(vh)
+    return sign[..., None, None] * (u * (left * right)[..., None, :]) @ vh
+
+
+@register
+class DeterminantNet(nn.Module):
+    """L antisymmetric trial functions of N electrons; ``forward`` gives values (B, L), ``jet`` values, gradients
+    over the N·d coordinates (B, L, N·d) and Laplacians (B, L)."""
+
+    kind = "dets"
+    config_type = DetsConfig
+    damping = 1e-2          # as for pairs: envelope decays beside a network drift with less
+    automatic = True        # registered after "pair": chosen for three and more electrons
+    spin_adapted = False    # fixed spin labels: the S_z = S sector also holds every higher S
+
+    def __init__(self, config: DetsConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.config = c = config
+        self.envelope = Exponential if c.envelope == Exponential.name else Gaussian
+        self.register_buffer("centers", torch.tensor(c.centers, dtype=torch.float64))
+        self.register_buffer("cusps", torch.tensor(c.cusps or [0.0] * len(c.centers), dtype=torch.float64))
+        self.register_buffer("feature_scales", torch.tensor(c.feature_scales, dtype=torch.float64))
+        self.log_scale = nn.Parameter(torch.log(torch.tensor(c.init_scales, dtype=torch.float64)))
+        orbitals = c.determinants * c.particles
+        self.weights, self.biases = mlp_parameters(c.states, [self.layout(c).input_width] + [c.hidden] * c.layers
+                                                   + [orbitals], generator)
+
+    # ---- the kind ----
+    @classmethod
+    def fits(cls, system) -> str | None:
+        return None if system.particles >= 2 else "it holds two or more electrons"
+
+    @classmethod
+    def configure(cls, system, cfg) -> DetsConfig:
+        return dets_config(system, cfg)
+
+    @classmethod
+    def layout(cls, config: DetsConfig) -> Layout:
+        per_centre = config.dimension + 1 if config.envelope == Exponential.name else config.dimension
+        return Layout(copies=1, input_width=len(config.centers) * per_centre)
+
+    @classmethod
+    def length_unit(cls, config: DetsConfig) -> float:
+        return 1.0 / max(config.feature_scales)
+
+    @classmethod
+    def check_config(cls, config: dict, system) -> list[str]:
+        checks = {"hidden": config["hidden"] >= 1, "layers": config["layers"] >= 0,
+                  "envelope": config["envelope"] in ENVELOPE_CHOICES, "particles": config["particles"] ==
+                  system.particles, "spin": config["spin"] == system.spin, "determinants": config["determinants"] >= 1}
+        return [key for key, ok in checks.items() if not ok]
+
+    # ---- orbitals ----
+    def _features(self, x: torch.Tensor, with_derivatives: bool):
+        """Each electron's MLP inputs per state, scaled by s_l: its offsets s(x - R_c) and, for Coulomb centres, the
+        smoothed lengths ρ(s|x - R_c|), ρ(t) = t²/(1 + t) (no kink at a nucleus: the envelope's cusp stays exact).
+        Values (L, B·N, F); with derivatives also gradients (L, B·N, d, F) and Laplacians (L, B·N, F) by that
+        electron's coordinates."""
+        points = x.reshape(-1, x.shape[-1])
+        p, d = points.shape
+        s = self.feature_scales[:, None, None]                                  # (L, 1, 1)
+        dx = points[:, None, :] - (self.centers[None] if self.envelope is Exponential else self.centers[None, :1])
+        sv = s[..., None] * dx[None]                                            # (L, P, C, d)
+        n_states, n_c = sv.shape[0], sv.shape[2]
+        if self.envelope is Exponential:
+            t = s * torch.linalg.vector_norm(dx, dim=-1)[None]                  # (L, P, C)
+            rho, slope_over_t, curv = _rho(t)
+            value = torch.cat([sv, rho[..., None]], -1).reshape(n_states, p, -1)
+        else:
+            value = sv.reshape(n_states, p, -1)
+        if not with_derivatives:
+            return value
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)
+        lin = (s[..., None, None] * eye).expand(n_states, p, n_c, d, d)         # ∂(s dx_m)/∂x_m' = s δ
+        if self.envelope is Exponential:
+            rad = (s**2 * slope_over_t)[..., None] * dx[None]                   # ∂ρ/∂x = s² ρ'(t)/t dx
+            grad = torch.cat([lin, rad[..., None]], -1)                         # (L, P, C, d, d + 1)
+            lap = torch.cat([torch.zeros_like(sv), (s**2 * (curv + (d - 1) * slope_over_t))[..., None]], -1)
+        else:
+            grad, lap = lin, torch.zeros_like(sv)
+        grad = grad.permute(0, 1, 3, 2, 4).reshape(n_states, p, d, -1)
+        return value, grad, lap.reshape(n_states, p, -1)
+
+    def _log_envelopes(self, x: torch.Tensor, log_scale: torch.Tensor, with_derivatives: bool):
+        """ln e of every orbital at every electron, (L, B·N, M) for M = K·N orbitals; with derivatives also the
+        gradients (L, B·N, d, M) and Laplacians (L, B·N, M) by that electron's coordinates."""
+        points = x.reshape(-1, x.shape[-1])
+        n_states, n_orb = log_scale.shape[0], self.config.determinants * self.config.particles
+        scales = torch.exp(log_scale).reshape(n_states, 1, n_orb, -1)          # (L, 1, M, C | d)
+        d = points.shape[-1]
+        if self.envelope is Gaussian:
+            dx = points - self.centers[0]                                       # (P, d)
+            value = -0.5 * (scales * dx[None, :, None, :] ** 2).sum(-1)         # (L, P, M)
+            if not with_derivatives:
+                return value
+            grad = -(scales * dx[None, :, None, :]).transpose(2, 3)             # (L, P, d, M)
+            return value, grad, -scales.sum(-1).expand_as(value)
+        dx = points[:, None, :] - self.centers[None]                            # (P, C, d)
+        r = torch.linalg.vector_norm(dx, dim=-1)                                # (P, C)
+        k = self.cusps
+        ell = 1.0 / torch.where(k == 0, torch.ones_like(k), k.abs())
+        rr = r[None, :, None, :]
+        value = (-scales * rr - (k - scales) * ell * rr / (ell + rr)).sum(-1)  # (L, P, M)
+        if not with_derivatives:
+            return value
+        slope = -scales - (k - scales) * ell**2 / (ell + rr) ** 2              # φ'(r), (L, P, M, C)
+        curv = 2 * (k - scales) * ell**2 / (ell + rr) ** 3
+        unit = dx / r[..., None]                                                # (P, C, d)
+        grad = torch.einsum("lpmc,pcd->lpdm", slope, unit)
+        return value, grad, (curv + (d - 1) * slope / rr).sum(-1)
+
+    def _orbitals(self, x: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+        """φ of every orbital at every electron, (L, B, N, M)."""
+        z = self._features(x, False)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.baddbmm(b, z, w)
+            if i < last:
+                z = activation(z, self.config.activation)
+        phi = z * torch.exp(self._log_envelopes(x, log_scale, False))
+        return phi.reshape(phi.shape[0], x.shape[0], x.shape[1], -1)
+
+    def _orbital_jets(self, x: torch.Tensor):
+        """φ, ∇φ and ∇²φ of every orbital at every electron by its coordinates: (L, B, N, M), (L, B, N, d, M),
+        (L, B, N, M)."""
+        value, grad, lap = self._features(x, True)
+        n_states, points, d = grad.shape[:3]
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            value = torch.baddbmm(b, value, w)
+            grad = torch.bmm(grad.reshape(n_states, points * d, -1), w).reshape(n_states, points, d, -1)
+            lap = torch.bmm(lap, w)
+            if i < last:
+                value, grad, lap = activation_jet(value, grad, lap, self.config.activation)
+        ln_e, ln_grad, ln_lap = self._log_envelopes(x, self.log_scale[:, None, :], True)
+        e = torch.exp(ln_e)
+        e_grad, e_lap = e[:, :, None] * ln_grad, e * (ln_lap + (ln_grad**2).sum(2))
+        phi = value * e
+        phi_grad = grad * e[:, :, None] + value[:, :, None] * e_grad
+        phi_lap = lap * e + 2 * (grad * e_grad).sum(2) + value * e_lap
+        shape = (n_states, x.shape[0], x.shape[1])
+        return phi.reshape(*shape, -1), phi_grad.reshape(*shape, d, -1), phi_lap.reshape(*shape, -1)
+
+    def _blocks(self, phi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The up and down matrices A_ji = φ_i(x_j) per state and determinant: (L, B, K, n, n) each, from orbital
+        values (L, B, N, K·N) (or their jets' components, with extra axes before the last)."""
+        up, down = self.config.spins
+        k = self.config.determinants
+        per_det = phi.reshape(*phi.shape[:-1], k, up + down)                   # (L, B, N, ..., K, N)
+        a_up = per_det[:, :, :up, ..., :up]
+        a_down = per_det[:, :, up:, ..., up:]
+        return a_up.movedim(2, -2), a_down.movedim(2, -2)                       # electrons next to orbitals
+
+    # ---- the pair cusp factor ----
+    def _log_jastrow(self, x: torch.Tensor, with_derivatives: bool):
+        """ln J = Σ_{i<j} γ_ij r_ij/(1 + r_ij/ℓ): values (B,); with derivatives also gradients (B, N·d) and
+        Laplacians (B,)."""
+        n, particles, d = x.shape
+        anti, parallel = self.config.pair_cusps
+        i, j = torch.triu_indices(particles, particles, offset=1, device=x.device)
+        up = self.config.spins[0]
+        gamma = torch.where((i < up) == (j < up), parallel, anti).to(x.dtype)  # (P,)
+        ell = self.config.pair_length
+        v = x[:, i] - x[:, j]                                                    # (B, P, d)
+        r = torch.linalg.vector_norm(v, dim=-1)
+        value = (gamma * r / (1 + r / ell)).sum(-1)
+        if not with_derivatives:
+            return value
+        slope = gamma / (1 + r / ell) ** 2
+        curv = -2 * gamma / (ell * (1 + r / ell) ** 3)
+        pull = slope[..., None] * v / r[..., None]                               # ∂/∂x_i of each pair term
+        grad = torch.zeros_like(x).index_add_(1, i, pull).index_add_(1, j, -pull)
+        return value, grad.reshape(n, -1), (2 * (curv + (d - 1) * slope / r)).sum(-1)
+
+    # ---- the network interface ----
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ψ_l(x) for configurations x (B, N, d) -> (B, L)."""
+        a_up, a_down = self._blocks(self._orbitals(x, self.log_scale[:, None, :]))
+        dets = torch.linalg.det(a_up) * torch.linalg.det(a_down)                # (L, B, K); det of 0×0 = 1
+        return (dets.sum(-1) * torch.exp(self._log_jastrow(x, False))).T
+
+    def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ψ (B, L), ∇ψ (B, L, N·d) and ∇²ψ (B, L): orbital jets, determinants through their cofactors, then the
+        cusp factor by the product rule."""
+        n, particles, d = x.shape
+        phi, phi_grad, phi_lap = self._orbital_jets(x)
+        spins = []
+        for a, g, lap in zip(self._blocks(phi), self._blocks(phi_grad), self._blocks(phi_lap)):
+            det = torch.linalg.det(a)                                           # (L, B, K)
+            if a.shape[-1] == 0:
+                spins.append((det, a.new_zeros(*det.shape, 0), torch.zeros_like(det)))
+                continue
+            cof = _cofactors(a)                                                 # (L, B, K, n, n): electrons, orbitals
+            # g: (L, B, d, K, n, n) with electrons next to orbitals; ∇_j det = Σ_i C_ji ∇φ_i(x_j)
+            grad = (cof[:, :, None] * g).sum(-1)                                 # (L, B, d, K, n)
+            grad = grad.permute(0, 1, 3, 4, 2).reshape(*det.shape, -1)          # (L, B, K, n·d)
+            spins.append((det, grad, (cof * lap).sum((-1, -2))))
+        (d_up, g_up, l_up), (d_down, g_down, l_down) = spins
+        s = (d_up * d_down).sum(-1)                                             # (L, B)
+        s_grad = torch.cat([d_down[..., None] * g_up, d_up[..., None] * g_down], -1).sum(2)   # (L, B, N·d)
+        s_lap = (d_down * l_up + d_up * l_down).sum(-1)
+        ln_j, ln_j_grad, ln_j_lap = self._log_jastrow(x, True)
+        j = torch.exp(ln_j)
+        psi = j * s
+        grad = j[:, None] * (s_grad + s[..., None] * ln_j_grad)
+        lap = j * (s_lap + 2 * (ln_j_grad * s_grad).sum(-1) + s * (ln_j_lap + (ln_j_grad**2).sum(-1)))
+        return psi.T, grad.transpose(0, 1), lap.T
+
+    def tangents(self, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
+        return jacobian_tangents(self, x, root_w)
+
+    def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None):
+        """Every electron drawn independently from one mixture over all orbital envelopes, with tails twice as wide
+        in the exponent as the orbitals' squares (so ψ²/p stays bounded); exact, normalised and symmetric under
+        every permutation of the electrons."""
+        c = self.config
+        log_scale = self.log_scale.detach().reshape(-1, len(c.centers) if self.envelope is Exponential
+                                                    else c.dimension)
+        centers = self.centers.to(dtype)
+        if self.envelope is Exponential:
+            weights = torch.softmax((c.dimension - 1) * log_scale.reshape(-1), 0).to(dtype)
+            one = ExponentialMixture(centers.repeat(log_scale.shape[0], 1),
+                                     1.0 / torch.exp(log_scale).to(dtype).reshape(-1), weights)
+        else:
+            one = GaussianMixture(centers.expand(log_scale.shape[0], -1), 1.0 / torch.sqrt(torch.exp(log_scale))
+                                  .to(dtype))
+        return IndependentElectrons(one, c.particles)
+
+    def extent(self) -> tuple[np.ndarray, np.ndarray] | None:
+        c = self.config
+        centers = self.centers.detach().cpu().numpy()
+        scales = np.exp(self.log_scale.detach().cpu().numpy()).reshape(
+            -1, len(c.centers) if self.envelope is Exponential else c.dimension)
+        reach = self.envelope.reach(centers, scales)
+        return centers.min(0) - reach, centers.max(0) + reach
+
+    def symmetry_error(self, x: torch.Tensor, psi: torch.Tensor) -> float | None:
+        """max |ψ(x) + ψ(Px)| / max |ψ| for P swapping the first two electrons of one spin (None without a pair)."""
+        up, down = self.config.spins
+        if max(up, down) < 2:
+            return None
+        first = 0 if up >= 2 else up
+        order = list(range(self.config.particles))
+        order[first], order[first + 1] = order[first + 1], order[first]
+        with torch.no_grad():
+            swapped = self(x[:, order])
+        return float((psi + swapped).abs().max() / psi.abs().max())
+
+
+def dets_config(system, cfg) -> DetsConfig:
+    """Envelopes and initial length scales of N-electron states. Coulomb centres: orbital i of a spin starts at the
+    hydrogen-like decay Z_eff/(2κν) of the i-th shell (made 20 % wider), Z_eff the charge less the electrons of
+    lower shells; a state l > 0 starts with the outermost orbital l shells higher. Traps: the one-particle
+    oscillator ground state for every orbital."""
+    d, kappa, n, particles = system.dimension, system.kinetic, cfg.states, system.particles
+    up, down = system.spin_sector
+    k = max(1, cfg.determinants)
+    envelope = choose_envelope(system, cfg.envelope, ENVELOPE_CHOICES)
+    anti = cusp_slope(system.interaction, kappa, d, parallel=False)
+    parallel = cusp_slope(system.interaction, kappa, d, parallel=True)
+    common = dict(dimension=d, states=n, particles=particles, spin=system.spin, determinants=k, hidden=cfg.hidden,
+                  layers=cfg.layers, activation=cfg.activation, envelope=envelope, pair_cusps=[anti, parallel],
+                  pair_length=min(1.0, 1.0 / abs(anti)) if anti else 1.0)
+    if envelope == Gaussian.name:
+        harmonics = find(system.potential, Harmonic)
+        if harmonics:
+            omega = functools.reduce(np.hypot, (np.asarray(h.omega, dtype=float) for h in harmonics))
+            beta, center = list(omega / math.sqrt(2 * kappa)), list(harmonics[0].center)
+        else:
+            scale = cfg.scale if cfg.scale > 0 else 1.0
+            beta, center = [1.0 / scale**2] * d, [0.0] * d
+        return DetsConfig(**common, centers=[center], cusps=[], init_scales=[beta * (k * particles)] * n,
+                          feature_scales=[float(np.sqrt(np.mean(beta)))] * n)
+    coulombs = find(system.potential, Coulomb)
+    centers = [c for term in coulombs for c in term.centers]
+    charges = [q for term in coulombs for q in term.charges]
+    total = sum(max(q, 0.0) for q in charges) or 1.0
+    share = [max(q, 0.0) / total for q in charges]
+    cusps = [q / ((d - 1) * kappa) if d > 1 else 0.0 for q in charges]
+    cusps = [c if abs(c) >= MIN_DECAY else 0.0 for c in cusps]
+    scales, features = [], []
+    for state in range(n):
+        row = []
+        for _ in range(k):
+            for count, offset in ((up, 0), (down, up)):
+                for i in range(count):
+                    shell = i + (state if i == count - 1 and offset == 0 else 0)
+                    z_eff = max(total - 2 * i, 1.0)                               # two electrons per lower shell
+                    a = 0.8 * z_eff / (2 * kappa * hydrogen_nu(shell, d))
+                    a = 1.0 / cfg.scale if cfg.scale > 0 else a
+                    row += [max(a * w, MIN_DECAY) for w in share]
+        scales.append(row)
+        features.append(max(0.8 * total / (2 * kappa * hydrogen_nu(0, d)), MIN_DECAY))
+    return DetsConfig(**common, centers=centers, cusps=cusps, init_scales=scales, feature_scales=features)
