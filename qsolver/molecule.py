@@ -5,9 +5,9 @@ an element symbol or a nuclear charge per atom) or its string form (``"H 0 0 -1;
 ``unit = "bohr"`` or ``"angstrom"`` (required). Each electron sees V(x) = -Σ_A Z_A / |x - R_A| (hartree, bohr);
 the nuclei repel each other by E_nn = Σ_{A<B} Z_A Z_B / R_AB.
 
-``charge`` (optional, default 0, as in PySCF) sets the electron count N = Σ Z_A - charge, which must be 1 or 2
+``charge`` (optional, default 0, as in PySCF) sets the electron count N = Σ Z_A - charge, from 1 to MAX_ELECTRONS
 (H2+ is ``charge = 1``, He and H2 ``charge = 0``, H- ``charge = -1``). ``spin`` is 2S as in PySCF: one electron
-allows only 1 (the default), two electrons 0 (singlets, the default) or 2 (triplets).
+takes N mod 2 (the default), N mod 2 + 2, ..., N: two electrons 0 (singlets, the default) or 2 (triplets).
 """
 from __future__ import annotations
 
@@ -34,21 +34,24 @@ ELEMENTS = (
     "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg",
     "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og")
 _KEYS = ("atoms", "unit", "charge", "spin")
-ELECTRONS = (1, 2)   # electron counts the package solves
-SPINS = {1: (1,), 2: (0, 2)}   # allowed 2S per electron count; the first is the default
+MAX_ELECTRONS = 10   # the most electrons a system may hold (the determinant networks' tested range)
+
+
+def spin_values(particles: int) -> tuple[int, ...]:
+    """The values 2S = n_up - n_down that ``particles`` spin-½ particles can have, lowest (the default) first."""
+    return tuple(range(particles % 2, particles + 1, 2))
 
 
 def electron_spin(charges: list[int], charge: object, spin: object, source: str | None = None) -> tuple[int, int]:
-    """(N, 2S) for nuclear charges Z_A and a total charge: N = Σ Z_A - charge must be 1 or 2, 2S one of
-    :data:`SPINS` [N] (None: its default)."""
+    """(N, 2S) for nuclear charges Z_A and a total charge: N = Σ Z_A - charge from 1 to :data:`MAX_ELECTRONS`, 2S one
+    of :func:`spin_values` (None: the lowest)."""
     if isinstance(charge, bool) or not isinstance(charge, int):
         raise InputError(f"must be an integer, got {charge!r}", source=source, field="molecule.charge")
     electrons = sum(charges) - charge
-    if electrons not in ELECTRONS:
-        raise InputError(f"Σ Z - charge = {sum(charges)} - {charge} = {electrons} electrons; only 1 or 2 electrons "
-                         f"are supported (charge {sum(charges) - 1} or {sum(charges) - 2})", source=source,
-                         field="molecule.charge")
-    allowed = SPINS[electrons]
+    if not 1 <= electrons <= MAX_ELECTRONS:
+        raise InputError(f"Σ Z - charge = {sum(charges)} - {charge} = {electrons} electrons; 1 to {MAX_ELECTRONS} "
+                         f"electrons are supported", source=source, field="molecule.charge")
+    allowed = spin_values(electrons)
     if spin is None:
         return electrons, allowed[0]
     if isinstance(spin, bool) or not isinstance(spin, int) or spin not in allowed:

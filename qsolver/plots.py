@@ -83,9 +83,9 @@ def _square_reach(lo: np.ndarray, hi: np.ndarray, center: np.ndarray, resolution
 
 
 def wavefunction_gallery(result: Result, path: str | Path, resolution: int = 160) -> Path:
-    """1D: φ_i(x) as lines; 2D: maps of φ_i; 3D: φ_i on the plane z = centre (bohr^(-d/2)). Two particles:
+    """1D: φ_i(x) as lines; 2D: maps of φ_i; 3D: φ_i on the plane z = centre (bohr^(-d/2)). Several particles:
     :func:`fixed_particle`."""
-    if result.system.particles == 2:
+    if result.system.particles > 1:
         return fixed_particle(result, path)
     d, n = result.system.dimension, result.n_states
     lo, hi = result.extent()
@@ -129,55 +129,80 @@ def default_fixed_position(result: Result) -> np.ndarray:
     return position
 
 
+def _fixed_positions(result: Result, fixed: np.ndarray | list[float] | None) -> np.ndarray:
+    """Where the first N - 1 particles are held (N - 1, d), bohr: as given (one position for two particles), else
+    the first at :func:`default_fixed_position` and the others on the circle through it about the centre of the
+    extent (the first two axes), evenly spaced."""
+    if fixed is not None:
+        return np.asarray(fixed, dtype=float).reshape(-1, result.system.dimension)
+    first = default_fixed_position(result)
+    others = result.system.particles - 1
+    if others == 1 or result.system.dimension == 1:
+        return first[None] + np.arange(others)[:, None] * np.eye(result.system.dimension)[0]
+    lo, hi = result.extent()
+    centre = 0.5 * (lo + hi)
+    offset = first[:2] - centre[:2]
+    turns = [np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+             for a in 2 * np.pi * np.arange(others) / others]
+    positions = np.repeat(first[None], others, 0)
+    positions[:, :2] = centre[:2] + np.stack([t @ offset for t in turns])
+    return positions
+
+
 def _pairs(fixed: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Configurations (N, 2, d): particle 1 at ``fixed``, particle 2 at each of ``points`` (N, d)."""
-    return np.stack([np.broadcast_to(fixed, points.shape), points], axis=1)
+    """Configurations (M, N, d): particles 1..N-1 at ``fixed`` (N - 1, d), the last at each of ``points`` (M, d)."""
+    held = np.broadcast_to(fixed, (len(points),) + fixed.shape)
+    return np.concatenate([held, points[:, None, :]], axis=1)
 
 
 def fixed_particle(result: Result, path: str | Path, fixed: np.ndarray | list[float] | None = None,
                    resolution: int = 120) -> Path:
-    """Two particles: ψ_i(x_1, x_2) (bohr^-d) with particle 1 held at ``fixed`` (bohr; default
-    :func:`default_fixed_position`) and particle 2 moving on the line (d = 1), or on the plane of the first two
-    axes through the fixed position (d ≥ 2: z = z_1 for d = 3), zoomed to the square about the centre of the
-    extent that holds 99.5 % of ψ² of every state (and the fixed position). One panel per state, a diverging
-    colormap symmetric about 0; the fixed position is marked ×."""
-    fixed = default_fixed_position(result) if fixed is None else np.asarray(fixed, dtype=float)
+    """Several particles: ψ_i(x_1, ..., x_N) (bohr^(-Nd/2)) with particles 1..N-1 held at ``fixed`` (bohr; default
+    :func:`_fixed_positions`) and the last moving on the line (d = 1), or on the plane of the first two axes through
+    the first fixed position (d ≥ 2: z = z_1 for d = 3), zoomed to the square about the centre of the extent that
+    holds 99.5 % of ψ² of every state (and the fixed positions). One panel per state, a diverging colormap
+    symmetric about 0; the fixed positions are marked ×."""
+    held = _fixed_positions(result, fixed)
+    fixed = held[0]
     d, n = result.system.dimension, result.n_states
     lo, hi = result.extent()
-    where = ", ".join(f"{c:.2f}" for c in fixed)
+    where = "; ".join(", ".join(f"{c:.2f}" for c in p) for p in held)
+    last, count = result.system.particles, len(held)
+    who = "particle 1" if count == 1 else f"particles 1-{count}"
     if d == 1:
         x = np.linspace(lo[0], hi[0], 800)
-        psi = result.wavefunctions(_pairs(fixed, x[:, None]))
+        psi = result.wavefunctions(_pairs(held, x[:, None]))
         fig, panels = _panels(n, width=3.2, height=2.4)
         for i, (ax,) in enumerate(panels):
             ax.plot(x, psi[:, i], lw=1.2)
             ax.axhline(0.0, color="0.6", lw=0.6)
-            ax.axvline(fixed[0], color="k", ls=":", lw=0.8)
+            for p in held:
+                ax.axvline(p[0], color="k", ls=":", lw=0.8)
             ax.set_title(_state_title(result, i), fontsize=8)
-            ax.set_xlabel("x_2 (bohr)", fontsize=7)
+            ax.set_xlabel(f"x_{last} (bohr)", fontsize=7)
             ax.tick_params(labelsize=6)
-        _headline(fig, f"{result.system.name}: ψ(x_1, x_2) (bohr^-1) against x_2, particle 1 fixed at "
-                       f"x_1 = {where} bohr (dotted)")
+        _headline(fig, f"{result.system.name}: ψ against x_{last}, {who} fixed at {where} bohr (dotted)")
         return _save(fig, Path(path))
     center = 0.5 * (lo + hi)
     reach = _square_reach(lo, hi, center, resolution)
-    coarse = result.wavefunctions(_pairs(fixed, _plane(lo, hi, fixed, resolution))).reshape(resolution, resolution, n)
+    coarse = result.wavefunctions(_pairs(held, _plane(lo, hi, fixed, resolution))).reshape(resolution, resolution, n)
     half = max([_zoom_half(reach, coarse[..., i] ** 2) for i in range(n)]
-               + [1.2 * float(np.abs(fixed[:2] - center[:2]).max())])
+               + [1.2 * float(np.abs(held[:, :2] - center[:2]).max())])
     box_lo, box_hi = np.maximum(center[:2] - half, lo[:2]), np.minimum(center[:2] + half, hi[:2])
-    psi = result.wavefunctions(_pairs(fixed, _plane(box_lo, box_hi, fixed, resolution)))
+    psi = result.wavefunctions(_pairs(held, _plane(box_lo, box_hi, fixed, resolution)))
     fig, panels = _panels(n)
     for i, (ax,) in enumerate(panels):
         values = psi[:, i].reshape(resolution, resolution)
         lim = np.abs(values).max() or 1.0
         ax.imshow(values.T, origin="lower", extent=(box_lo[0], box_hi[0], box_lo[1], box_hi[1]), cmap="RdBu_r",
                   vmin=-lim, vmax=lim)
-        ax.plot(fixed[0], fixed[1], "kx", ms=7, mew=1.5)
+        ax.plot(held[:, 0], held[:, 1], "kx", ms=7, mew=1.5)
         ax.set_title(_state_title(result, i), fontsize=8)
         ax.tick_params(labelsize=6)
     plane = "" if d == 2 else f" on the plane z = {fixed[2]:.2f}" if d == 3 else " on the x-y plane through x_1"
-    _headline(fig, f"{result.system.name}: ψ(x_1, x_2) (bohr^-{d}), particle 1 fixed at x_1 = ({where}) bohr (×), "
-                   f"particle 2{plane}; x, y in bohr")
+    unit = f"bohr^-{d}" if last == 2 else f"bohr^-{last * d / 2:g}"
+    _headline(fig, f"{result.system.name}: ψ ({unit}), {who} fixed at ({where}) bohr (×), particle {last}{plane}; "
+                   f"x, y in bohr")
     return _save(fig, Path(path))
 
 

@@ -1,10 +1,10 @@
 """System definitions: H = Σ_i (-κ∇_i² + V(x_i)) + Σ_{i<j} W(|x_i - x_j|) in Hartree atomic units.
 
-A system file holds ``name``, ``dimension`` (per particle), ``particles`` (1 or 2 identical spin-½ fermions),
-``spin`` (2S of the states sought, as in PySCF: 1 for one particle, 0 singlets or 2 triplets for two),
+A system file holds ``name``, ``dimension`` (per particle), ``particles`` (N identical spin-½ fermions),
+``spin`` (2S of the states sought, as in PySCF: 0 ≤ 2S ≤ N with the parity of N; default the lowest),
 ``kinetic`` (κ; 1/2 for mass 1, the ICML paper's convention is κ = 1), a ``[potential]`` table (the one-body
 term) or, for nuclei in 3D, a ``[molecule]`` table (:mod:`.molecule`; V = -Σ_A Z_A/|x - R_A|, which also sets
-the electron count and spin), an ``[interaction]`` table for two particles (:mod:`.interactions`; default
+the electron count and spin), an ``[interaction]`` table for several particles (:mod:`.interactions`; default
 Coulomb repulsion 1/r), optional ``[solver]`` defaults and a
 ``[reference]`` table (``kind = "analytic"``, ``"grid"``, ``"pyscf"``, ``"literature"`` or ``"none"``, plus the
 options of that method, and optionally a ``[reference.literature]`` table of quoted levels).
@@ -22,14 +22,13 @@ from .config import MAX_INT, check_settings
 from .errors import InputError
 from .fields import brief, integer, number
 from .interactions import Interaction, parse_interaction
-from .molecule import Molecule, parse_molecule
+from .molecule import MAX_ELECTRONS, Molecule, parse_molecule, spin_values
 from .potentials import CallablePotential, parse_potential
 
 SYSTEMS_DIR = Path(__file__).resolve().parent / "systems"   # package data; the checkout's systems/ links here
 REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
 _TOP_KEYS = {"name", "dimension", "particles", "spin", "kinetic", "potential", "interaction", "molecule", "solver",
              "reference"}
-MAX_PARTICLES = 2
 # an upper bound keeps a hostile file from building d-long lists (default centres, coordinate names) of any
 # size; it is far beyond what Monte Carlo training of these networks resolves
 MAX_DIMENSION = 100
@@ -39,7 +38,7 @@ check_solver_table = check_settings
 
 @dataclass
 class System:
-    """H = Σ_i (-κ∇_i² + V(x_i)) + Σ_{i<j} W(|x_i - x_j|) for 1 or 2 particles in ``dimension`` dimensions each
+    """H = Σ_i (-κ∇_i² + V(x_i)) + Σ_{i<j} W(|x_i - x_j|) for N particles in ``dimension`` dimensions each
     (hartree, bohr); ``spin`` is 2S of the states sought (two particles: 0 singlets, 2 triplets)."""
 
     name: str
@@ -47,8 +46,8 @@ class System:
     potential: Any
     kinetic: float = 0.5
     particles: int | None = None          # None: 1, or the molecule's electron count
-    spin: int | None = None               # None: 1 for one particle, 0 (singlets) for two
-    interaction: Interaction | Any = None  # two particles only; None: Coulomb repulsion 1/r
+    spin: int | None = None               # None: the lowest, N mod 2 (singlets for two)
+    interaction: Interaction | Any = None  # several particles only; None: Coulomb repulsion 1/r
     solver: dict = field(default_factory=dict)
     reference: str = "analytic"
     reference_options: dict = field(default_factory=dict)   # the other keys of [reference], checked by
@@ -86,18 +85,19 @@ class System:
                              f"files), got {brief(self.name)}", source=src, field="name")
         self.dimension = integer(self.dimension, "dimension", src, minimum=1, maximum=MAX_DIMENSION)
         self.particles = integer(1 if self.particles is None else self.particles, "particles", src, minimum=1)
-        if self.particles > MAX_PARTICLES:
-            raise InputError(f"at most {MAX_PARTICLES} particles are supported so far, got {self.particles}",
+        if self.particles > MAX_ELECTRONS:
+            raise InputError(f"at most {MAX_ELECTRONS} particles are supported, got {self.particles}",
                              source=src, field="particles")
-        allowed = (1,) if self.particles == 1 else (0, 2)
+        allowed = spin_values(self.particles)
         spin = allowed[0] if self.spin is None else self.spin
         if isinstance(spin, bool) or not isinstance(spin, int) or spin not in allowed:
             raise InputError(f"2S of {self.particles} spin-1/2 particle(s) must be "
-                             f"{' or '.join(map(str, allowed))}, got {brief(spin)}", source=src, field="spin")
+                             f"{' or '.join(map(str, allowed))} (0 ≤ 2S ≤ N, 2S and N of the same parity), got "
+                             f"{brief(spin)}", source=src, field="spin")
         self.spin = spin
         if self.particles == 1 and self.interaction is not None:
-            raise InputError("a pair interaction needs particles = 2", source=src, field="interaction")
-        if self.particles == 2:
+            raise InputError("a pair interaction needs two or more particles", source=src, field="interaction")
+        if self.particles > 1:
             self.interaction = parse_interaction({} if self.interaction is None else self.interaction, src,
                                                  stored=self._stored)
         self.kinetic = number(self.kinetic, "kinetic", src)
@@ -125,7 +125,7 @@ class System:
         a molecule by its ``[molecule]`` table (in bohr) in place of the potential it defines."""
         shape = {"molecule": self.molecule.to_dict()} if self.molecule is not None else \
             {"potential": self.potential.to_dict()}
-        pair = {"spin": self.spin, "interaction": self.interaction.to_dict()} if self.particles == 2 else {}
+        pair = {"spin": self.spin, "interaction": self.interaction.to_dict()} if self.particles > 1 else {}
         return {"name": self.name, "dimension": self.dimension, "particles": self.particles,
                 "kinetic": self.kinetic, **shape, **pair, "solver": dict(self.solver),
                 "reference": {"kind": self.reference, **self.reference_options}}

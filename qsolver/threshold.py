@@ -19,6 +19,8 @@ def continuum_threshold(system) -> float | None:
     v_inf = asymptote(system.potential)
     if system.particles == 1 or v_inf is None or math.isinf(v_inf):
         return v_inf
+    if system.particles > 2:
+        return None                            # the (N-1)-electron ion's ground level has no closed form
     if not isinstance(system.interaction, (CoulombInteraction, NoInteraction)):
         return None                            # W(∞) of a formula or callable is not known here
     parts = terms(system.potential)
