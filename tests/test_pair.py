@@ -226,7 +226,7 @@ def test_one_dimensional_trap_solve_matches_the_separated_spectrum():
 
 
 @pytest.mark.parametrize("changes,field", [
-    ({"particles": 3}, "particles"),
+    ({"particles": 11}, "particles"),
     ({"spin": 1}, "spin"),
     ({"spin": 4}, "spin"),
     ({"interaction": {"kind": "expression", "expr": "1/x"}}, "interaction.expr"),
@@ -253,7 +253,7 @@ def test_system_round_trips_through_its_dict():
 
 
 @pytest.mark.parametrize("text,field", [
-    ('particles = 3\n', "particles"),
+    ('particles = 11\n', "particles"),
     ('particles = 2\nspin = 1\n', "spin"),
     ('particles = 2\n[interaction]\nkind = "expression"\nexpr = "1/(r + y)"\n', "interaction.expr"),
 ])

@@ -94,7 +94,7 @@ def analytic_reference(system: System, n: int, with_states: bool = False) -> Ref
         raise InputError("no closed-form levels for interacting particles (use kind = \"grid\" for a harmonic "
                          "trap, \"pyscf\" for nuclei, or quoted levels)", source=system.source, field="reference.kind")
     if system.particles != 1:
-        one = analytic_reference(replace(system, particles=1, spin=1, interaction=None), n + system.particles)
+        one = analytic_reference(replace(system, particles=1, spin=1, interaction=None), 2 * (n + system.particles))
         return Reference(fermion_levels(one.energies, system.particles, system.spin, n),
                          f"analytic: non-interacting fermions of 2S = {system.spin} in the levels of {one.method}",
                          kind="analytic")

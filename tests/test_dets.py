@@ -1,0 +1,215 @@
+"""N electrons: the determinant network's antisymmetry and exact jets, Ŝ² on known spin states, the estimator on
+exact Slater determinants of non-interacting fermions, and the input rules for N and 2S."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import qsolver
+from qsolver.config import SolverConfig
+from qsolver.errors import InputError
+from qsolver.estimation import evaluate
+from qsolver.hamiltonian import hamiltonian, spin_squared
+from qsolver.laplacian import hessian_trace
+from qsolver.networks import build, choose
+from qsolver.networks.dets import DetsConfig, DeterminantNet, _cofactors
+from qsolver.references import reference
+from qsolver.sampling import GaussianMixture, IndependentElectrons
+
+F64 = torch.float64
+
+
+def _net(envelope: str, particles: int, spin: int, d: int = 3, k: int = 2) -> DeterminantNet:
+    centres = [[0.0] * d, [0.3] + [0.1] * (d - 1)] if envelope == "exponential" else [[0.1] * d]
+    per_orbital = len(centres) if envelope == "exponential" else d
+    cfg = DetsConfig(dimension=d, states=3, particles=particles, spin=spin, determinants=k, hidden=8, layers=2,
+                     activation="tanh", envelope=envelope, centers=centres,
+                     cusps=[3.0, 1.0] if envelope == "exponential" else [],
+                     init_scales=[[0.6 + 0.05 * i for i in range(k * particles * per_orbital)]] * 3,
+                     feature_scales=[1.0, 0.8, 1.2], pair_cusps=[0.5, 0.25])
+    net = DeterminantNet(cfg, torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():                       # non-zero biases, so that no term vanishes by accident
+        for b in net.biases:
+            b.normal_(generator=torch.Generator().manual_seed(1))
+    return net
+
+
+CASES = [("exponential", 3, 1, 3), ("gaussian", 3, 1, 2), ("exponential", 4, 0, 3), ("gaussian", 3, 3, 2),
+         ("gaussian", 5, 1, 1)]
+
+
+@pytest.mark.parametrize("envelope,particles,spin,d", CASES)
+def test_antisymmetric_under_every_same_spin_exchange(envelope, particles, spin, d):
+    net = _net(envelope, particles, spin, d).requires_grad_(False)
+    x = torch.randn(64, particles, d, dtype=F64, generator=torch.Generator().manual_seed(2))
+    psi = net(x)
+    up = (particles + spin) // 2
+    same = [(i, j) for i in range(particles) for j in range(i + 1, particles) if (i < up) == (j < up)]
+    for i, j in same:
+        order = list(range(particles))
+        order[i], order[j] = j, i
+        assert (net(x[:, order]) + psi).abs().max() <= 1e-12 * float(psi.abs().max())
+    assert psi.abs().max() > 0
+
+
+@pytest.mark.parametrize("envelope,particles,spin,d", CASES)
+def test_jets_through_determinants_equal_torch_func(envelope, particles, spin, d):
+    net = _net(envelope, particles, spin, d).requires_grad_(False)
+    x = torch.randn(6, particles, d, dtype=F64, generator=torch.Generator().manual_seed(3))
+    psi, grad, lap = net.jet(x)
+    flat = x.reshape(6, -1)
+    assert torch.allclose(psi, net(x), rtol=1e-12, atol=0)
+    exact_lap = hessian_trace(lambda z: net(z.reshape(-1, particles, d)), flat)
+    exact_grad = torch.func.vmap(torch.func.jacrev(lambda z: net(z.reshape(1, particles, d))[0]))(flat)
+    assert torch.allclose(lap, exact_lap, rtol=0, atol=1e-10 * float(exact_lap.abs().max()))
+    assert torch.allclose(grad, exact_grad, rtol=0, atol=1e-10 * float(exact_grad.abs().max()))
+
+
+def test_cofactors_stay_exact_at_singular_matrices():
+    a = torch.randn(5, 3, 3, dtype=F64, generator=torch.Generator().manual_seed(4))
+    expected = torch.linalg.det(a)[:, None, None] * torch.linalg.inv(a).transpose(1, 2)
+    assert torch.allclose(_cofactors(a), expected, atol=1e-12)
+    singular = a.clone()
+    singular[:, 2] = singular[:, 0]                               # two equal rows: det 0, cofactors finite
+    c = _cofactors(singular)
+    assert torch.isfinite(c).all()
+    # Laplace expansion along the repeated row gives det = 0 and along another row the same
+    assert torch.allclose((singular * c).sum(-1), torch.zeros(5, 3, dtype=F64), atol=1e-12)
+    # column 1's cofactors by the 2×2 minors that skip it (the explicit formula for one entry)
+    minor = singular[:, [1, 2]][:, :, [1, 2]]
+    assert torch.allclose(c[:, 0, 0], torch.linalg.det(minor), atol=1e-12)
+
+
+def _orbitals(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 2D oscillator's lowest orbitals (ω = 1, κ = ½) at points (..., 2): h00, h10, h01 (unnormalised)."""
+    g = torch.exp(-0.5 * (x**2).sum(-1))
+    return [g, x[..., 0] * g, x[..., 1] * g]
+
+
+def _det2(a: torch.Tensor, b: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    return a(x1) * b(x2) - b(x1) * a(x2)
+
+
+class ExactStates(nn.Module):
+    """Exact eigenstates of three non-interacting fermions in the 2D oscillator, electrons 1, 2 up and 3 down
+    (ω = 1, κ = ½; E of an occupation = Σ (n_x + n_y + 1)): two doublets at 4 (0² 1x, 0² 1y), the doublet
+    ab|c - bc|a of 0 1x 1y at 5 and, as a fourth state, the quartet det[0, 1x, 1y] at 5."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(states=4)
+        self.register_buffer("scale", torch.ones(1, dtype=F64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = [lambda p, k=k: _orbitals(p)[k] for k in range(3)]
+        x1, x2, x3 = x[:, 0], x[:, 1], x[:, 2]
+        ab_c = _det2(o[0], o[1], x1, x2) * o[2](x3)
+        bc_a = _det2(o[1], o[2], x1, x2) * o[0](x3)
+        ca_b = _det2(o[2], o[0], x1, x2) * o[1](x3)
+        return torch.stack([_det2(o[0], o[1], x1, x2) * o[0](x3), _det2(o[0], o[2], x1, x2) * o[0](x3),
+                            ab_c - bc_a, ab_c + bc_a + ca_b], -1) * self.scale
+
+    def proposal(self, dtype, fixed_scale=None):
+        # each orbital squared is at most a Gaussian of variance ½ times a polynomial: σ = 1 keeps ψ²/p bounded
+        return IndependentElectrons(GaussianMixture(torch.zeros(1, 2, dtype=dtype), torch.ones(1, 2, dtype=dtype)), 3)
+
+    def symmetry_error(self, x, psi):
+        return None
+
+
+def test_spin_squared_of_known_spin_states():
+    # Ŝ² acts on the spatial function with fixed labels; pointwise Ŝ²ψ = S(S+1) ψ for a state of total spin S
+    model = ExactStates()
+    x = torch.randn(50, 3, 2, dtype=F64, generator=torch.Generator().manual_seed(5))
+    psi = model(x)
+    s2 = spin_squared((2, 1))(model, x, psi)
+    for state, s in ((0, 0.5), (1, 0.5), (2, 0.5), (3, 1.5)):
+        assert torch.allclose(s2[:, state], s * (s + 1) * psi[:, state], atol=1e-12 * float(psi[:, state].abs().max()))
+    # two electrons of opposite spin: Ŝ² = 1 - P_12 gives 0 on symmetric and 2 on antisymmetric functions
+    pair = torch.randn(40, 2, 2, dtype=F64, generator=torch.Generator().manual_seed(6))
+    o = _orbitals(pair[:, 0]), _orbitals(pair[:, 1])
+
+    class Pair(nn.Module):
+        def forward(self, y):
+            a, b = _orbitals(y[:, 0]), _orbitals(y[:, 1])
+            return torch.stack([a[0] * b[1] + a[1] * b[0], a[0] * b[1] - a[1] * b[0]], -1)
+
+    values = Pair()(pair)
+    s2 = spin_squared((1, 1))(Pair(), pair, values)
+    assert torch.allclose(s2, values * torch.tensor([0.0, 2.0], dtype=F64), atol=1e-12)
+    assert o[0][0].shape == (40,)
+
+
+def test_estimator_is_unbiased_on_non_interacting_slater_determinants():
+    """Rayleigh–Ritz on exact eigenstates under the independent-electron proposal: Hψ = Eψ pointwise, so only the
+    overlaps' sampling noise remains (Ritz symmetrises H = S diag(E)): every level within 5 of its jackknife errors,
+    which are themselves small, and ⟨Ŝ²⟩ that of each state."""
+    system = qsolver.load_system("fermions_2d")
+    exact = reference(system, 3).energies                            # 4, 4, 5 from the closed form
+    np.testing.assert_allclose(exact, [4.0, 4.0, 5.0])
+    cfg = SolverConfig(states=4, eval_samples=20000, eval_blocks=10, laplacian="hessian")
+    for shift, levels, spins in ((0.0, [4.0, 4.0, 5.0, 5.0], None), (0.5, [4.0, 4.0, 5.0, 6.5], [0.75] * 3 + [3.75])):
+        out = evaluate(ExactStates(), system, cfg, torch.Generator().manual_seed(7), F64, hamiltonian(system, shift))
+        stat = out["diagnostics"]["stat_errors"]
+        assert np.all(np.abs(out["energies"] - levels) < 5 * stat + 1e-12) and stat.max() < 1e-3, out["energies"]
+        s2 = out["diagnostics"]["spin_squared"]
+        assert np.all(np.abs(s2[:2] - 0.75) < 1e-3)                  # the two doublets at 4
+        if spins is None:
+            # doublet and quartet at 5 mix in their common level; the trace over it, 3/4 + 15/4, does not
+            assert abs(s2[2:].sum() - 4.5) < 1e-2
+        else:
+            # the shift λ(15/4 - 3/4) lifts the quartet (only it) and separates the spins
+            assert np.all(np.abs(s2 - spins) < 1e-2), s2
+        assert np.all(out["diagnostics"]["ess_fraction"] > 0.05)     # the proposal covers every state
+
+
+def test_kinds_are_chosen_by_particle_count_and_the_shift_by_spin_adaptation():
+    assert choose(qsolver.load_system("harmonic_2d")).kind == "one"
+    assert choose(qsolver.load_system("helium_singlet")).kind == "pair"
+    fermions = qsolver.load_system("fermions_2d")
+    assert choose(fermions).kind == "dets"
+    model = build(choose(fermions).configure(fermions, SolverConfig(states=3)))
+    x = model.proposal(F64).sample(16, torch.Generator().manual_seed(8))
+    assert x.shape == (16, 3, 2)
+    problem = qsolver.training.make_problem(fermions, qsolver.solver.resolve_config(fermions, states=3))
+    assert len(problem.hamiltonian.operators) == 1                   # λ(Ŝ² - S(S+1)) for a network with labels
+    pair = qsolver.load_system("helium_singlet")
+    assert not qsolver.training.make_problem(pair, qsolver.solver.resolve_config(pair)).hamiltonian.operators
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(particles=3, spin=0), "spin"),              # parity
+    (dict(particles=3, spin=5), "spin"),              # 2S > N
+    (dict(particles=11), "particles"),
+])
+def test_impossible_spins_and_counts_name_the_field(kwargs, field):
+    with pytest.raises(InputError) as err:
+        qsolver.System("f", 2, {"kind": "harmonic", "omega": 1.0}, interaction={"kind": "none"}, **kwargs)
+    assert err.value.field == field
+
+
+def test_molecules_hold_any_electron_count_up_to_the_limit():
+    lithium = qsolver.System("li", 3, None, molecule={"atoms": [["Li", [0, 0, 0]]], "unit": "bohr"},
+                             reference="none")
+    assert (lithium.particles, lithium.spin, lithium.spin_sector) == (3, 1, (2, 1))
+    with pytest.raises(InputError) as err:
+        qsolver.System("be", 3, None, molecule={"atoms": [["Be", [0, 0, 0]]], "unit": "bohr", "spin": 1})
+    assert err.value.field == "molecule.spin"
+
+
+def test_fermion_levels_count_spin_multiplets():
+    from qsolver.references.analytic import fermion_levels
+
+    one = np.array([1.0, 2, 2, 3, 3, 3, 4, 4, 4, 4])                 # the 2D oscillator's orbitals
+    # three fermions: doublets 4 (×2) and 5 (×7: 0 1 1' twice, 0² 2 thrice, 0 1² twice); the quartet 0 1 1' at 5
+    np.testing.assert_allclose(fermion_levels(one, 3, 1, 9), [4, 4] + [5] * 7)
+    np.testing.assert_allclose(fermion_levels(one, 3, 3, 1), [5])
+    # two fermions: singlets 2, 3, 3 and triplets 3, 3 (the closed shells have no triplet)
+    np.testing.assert_allclose(fermion_levels(one, 2, 0, 3), [2, 3, 3])
+    np.testing.assert_allclose(fermion_levels(one, 2, 2, 2), [3, 3])
+    assert math.comb(3, 2) - math.comb(3, 3) == 2                     # two doublets from three open shells
