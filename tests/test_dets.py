@@ -213,3 +213,40 @@ def test_fermion_levels_count_spin_multiplets():
     np.testing.assert_allclose(fermion_levels(one, 2, 0, 3), [2, 3, 3])
     np.testing.assert_allclose(fermion_levels(one, 2, 2, 2), [3, 3])
     assert math.comb(3, 2) - math.comb(3, 3) == 2                     # two doublets from three open shells
+
+
+def test_a_determinant_run_saves_reloads_and_validates(tmp_path):
+    system = qsolver.load_system("fermions_2d")
+    result = qsolver.solve(system, n_states=2, steps=5, seed=0, progress=False, eval_samples=2000, eval_blocks=10,
+                           threads=1)
+    assert result.config["network"] == "auto" and type(result.model).kind == "dets"
+    assert len(result.diagnostics["spin_squared"]) == 2 and len(result.diagnostics["spin_squared_errors"]) == 2
+    loaded = qsolver.load_result(qsolver.save_result(result, tmp_path / "f.h5"))
+    x = np.random.default_rng(0).normal(size=(5, 3, 2))
+    np.testing.assert_array_equal(loaded.wavefunctions(x), result.wavefunctions(x))
+    table = qsolver.validate(loaded)
+    assert [row["spin"] for row in table.states] == ["doublet", "doublet"]
+
+
+def test_many_electron_fci_agrees_with_pyscf_and_with_the_pair_space():
+    """The determinant route of the PySCF reference: Li's doublets in cc-pVDZ equal PySCF's own FCI from ROHF
+    orbitals filtered by ⟨S²⟩ (an independent path: other orbitals, PySCF's solver), and for two electrons the
+    route equals the spin-adapted pair space (singlets and triplets), both to 1e-9 hartree."""
+    from pyscf import fci, gto, scf
+
+    from qsolver.references.pyscf import fci_levels, many_electron_levels, system_molecule
+
+    li = qsolver.System("li", 3, None, molecule={"atoms": [["Li", [0, 0, 0]]], "unit": "bohr"}, reference="none")
+    ours = many_electron_levels(system_molecule(li), 0.5, "cc-pvdz", 3, 1)["energies"]
+    mol = gto.M(atom="Li 0 0 0", unit="bohr", basis="cc-pvdz", spin=1, verbose=0)
+    solver = fci.FCI(scf.ROHF(mol).run())
+    solver.nroots = 8
+    energies, vectors = solver.kernel()
+    doublets = [e for e, c in zip(energies, vectors) if fci.spin_op.spin_square0(c, mol.nao, mol.nelec)[0] < 1.5]
+    np.testing.assert_allclose(ours, doublets[:3], atol=1e-9)
+    for spin in (0, 2):
+        helium = qsolver.System("he", 3, None, molecule={"atoms": [["He", [0, 0, 0]]], "unit": "bohr", "spin": spin},
+                                reference="none")
+        nuclei = system_molecule(helium)
+        np.testing.assert_allclose(many_electron_levels(nuclei, 0.5, "aug-cc-pvdz", 4, spin)["energies"],
+                                   fci_levels(nuclei, 0.5, "aug-cc-pvdz", 4, spin)["energies"], atol=1e-9)

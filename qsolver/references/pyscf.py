@@ -1,25 +1,28 @@
-"""Levels of one or two electrons bound by nuclei, from PySCF's Gaussian integrals (H, He+, H2+, He, H-, H2).
+"""Levels of electrons bound by nuclei, from PySCF's Gaussian integrals (H, He+, H2+, He, H-, H2, Li, Be, LiH).
 
 In an atom-centred basis {χ_μ}, each electron's H = -κ∇² - Σ_A Z_A/|x - R_A| is the core Hamiltonian
 h = 2κ T + V_nuc (PySCF's T is ⟨χ_μ|-½∇²|χ_ν⟩). One electron: the levels solve h c = E S c (S the overlap).
 Two electrons (repulsion 1/r_12, unscaled by κ): full CI, exact in the basis, as a dense diagonalisation of H in
 the space of symmetric (singlet) or antisymmetric (triplet) orbital pairs of the core orbitals, so each spin
 is computed alone and spatially degenerate levels (He 2¹P ×3) are repeated. PySCF's own determinant FCI gives
-the same levels, but far too slowly at these basis sizes (results/bench/fci_bases.md). Near-linear dependence of large diffuse bases is removed by canonical
-orthogonalisation. ``Reference.energies`` are **electronic** (the package's H has no nuclear repulsion);
+the same levels, but far too slowly at these basis sizes (results/bench/fci_bases.md). Three and more electrons:
+PySCF's own determinant FCI (``pyscf.fci.direct_spin1``) in the M_S = S space, the roots of total spin S kept by
+⟨S²⟩. Near-linear dependence of large diffuse bases is removed by canonical orthogonalisation. ``Reference.energies`` are **electronic** (the package's H has no nuclear repulsion);
 ``details`` adds the totals E + E_nn. Energies in hartree.
 
 Error estimate per level: |E - E'| with E' from a companion basis (``[reference] companion``, else: for the
 defaults a smaller set, where the difference is that set's error and so a conservative bound; for any other
 basis the default, where it is close to that basis's own error). Defaults: ``even-tempered-large`` (one
 electron; companion ``even-tempered-medium``), ``even-tempered-2e`` (two; companion ``even-tempered-2e-small``),
-chosen for He and H⁻ by their measured basis errors and costs (results/bench/fci_bases.md). On two or more
+chosen for He and H⁻ by their measured basis errors and costs (results/bench/fci_bases.md), ``aug-cc-pvtz``
+(three and more; companion ``aug-cc-pvdz``). On two or more
 nuclei the two-electron default is too large (H2: 26 565 pairs): name ``basis`` and ``companion``.
 Results are cached in HDF5 under ``$QSOLVER_CACHE/pyscf`` (default ``~/.cache/qsolver/pyscf``), one file per key.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import importlib.metadata
 import json
 import math
@@ -45,6 +48,23 @@ METHOD_2E = ("two-electron full CI: dense H in the spin-adapted orbital-pair spa
 # dense pair Hamiltonians larger than this (3.2 GB; about ten minutes of eigensolve) are refused, not attempted
 MAX_PAIRS = 20000
 BLOCK = 256   # rows of the pair Hamiltonian built at a time
+METHOD_FCI = ("full CI: PySCF direct_spin1 in the M_S = S determinant space of the core orbitals, roots of spin S "
+              "kept by <S^2>, h = 2κT + V_nuc, canonical orthogonalisation (v1)")
+# PySCF's FCI expands (pq|rs) to norb⁴ doubles (4 GB at 150 orbitals): larger bases are refused, not attempted
+MAX_ORBITALS = 150
+MAX_DETERMINANTS = 2_000_000   # 16 MB per CI vector; Davidson holds a few dozen
+# determinant spaces up to this size are diagonalised whole (seconds): no root can be missed, and PySCF's
+# Davidson solver is unreliable for several roots of a space barely larger than their number
+DENSE_DETERMINANTS = 2000
+# Davidson convergence: energy change below CONV_TOL and residual below CONV_RESIDUAL give levels within
+# ~CONV_RESIDUAL² / gap of the converged ones, far below 1e-9 hartree for gaps ≳ 1e-4
+CONV_TOL = 1e-12
+CONV_RESIDUAL = 1e-7
+# three and more electrons: determinant spaces grow as the orbitals' count to the N-th power, so a correlation-
+# consistent set with diffuse functions (46 orbitals for Li) rather than the large even-tempered ones
+DEFAULT_BASIS_MANY = "aug-cc-pvtz"
+COMPANION_BASIS_MANY = "aug-cc-pvdz"
+MULTIPLETS = ("singlets", "doublets", "triplets", "quartets", "quintets")   # by 2S, for the method's text
 # eigenvalues of S below this (S_μμ = 1 for PySCF's normalised functions) are dropped; with cuts of 1e-8,
 # 1e-9 and 1e-10 the H2+ levels in the large basis agree within 5e-9 hartree (below its basis error)
 LINDEP = 1e-9
@@ -182,6 +202,74 @@ def pair_hamiltonian(orbital_energies: np.ndarray, eri: np.ndarray, spin: int) -
     return h
 
 
+def spin_states(norb: int, nelec: tuple[int, int]) -> int:
+    """Number of levels of total spin S = (n_up - n_down)/2 among ``norb`` orbitals: the M_S = S determinants
+    hold every S' ≥ S once, those of M_S = S + 1 every S' > S."""
+    up, down = nelec
+    return math.comb(norb, up) * math.comb(norb, down) - math.comb(norb, up + 1) * math.comb(norb, down - 1) \
+        if down > 0 else math.comb(norb, up)
+
+
+def determinant_levels(h1: np.ndarray, eri: np.ndarray, norb: int, nelec: tuple[int, int], n: int) -> np.ndarray:
+    """Lowest n eigenvalues of total spin S = (n_up - n_down)/2 of H = Σ h1_pq E_pq + ½ Σ (pq|rs) (E_pq E_rs -
+    δ_qr E_ps) over ``norb`` orthonormal orbitals (``eri``: PySCF's packed (pq|rs)), hartree.
+
+    H is solved in the M_S = S determinant space, which holds every S' ≥ S once per level: whole up to
+    :data:`DENSE_DETERMINANTS`, else by PySCF's Davidson solver, asking for twice as many roots until n of
+    spin S are found. A root counts as spin S when ⟨S²⟩ is nearer S(S+1) than (S+1)(S+2), so that of two
+    levels of different spin mixed by their (near) degeneracy exactly one is kept, at their common energy.
+    """
+    from pyscf import fci
+
+    s = (nelec[0] - nelec[1]) / 2
+    if not n <= spin_states(norb, nelec):
+        raise ValueError(f"{norb} orbitals hold {spin_states(norb, nelec)} levels of 2S = {2 * s:g}, {n} asked")
+    up, down = math.comb(norb, nelec[0]), math.comb(norb, nelec[1])
+
+    def spin_s(vector: np.ndarray) -> bool:
+        return fci.spin_op.spin_square0(vector.reshape(up, down), norb, nelec)[0] < s * (s + 1) + s + 1
+
+    if up * down <= DENSE_DETERMINANTS and norb < 64:   # PySCF's pspace packs strings into 64-bit words
+        _, h = fci.direct_spin1.pspace(h1, eri, norb, nelec, np=up * down)   # all of H, determinants in order
+        energies, vectors = scipy.linalg.eigh(h)
+        keep = (i for i in range(len(energies)) if spin_s(vectors[:, i]))   # lazily: ⟨S²⟩ costs ms per root
+        return energies[list(itertools.islice(keep, n))]
+    solver = fci.direct_spin1.FCI()
+    solver.conv_tol, solver.conv_tol_residual, solver.verbose = CONV_TOL, CONV_RESIDUAL, 0
+    roots, guess, found = n, None, []
+    while len(found) < n:
+        if guess is not None and roots == len(guess):
+            raise RuntimeError(f"PySCF's FCI gave {len(found)} of {n} levels of 2S = {2 * s:g} from all its roots")
+        energies, vectors = solver.kernel(h1, eri, norb, nelec, nroots=roots, ci0=guess, davidson_only=True)
+        energies, vectors = np.atleast_1d(energies), vectors if roots > 1 else [vectors]
+        if not np.all(solver.converged):
+            raise RuntimeError(f"PySCF's FCI did not converge for {roots} roots of {up * down} determinants")
+        found = energies[[spin_s(v) for v in vectors]]
+        roots, guess = min(2 * roots, up * down), list(vectors)
+    return found[:n]
+
+
+def many_electron_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int,
+                         source: str | None = None) -> dict:
+    """Lowest n levels of three or more electrons with total spin 2S = ``spin``, exact in the basis (hartree,
+    electronic): H = Σ_i (2κT + V_nuc)(i) + Σ_{i<j} 1/r_ij by full CI over the core orbitals, n_up - n_down = 2S
+    (:func:`determinant_levels`). Spatially degenerate levels are repeated."""
+    from pyscf import ao2mo
+
+    electrons = molecule.electrons
+    nelec = ((electrons + spin) // 2, (electrons - spin) // 2)
+    mol = _mole(molecule, kinetic, basis, source)
+    orbital_energies, orbitals = core_orbitals(mol, kinetic)
+    m = len(orbital_energies)
+    states, determinants = spin_states(m, nelec), math.comb(m, nelec[0]) * math.comb(m, nelec[1])
+    if not (n <= states and m <= MAX_ORBITALS and determinants <= MAX_DETERMINANTS):
+        raise InputError(f"basis {basis!r} spans {m} orbitals, {determinants} determinants and {states} levels of "
+                         f"2S = {spin}: {n} levels asked, at most {MAX_ORBITALS} orbitals and {MAX_DETERMINANTS} "
+                         "determinants treated", source=source, field="reference.basis")
+    energies = determinant_levels(np.diag(orbital_energies), ao2mo.kernel(mol, orbitals), m, nelec, n)
+    return {"energies": energies, "functions": int(mol.nao), "independent": m}
+
+
 def fci_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int,
                source: str | None = None) -> dict:
     """Lowest n two-electron levels of spin 2S = ``spin`` (0 or 2), exact in the basis (hartree, electronic).
@@ -207,10 +295,14 @@ def fci_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int
 
 
 def _key(molecule: Molecule, kinetic: float, basis: str, n: int) -> dict:
-    return {"method": METHOD if molecule.electrons == 1 else METHOD_2E, "pyscf": importlib.metadata.version("pyscf"),
+    return {"method": _method(molecule), "pyscf": importlib.metadata.version("pyscf"),
             "charges": list(molecule.charges), "electrons": molecule.electrons, "spin": molecule.spin,
             "positions": [[round(c, DECIMALS) + 0.0 for c in p] for p in molecule.positions],
             "basis": basis, "kinetic": float(kinetic), "states": n}
+
+
+def _method(molecule: Molecule) -> str:
+    return METHOD if molecule.electrons == 1 else METHOD_2E if molecule.electrons == 2 else METHOD_FCI
 
 
 def _read_cache(path: Path, key: str) -> Reference | None:
@@ -242,7 +334,9 @@ def companion_basis(basis: str, electrons: int) -> str:
     (for the electron count)."""
     if electrons == 1:
         return "even-tempered-medium" if basis == DEFAULT_BASIS else DEFAULT_BASIS
-    return COMPANION_BASIS_2E if basis == DEFAULT_BASIS_2E else DEFAULT_BASIS_2E
+    if electrons == 2:
+        return COMPANION_BASIS_2E if basis == DEFAULT_BASIS_2E else DEFAULT_BASIS_2E
+    return COMPANION_BASIS_MANY if basis == DEFAULT_BASIS_MANY else DEFAULT_BASIS_MANY
 
 
 def pyscf_reference(system: System, n: int, basis: str | None = None, cache: bool = True) -> Reference:
@@ -263,9 +357,10 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
                 raise InputError(f"unknown option of the pyscf reference (known: {', '.join(OPTIONS)})",
                                  source=system.source, field=f"reference.{name}")
     molecule = system_molecule(system)
-    if molecule.electrons == 2:
+    if molecule.electrons > 1:
         _check_interaction(system)
-    default = DEFAULT_BASIS if molecule.electrons == 1 else DEFAULT_BASIS_2E
+    default = DEFAULT_BASIS if molecule.electrons == 1 else DEFAULT_BASIS_2E if molecule.electrons == 2 else \
+        DEFAULT_BASIS_MANY
     configured = options.get("basis", default)
     basis = basis if basis is not None else configured
     if not isinstance(basis, str) or not basis.strip():
@@ -297,7 +392,9 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
 def _levels(molecule: Molecule, kinetic: float, basis: str, n: int, source: str | None) -> dict:
     if molecule.electrons == 1:
         return core_levels(molecule, kinetic, basis, n, source)
-    return fci_levels(molecule, kinetic, basis, n, molecule.spin, source)
+    if molecule.electrons == 2:
+        return fci_levels(molecule, kinetic, basis, n, molecule.spin, source)
+    return many_electron_levels(molecule, kinetic, basis, n, molecule.spin, source)
 
 
 def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n: int,
@@ -313,9 +410,9 @@ def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n
                "nuclear_repulsion": repulsion, "total_energies": (main["energies"] + repulsion).tolist(),
                "energies": "electronic (no nuclear repulsion); total = electronic + nuclear_repulsion",
                "error_estimate": f"|E({basis}) - E({companion})| per level", "kinetic": kinetic,
-               "molecule": molecule.to_dict(), "method": METHOD if one else METHOD_2E,
+               "molecule": molecule.to_dict(), "method": _method(molecule),
                "electrons": molecule.electrons, "spin": molecule.spin}
-    what = "one-electron core Hamiltonian" if one else \
-        f"two-electron full CI ({'singlets' if molecule.spin == 0 else 'triplets'})"
+    multiplet = MULTIPLETS[molecule.spin] if molecule.spin < len(MULTIPLETS) else f"2S = {molecule.spin}"
+    what = "one-electron core Hamiltonian" if one else f"{molecule.electrons}-electron full CI ({multiplet})"
     return Reference(main["energies"], f"PySCF {what}, basis {basis}, electronic energies (no nuclear repulsion)",
                      float(errors.max()), details=details, errors=errors, kind="pyscf")
