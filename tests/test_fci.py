@@ -169,15 +169,15 @@ def test_charge_and_spin_set_the_electrons():
 
 
 @pytest.mark.parametrize("table, field", [
-    ({"atoms": "Li 0 0 0"}, "molecule.charge"),                      # three electrons
+    ({"atoms": "Na 0 0 0"}, "molecule.charge"),                      # eleven electrons, beyond the limit
     ({"atoms": "He 0 0 0", "charge": 2}, "molecule.charge"),         # no electrons
     ({"atoms": "He 0 0 0", "charge": 0.0}, "molecule.charge"),       # not an integer
     ({"atoms": "He 0 0 0", "spin": 1}, "molecule.spin"),             # two electrons: 0 or 2
     ({"atoms": "He 0 0 0", "charge": 1, "spin": 2}, "molecule.spin"),  # one electron: 1 only
-], ids=["three-electrons", "no-electrons", "float-charge", "spin-1-with-two", "spin-2-with-one"])
+], ids=["eleven-electrons", "no-electrons", "float-charge", "spin-1-with-two", "spin-2-with-one"])
 def test_bad_charge_or_spin_names_the_field(table, field, request):
     with pytest.raises(InputError) as err:
         parse_molecule({"unit": "bohr"} | table, source="m.toml")
     assert err.value.field == field and err.value.source == "m.toml"
     if "electrons" in request.node.callspec.id:
-        assert "1 or 2 electrons" in str(err.value)
+        assert "1 to 10 electrons" in str(err.value)

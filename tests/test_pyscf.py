@@ -179,7 +179,7 @@ BAD_MOLECULES = {
     "two-coordinates": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = [["H", [0, 0]], ["H", [0, 2]]]\n',
                         "molecule.atoms[0]"),
     "dimension-two": ('name = "m"\ndimension = 2\n' + GOOD, "dimension"),
-    "three-electrons": ('name = "m"\n' + GOOD.replace("charge = 1", "charge = -1"), "molecule.charge"),
+    "no-electrons": ('name = "m"\n' + GOOD.replace("charge = 1", "charge = 2"), "molecule.charge"),
     "spin-of-one-electron": ('name = "m"\n' + GOOD + 'spin = 0\n', "molecule.spin"),
     "charge-out-of-range": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = [[0, [0, 0, 0]]]\n', "molecule.atoms[0]"),
     "bad-string-form": ('name = "m"\n[molecule]\nunit = "bohr"\natoms = "H 0 0; H 0 0 1"\n', "molecule.atoms[0]"),
