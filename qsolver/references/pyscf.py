@@ -45,7 +45,8 @@ from .base import Reference
 METHOD = "core Hamiltonian h = 2κT + V_nuc in the overlap metric, canonical orthogonalisation (v1)"
 METHOD_2E = ("two-electron full CI: dense H in the spin-adapted orbital-pair space of the core orbitals, "
              "h = 2κT + V_nuc, canonical orthogonalisation (v1)")
-# dense pair Hamiltonians larger than this (3.2 GB; about ten minutes of eigensolve) are refused, not attempted
+# dense pair Hamiltonians larger than this take gigabytes and minutes of eigensolve (results/bench/fci_bases.md):
+# refused, not attempted
 MAX_PAIRS = 20000
 BLOCK = 256   # rows of the pair Hamiltonian built at a time
 METHOD_FCI = ("full CI: PySCF direct_spin1 in the M_S = S determinant space of the core orbitals, roots of spin S "
@@ -65,8 +66,8 @@ CONV_RESIDUAL = 1e-7
 DEFAULT_BASIS_MANY = "aug-cc-pvtz"
 COMPANION_BASIS_MANY = "aug-cc-pvdz"
 MULTIPLETS = ("singlets", "doublets", "triplets", "quartets", "quintets")   # by 2S, for the method's text
-# eigenvalues of S below this (S_μμ = 1 for PySCF's normalised functions) are dropped; with cuts of 1e-8,
-# 1e-9 and 1e-10 the H2+ levels in the large basis agree within 5e-9 hartree (below its basis error)
+# eigenvalues of S below this (S_μμ = 1 for PySCF's normalised functions) are dropped: far enough below 1 that no
+# level moves by more than its basis error when the cut changes tenfold (results/bench/fci_bases.md)
 LINDEP = 1e-9
 DECIMALS = 8   # positions (bohr) in the cache key: a 1e-8 bohr shift moves the levels by ≲ 1e-8 hartree
 
