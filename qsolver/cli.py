@@ -318,7 +318,8 @@ def _bench_laplacian(args, out: Path) -> int:
     from .files import atomic_write
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device)
+    rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device,
+                                 particles=tuple(args.particles))
     table = bench.laplacian_table(rows)
     print(table)
     tag = "cuda" if device.startswith("cuda") else "cpu"
@@ -464,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--presets", nargs="+", default=["default", "paper"],
                    help="presets to compare (accuracy): default, paper, adam")
     p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")
+    p.add_argument("--particles", nargs="+", type=int, default=[1],
+                   help="particle counts (laplacian; several electrons use the registry's network for them)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a solver setting for every preset (accuracy) or seed (seeds)")
     p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64], help="state counts (steps)")

@@ -17,6 +17,16 @@ def test_laplacian_costs_are_measured_per_method():
         assert all(np.isfinite(r[f"{m}_ratio"]) and r[f"{m}_ratio"] > 0 for m in ("forward", "fd", "hessian"))
 
 
+def test_laplacian_costs_of_electrons_use_the_registry_network(tmp_path):
+    rows = laplacian_costs(dimensions=(2,), states=2, batch=16, repeats=1, particles=(2, 3, 7))
+    assert [(r["particles"], r["network"]) for r in rows] == [(2, "pair"), (3, "dets"), (7, "dets")]
+    assert rows[-1]["hessian_ratio"] is None                       # 14 coordinates: the Hessian is not timed
+    assert all(r["forward_ratio"] > 0 and r["fd_ratio"] > 0 for r in rows)
+    assert main(["bench", "laplacian", "--dims", "2", "--particles", "3", "--states", "2", "--batch", "8",
+                 "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "laplacian_cpu.json").read_text())[0]["network"] == "dets"
+
+
 def test_accuracy_bench_stops_at_the_budget_and_writes_its_files(tmp_path):
     torch.set_num_threads(1)
     budget = 4.0
