@@ -116,6 +116,8 @@ def check_writable(path: str | Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     created = [p for p in (parent, *parent.parents) if not _exists(p)]      # deepest first
     try:
+        with contextlib.suppress(FileNotFoundError):
+            os.stat(path)                  # a name too long for the folder fails here (its temporary is cut)
         fd, tmp = _temporary(path)
         try:
             os.write(fd, b"\0")
