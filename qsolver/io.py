@@ -65,7 +65,7 @@ def digest(value: Any) -> str:
     """SHA-256 (hex) of a dataset's value or an attribute as h5py reads it: its type, shape and bytes."""
     h = hashlib.sha256()
     if isinstance(value, str):
-        value = value.encode("utf-8")
+        value = value.encode("utf-8", "surrogatepass")     # a damaged file can hold any code point
     if isinstance(value, bytes):
         h.update(b"bytes\0" + value)
         return h.hexdigest()
