@@ -5,7 +5,6 @@ Bad input is reported in one line naming the file and field, with exit status 2 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shlex
 import sys
@@ -99,6 +98,44 @@ def _check_flags(**flags) -> None:
         raise InputError(exc.detail, field=f"--{exc.field}") from None
 
 
+def _check_writable(path: Path, flag: str) -> None:
+    """Refuse, before training, a file that could not be written: a probe file is created and removed there
+    (and any folder made for it), as the final write will do; InputError naming ``flag``."""
+    from .errors import WriteError
+    from .files import check_writable
+
+    try:
+        check_writable(path)
+    except WriteError as exc:
+        detail = "is a directory; give a file name ending in .h5" if exc.detail.startswith("is a directory") else \
+            exc.detail.replace("; nothing was written under this name", "")
+        raise InputError(detail, source=str(path), field=flag) from None
+
+
+def _rescue(result, reference, out: Path, checkpoint: Path, failure: Exception) -> str:
+    """Save ``result`` that could not be written to ``out`` in the system's temporary folder, else the current
+    one; the one-line message says where it went, or that nothing could be written anywhere."""
+    import tempfile
+    import time
+
+    from .errors import WriteError
+    from .io import save_result
+
+    name = f"{out.stem}-unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{out.suffix}"
+    tried = []
+    for folder in dict.fromkeys([Path(tempfile.gettempdir()).resolve(), Path.cwd()]):
+        try:
+            saved = save_result(result, folder / name, reference)
+        except WriteError as exc:
+            tried.append(f"{folder} ({exc.detail.split(';')[0]})")
+            continue
+        return (f"qsolver: error: {failure}; the result was saved to {saved} instead (when there is room: "
+                f"mv {shlex.quote(str(saved))} {shlex.quote(str(out))})")
+    kept = f"; the run's last checkpoint is {checkpoint}" if checkpoint.is_file() else ""
+    return (f"qsolver: error: {failure}; nothing could be written in {', '.join(tried)} either: the trained "
+            f"result is lost{kept}")
+
+
 def cmd_solve(args) -> int:
     from .solver import resolve_config, solve
     from .system import load_system
@@ -106,7 +143,11 @@ def cmd_solve(args) -> int:
     _check_flags(states=args.states, steps=args.steps, seed=args.seed, device=args.device)
     if args.checkpoint_every is not None and not args.checkpoint_every > 0:     # nan too; inf: never
         raise InputError(f"must be positive, got {args.checkpoint_every}", field="--checkpoint-every")
-    if args.resume is not None and not Path(args.resume).is_file():
+    try:
+        resumable = args.resume is None or Path(args.resume).is_file()
+    except OSError as exc:           # a name too long to look up
+        raise InputError(f"cannot be read ({exc.strerror})", source=args.resume, field="--resume") from None
+    if not resumable:
         raise InputError("no such checkpoint file", source=args.resume, field="--resume")
     system = load_system(args.system)
     settings = _settings(args.set)
@@ -118,27 +159,16 @@ def cmd_solve(args) -> int:
     out = Path(args.out) if args.out else Path("results") / system.name / f"{system.name}.h5"
     if out.suffix not in (".h5", ".hdf5"):
         raise InputError("output file must end in .h5 or .hdf5", source=str(out), field="--out")
-    if out.exists() and out.is_dir():
-        raise InputError("is a directory; give a file name ending in .h5", source=str(out), field="--out")
-    probe_dir = out.parent if str(out.parent) else Path(".")
-    created = [p for p in (probe_dir, *probe_dir.parents) if not p.exists()]   # deepest first
-    try:
-        probe_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the output folder ({exc.strerror})", source=str(out), field="--out")
-    writable = os.access(probe_dir, os.W_OK)
-    for folder in created:    # a probe only: the first file written creates them again, so bad input (such as a
-        with contextlib.suppress(OSError):   # --resume file that is no checkpoint) leaves nothing behind;
-            folder.rmdir()                   # a folder something else wrote into meanwhile stays
-    if not writable:
-        raise InputError("the output folder is not writable", source=str(out), field="--out")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else out.with_name(f"{out.stem}.ckpt.h5")
+    # before training: a probe file in each folder (permissions alone miss /proc, read-only mounts, long names)
+    _check_writable(out, "--out")
+    _check_writable(checkpoint, "--checkpoint" if args.checkpoint else "--out")
     from . import parallel
-    from .errors import TrainingDiverged
+    from .errors import TrainingDiverged, WriteError
     from .io import save_result
 
     started = parallel.init_from_environment(cfg.device)      # under torchrun: join its process group
     comm = parallel.current()
-    checkpoint = Path(args.checkpoint) if args.checkpoint else out.with_name(f"{out.stem}.ckpt.h5")
     if comm.is_root and checkpoint.exists() and args.resume is None:
         print(f"note: {checkpoint} holds an earlier run's training state; this run starts afresh and will replace "
               f"it (to continue that run instead: --resume {checkpoint})", file=sys.stderr)
@@ -157,7 +187,11 @@ def cmd_solve(args) -> int:
         print(f"interrupted after {result.diagnostics['steps_done']} steps; saving what was learned",
               file=sys.stderr)
     reference = _reference_for(result)
-    save_result(result, out, reference)
+    try:
+        save_result(result, out, reference)
+    except WriteError as exc:       # a disk that filled up during training: keep what was learned elsewhere
+        print(_rescue(result, reference, out, checkpoint, exc), file=sys.stderr)
+        return 2
     if checkpoint.exists() and diverged is None:
         checkpoint.unlink()                         # the finished result supersedes the training state
     text = _report(result, out.parent, out.stem, reference) if not args.no_report else ""

@@ -28,3 +28,12 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message: str, *, result):
         self.result = result
         super().__init__(message)
+
+
+class WriteError(InputError):
+    """A file could not be written (full disk, I/O error, no permission, name too long); nothing was left under
+    its name. The CLI prints it as one line (status 2) like other InputErrors; ``errno`` is the system's code."""
+
+    def __init__(self, message: str, *, source: str | None = None, errno: int | None = None):
+        self.errno = errno
+        super().__init__(message, source=source)

@@ -5,14 +5,20 @@ JSON); ``energies``, ``errors`` (hartree), ``coefficients`` (Ritz vectors); ``re
 error bound) when the caller passes one (``qsolver solve`` passes the system's own); ``history/*``; ``model/*`` (every weight as a plain dataset, architecture
 as JSON); ``grid/*`` (one particle, d ≤ 3: the states sampled on a regular grid: axes in bohr, values in
 bohr^(-d/2)); ``observables/*`` (two particles: one-particle densities on a grid of cells for d ≤ 3 and the
-distributions of the inter-particle distance, with standard errors; no full 2d-dimensional grid). Files are written to a temporary name and renamed, so a failed write leaves nothing behind.
+distributions of the inter-particle distance, with standard errors; no full 2d-dimensional grid); ``checksums``
+(root attribute, from format 2 on: the SHA-256 of every dataset and attribute, see :func:`checksums`).
+Files are built in memory and written to a temporary name, synced and renamed (:func:`write_hdf5`), so a failed
+write leaves nothing behind and a damaged file is refused on reading, naming the dataset.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 import h5py
 import numpy as np
@@ -29,7 +35,7 @@ from .system import MAX_INT, check_solver_table, system_from_dict
 from .version import __version__
 
 FORMAT = "qsolver-result"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: checksums (files of format 1 carry none and are read unchecked)
 GRID_POINTS = {1: 1024, 2: 128, 3: 32}
 
 
@@ -51,53 +57,113 @@ def sample_grid(result: Result) -> tuple[list[np.ndarray], np.ndarray]:
     return axes, values
 
 
+CHECKSUMS = "checksums"
+_images = itertools.count()       # a name for each in-memory file (HDF5 wants one; nothing is written under it)
+
+
+def digest(value: Any) -> str:
+    """SHA-256 (hex) of a dataset's value or an attribute as h5py reads it: its type, shape and bytes."""
+    h = hashlib.sha256()
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogatepass")     # a damaged file can hold any code point
+    if isinstance(value, bytes):
+        h.update(b"bytes\0" + value)
+        return h.hexdigest()
+    array = np.asarray(value)
+    h.update(f"{array.dtype.str}{array.shape}\0".encode())
+    # object arrays (variable-length strings) hold pointers: hash what they point to
+    h.update(repr(array.tolist()).encode() if array.dtype.kind == "O" else np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def checksums(f: h5py.File) -> dict[str, dict[str, str]]:
+    """The digests of every dataset (by path) and every attribute (``PATH@KEY``; root: ``@KEY``) in ``f``
+    but the checksum table itself, as stored in its ``checksums`` attribute."""
+    datasets, attributes = {}, {}
+
+    def visit(name: str, obj: h5py.Group | h5py.Dataset) -> None:
+        if isinstance(obj, h5py.Dataset):
+            datasets[name] = digest(obj[()])
+        for key in obj.attrs:
+            attributes[f"{name}@{key}"] = digest(obj.attrs[key])
+
+    attributes.update({f"@{key}": digest(f.attrs[key]) for key in f.attrs if key != CHECKSUMS})
+    f.visititems(visit)
+    return {"datasets": datasets, "attributes": attributes}
+
+
+def seal(path: str | Path) -> None:
+    """Record anew the checksums of the result or checkpoint at ``path``, after editing it on purpose (h5py,
+    mode "r+"); reading it afterwards checks the edited values as the file's own."""
+    with h5py.File(path, "r+") as f:
+        f.attrs[CHECKSUMS] = json.dumps(checksums(f))
+
+
+def write_hdf5(path: str | Path, fill: Callable[[h5py.File], None]) -> Path:
+    """Write the HDF5 file that ``fill(f)`` builds, with its checksums, atomically to ``path``.
+
+    The file is built in memory and written as bytes: HDF5 never touches the disk, so a full or failing disk is
+    an ordinary WriteError naming ``path``. (Written directly, HDF5 fails its flush on a full disk and leaves
+    objects whose release crashes the interpreter: a segmentation fault after the training.)"""
+    with h5py.File(f"qsolver-image-{next(_images)}", "w", driver="core", backing_store=False) as f:
+        fill(f)
+        f.attrs[CHECKSUMS] = json.dumps(checksums(f))
+        f.flush()
+        image = f.id.get_file_image()
+    return atomic_write(path, image)
+
+
 def save_result(result: Result, path: str | Path, reference: Reference | None = None) -> Path:
-    """Write ``result`` to an HDF5 file at ``path`` (atomically), with ``reference`` (levels, method, error) when
-    given; saving never computes a reference."""
+    """Write ``result`` to an HDF5 file at ``path`` (atomically, with checksums), with ``reference`` (levels,
+    method, error) when given; saving never computes a reference."""
+    if not isinstance(result, Result):
+        raise InputError(f"must be a qsolver Result (from solve or load_result), got {type(result).__name__}",
+                         field="result")
+    if not isinstance(path, (str, Path)):
+        raise InputError(f"must be a file path (str or pathlib.Path), got {type(path).__name__}", field="path")
 
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "qsolver_version": __version__,
-                            "units": "hartree atomic units: energies in hartree, lengths in bohr",
-                            "hamiltonian": hamiltonian_text(result.system), "kinetic": result.system.kinetic,
-                            "system_name": result.system.name})
-            f.create_dataset("system", data=result.system.to_json())
-            f["energies"] = np.asarray(result.energies, dtype=np.float64)
-            f["errors"] = np.asarray(result.errors, dtype=np.float64)
-            f["coefficients"] = np.asarray(result.coefficients, dtype=np.float64)
-            f.attrs["config"] = json.dumps(result.config)
-            f.attrs["diagnostics"] = json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                                                 for k, v in result.diagnostics.items()})
-            hist = f.create_group("history")
-            for key, value in result.history.items():
-                hist[key] = np.asarray(value)
-            model = f.create_group("model")
-            model.attrs["config"] = json.dumps(result.model.config.to_dict())
-            for key, value in result.model.state_dict().items():
-                model[key] = value.detach().cpu().to(torch.float64).numpy()
-            if reference is not None:
-                group = f.create_group("reference")
-                group["energies"] = reference.energies
-                group.attrs.update({"method": reference.method, "kind": reference.kind, "error": reference.error})
-            if result.observables:
-                group = f.create_group("observables")
-                group.attrs["units"] = ("density: bohr^-d per cell (integrates to 2), distance: bohr^-1 per bin "
-                                        "(integrates to 1); *_error: standard errors over independent batches")
-                for key, value in result.observables.items():
-                    if key == "density_edges":
-                        for axis, edges in zip("xyz", value):
-                            group[f"density_edges_{axis}"] = edges
-                    else:
-                        group.create_dataset(key, data=np.asarray(value, dtype=np.float64 if "edges" in key
-                                                                  else np.float32), compression="gzip")
-            if result.system.dimension <= 3 and result.system.particles == 1:
-                axes, values = sample_grid(result)
-                grid = f.create_group("grid")
-                for name, axis in zip("xyz", axes):
-                    grid[name] = axis
-                grid.create_dataset("values", data=values.astype(np.float32), compression="gzip")
+    def write(f: h5py.File) -> None:
+        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "qsolver_version": __version__,
+                        "units": "hartree atomic units: energies in hartree, lengths in bohr",
+                        "hamiltonian": hamiltonian_text(result.system), "kinetic": result.system.kinetic,
+                        "system_name": result.system.name})
+        f.create_dataset("system", data=result.system.to_json())
+        f["energies"] = np.asarray(result.energies, dtype=np.float64)
+        f["errors"] = np.asarray(result.errors, dtype=np.float64)
+        f["coefficients"] = np.asarray(result.coefficients, dtype=np.float64)
+        f.attrs["config"] = json.dumps(result.config)
+        f.attrs["diagnostics"] = json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                                             for k, v in result.diagnostics.items()})
+        hist = f.create_group("history")
+        for key, value in result.history.items():
+            hist[key] = np.asarray(value)
+        model = f.create_group("model")
+        model.attrs["config"] = json.dumps(result.model.config.to_dict())
+        for key, value in result.model.state_dict().items():
+            model[key] = value.detach().cpu().to(torch.float64).numpy()
+        if reference is not None:
+            group = f.create_group("reference")
+            group["energies"] = reference.energies
+            group.attrs.update({"method": reference.method, "kind": reference.kind, "error": reference.error})
+        if result.observables:
+            group = f.create_group("observables")
+            group.attrs["units"] = ("density: bohr^-d per cell (integrates to 2), distance: bohr^-1 per bin "
+                                    "(integrates to 1); *_error: standard errors over independent batches")
+            for key, value in result.observables.items():
+                if key == "density_edges":
+                    for axis, edges in zip("xyz", value):
+                        group[f"density_edges_{axis}"] = edges
+                else:
+                    group.create_dataset(key, data=np.asarray(value, dtype=np.float64 if "edges" in key
+                                                              else np.float32), compression="gzip")
+        if result.system.dimension <= 3 and result.system.particles == 1:
+            axes, values = sample_grid(result)
+            grid = f.create_group("grid")
+            for name, axis in zip("xyz", axes):
+                grid[name] = axis
+            grid.create_dataset("values", data=values.astype(np.float32), compression="gzip")
 
-    return atomic_write(path, write)
+    return write_hdf5(path, write)
 
 
 # A dataset can claim far more than its file stores (chunks never written read as the fill value; compression):
@@ -110,12 +176,68 @@ _H5_ERRORS = (OSError, KeyError, RuntimeError, TypeError, ValueError)
 ACTIVATIONS = CHOICES["activation"]
 
 
-class _Reader:
-    """Checked reads from an open result file: each failure is an InputError naming the file and the field."""
+class Reader:
+    """Checked reads from an open qsolver HDF5 file (result or checkpoint): each failure is an InputError naming
+    the file and the field. Reads are bounded (READ_FACTOR), links and data kept in other files are refused, and
+    when the file carries checksums (:meth:`use_checksums`) every value read is checked against its own."""
 
-    def __init__(self, f: h5py.File, source: str, size: int):
-        self.f, self.source = f, source
+    def __init__(self, f: h5py.File, source: str, size: int, kind: str = "result"):
+        self.f, self.source, self.kind = f, source, kind
         self.budget = READ_FACTOR * size + READ_ALLOWANCE      # bytes that may still be read
+        self.sums: dict[str, dict[str, str]] | None = None     # the file's checksums, once use_checksums found them
+        self.checked: set[str] = set()
+
+    def use_checksums(self, newest: int) -> int:
+        """Read the checksum table and the ``format_version`` (at most ``newest``), which it returns: from format 2
+        on a file must carry checksums; older files carry none and are read unchecked."""
+        try:
+            text = self.f.attrs.get(CHECKSUMS)
+        except _H5_ERRORS as exc:
+            self.fail(f"cannot be read ({exc})", CHECKSUMS)
+        if text is not None:
+            sums = self.json(text, CHECKSUMS)
+            if set(sums) != {"datasets", "attributes"} or not all(
+                    isinstance(table, dict) and all(isinstance(v, str) for v in table.values())
+                    for table in sums.values()):
+                self.fail("is not a table of dataset and attribute checksums (damaged)", CHECKSUMS)
+            self.sums = sums
+        version = self.attribute(self.f, "format_version", "format_version")
+        version = 1 if version is None else version       # the first results named none
+        if not (isinstance(version, (int, np.integer)) and 1 <= version):
+            self.fail(f"must be a positive integer, got {brief(version)}", "format_version")
+        if version > newest:
+            self.fail(f"is {version}: written by a newer qsolver (this one reads up to {newest})", "format_version")
+        if version >= 2 and self.sums is None:
+            self.fail(f"missing: a file of format {version} carries checksums (damaged or altered)", CHECKSUMS)
+        return int(version)
+
+    def verify(self, key: str, value: Any, field: str) -> None:
+        """Check ``value`` read as ``key`` (a dataset path, or ``PATH@KEY`` for an attribute) against the file's
+        checksum for it, when the file carries checksums."""
+        if self.sums is None:
+            return
+        table = self.sums["attributes" if "@" in key else "datasets"]
+        if key not in table:
+            self.fail("has no checksum: added or renamed after the file was written", field)
+        if digest(value) != table[key]:
+            self.fail("does not match its checksum: the file was damaged or altered after it was written", field)
+        self.checked.add(key)
+
+    def verify_rest(self) -> None:
+        """Check every checksummed dataset and attribute not read yet (those the reader has no use for, such as
+        the sampled grid): a damaged file is refused whole, whichever part was damaged."""
+        if self.sums is None:
+            return
+        for name in self.sums["datasets"]:
+            if name not in self.checked:
+                self.data(name)
+        for key in self.sums["attributes"]:
+            if key not in self.checked:
+                path, _, attribute = key.rpartition("@")
+                owner = self.item(path, h5py.HLObject) if path else self.f
+                value = self.attribute(owner, attribute, f"{path.replace('/', '.')}.{attribute}".lstrip("."))
+                if value is None:
+                    self.fail("missing (damaged or altered)", f"{path.replace('/', '.')}.{attribute}".lstrip("."))
 
     def fail(self, message: str, field: str | None = None) -> NoReturn:
         """Raise the InputError for ``field`` (a dataset path or attribute) of this file."""
@@ -130,10 +252,10 @@ class _Reader:
             self.fail(f"cannot be read ({exc})", name)
         if link is None:
             if required:
-                self.fail("missing (damaged or incomplete qsolver result)", name)
+                self.fail(f"missing (damaged or incomplete qsolver {self.kind})", name)
             return None
         if item is None:     # soft and external links could point anywhere, even into other files
-            self.fail("is a link; a result holds its data itself", name)
+            self.fail(f"is a link; a {self.kind} holds its data itself", name)
         if not isinstance(item, kind):
             self.fail(f"must be {'a group' if kind is h5py.Group else 'a dataset'}", name)
         return item
@@ -147,14 +269,16 @@ class _Reader:
         except _H5_ERRORS as exc:
             self.fail(f"cannot be read ({exc})", name)
         if elsewhere:
-            self.fail("stores its data in other files; a result holds its data itself", name)
+            self.fail(f"stores its data in other files; a {self.kind} holds its data itself", name)
         if nbytes > self.budget:
             self.fail(f"claims {nbytes} bytes, more than a file of this size holds (damaged)", name)
         self.budget -= nbytes
         try:
-            return ds[()]
+            value = ds[()]
         except _H5_ERRORS as exc:
             self.fail(f"cannot be read ({exc})", name)
+        self.verify(name, value, name)
+        return value
 
     def numbers(self, name: str, ndim: int | None = None) -> np.ndarray:
         """The dataset at ``name`` as an array of real numbers (its own integer or float type), with ``ndim``
@@ -177,12 +301,15 @@ class _Reader:
     def attribute(self, item: h5py.Group | h5py.Dataset, key: str, field: str) -> Any:
         """The attribute ``key`` of ``item`` (None when absent), reported as ``field``."""
         try:
-            return item.attrs.get(key)
+            value = item.attrs.get(key)
         except _H5_ERRORS as exc:
             self.fail(f"cannot be read ({exc})", field)
+        if value is not None:
+            self.verify(f"{item.name.lstrip('/')}@{key}", value, field)
+        return value
 
-    def json(self, text: Any, field: str) -> dict:
-        """A JSON object from the text of a dataset or attribute."""
+    def json(self, text: Any, field: str, kind: type = dict) -> Any:
+        """A JSON object (or a list, ``kind=list``) from the text of a dataset or attribute."""
         if isinstance(text, bytes):
             try:
                 text = text.decode("utf-8")
@@ -194,8 +321,8 @@ class _Reader:
             value = json.loads(text)
         except (ValueError, RecursionError) as exc:   # JSONDecodeError, or nesting deeper than the parser goes
             self.fail(f"is not valid JSON ({str(exc)[:80]})", field)
-        if not isinstance(value, dict):
-            self.fail(f"must be a JSON object, got {type(value).__name__}", field)
+        if not isinstance(value, kind):
+            self.fail(f"must be a JSON {'object' if kind is dict else 'list'}, got {type(value).__name__}", field)
         return value
 
 
@@ -244,7 +371,7 @@ def _diagnostic_fits(value: Any, form: str, n: int) -> bool:
             "text": lambda v: isinstance(v, str)}[form](value)
 
 
-def _read_model(reader: _Reader, system) -> Network:
+def _read_model(reader: Reader, system) -> Network:
     """The networks from ``model/``: the architecture is checked against the system and the stored weights
     before anything is allocated (it is built on the meta device first), so that a tampered config fails
     as a named field, not as a huge allocation or a torch error."""
@@ -291,14 +418,16 @@ def _read_model(reader: _Reader, system) -> Network:
     return model
 
 
-def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
-    """Read a result written by :func:`save_result`; wavefunctions are rebuilt from the stored weights, as a
-    float64 model on ``device``. Anything missing, damaged or inconsistent raises InputError naming the file and,
-    where it can, the dataset or attribute."""
-    path = Path(path)
+@contextmanager
+def open_hdf5(path: str | Path, kind: str, missing: str = "no such file") -> Iterator[Reader]:
+    """A :class:`Reader` of the HDF5 file at ``path`` (a regular file; ``kind`` names it in messages, ``missing``
+    says that it does not exist), closed on leaving."""
     source = str(path)
+    path = Path(path)
+    if not path.exists():
+        raise InputError(missing, source=source)
     if not path.is_file():
-        raise InputError("no such file", source=source)
+        raise InputError(f"not a regular file (a qsolver {kind} is one HDF5 file)", source=source)
     if not h5py.is_hdf5(path):
         raise InputError("not an HDF5 file", source=source)
     try:
@@ -306,10 +435,21 @@ def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
     except OSError as exc:
         raise InputError(f"damaged HDF5 file ({exc})", source=source) from None
     with f:
-        reader = _Reader(f, source, path.stat().st_size)
+        yield Reader(f, source, path.stat().st_size, kind)
+
+
+def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
+    """Read a result written by :func:`save_result`; wavefunctions are rebuilt from the stored weights, as a
+    float64 model on ``device``. Anything missing, damaged (checksums, from format 2 on) or inconsistent raises
+    InputError naming the file and, where it can, the dataset or attribute."""
+    if not isinstance(path, (str, Path)):
+        raise InputError(f"must be a file path (str or pathlib.Path), got {type(path).__name__}", field="path")
+    with open_hdf5(path, "result") as reader:
+        f, source = reader.f, reader.source
         label = reader.attribute(f, "format", "format")
         if not (isinstance(label, str) and label == FORMAT):
             reader.fail("not a qsolver result (attribute 'format' missing)", "format")
+        reader.use_checksums(FORMAT_VERSION)
         system = system_from_dict(reader.json(reader.data("system"), "system"), source=source, stored=True)
         energies = reader.numbers("energies", ndim=1).astype(np.float64)
         n = len(energies)
@@ -352,6 +492,7 @@ def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
                            if not key.startswith("density_edges_")}
             if edges:
                 observables["density_edges"] = edges
+        reader.verify_rest()
         result = Result(system=system, energies=energies, errors=errors, model=model.to(torch.float64),
                         coefficients=coefficients, config=config, history=history, diagnostics=diagnostics,
                         observables=observables)

@@ -10,6 +10,7 @@ Runs can write checkpoints and resume from them (:mod:`qsolver.checkpoint`) and 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import read_checkpoint, write_checkpoint
 from .config import SolverConfig, check_settings
-from .errors import InputError, Interrupted, TrainingDiverged
+from .errors import InputError, Interrupted, TrainingDiverged, WriteError
 from .estimation import evaluate
 from .ritz import not_eigenstates
 from .memory import check_memory
@@ -129,7 +130,11 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
                             pending.pop(0)
                         on_evaluate(averaged_model(state), state.step, state.seconds)
                     if checkpoint is not None and state.seconds - last_written >= every:
-                        write_checkpoint(checkpoint, state, problem)
+                        try:
+                            write_checkpoint(checkpoint, state, problem)
+                        except WriteError as exc:      # a full disk must not end the run (the CLI saves its
+                            # result elsewhere when --out cannot be written either)
+                            tqdm.write(f"qsolver: warning: {exc}; training goes on", file=sys.stderr)
                         last_written = state.seconds
             except Diverged as exc:
                 diverged, state = exc, exc.state

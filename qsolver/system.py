@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ _TOP_KEYS = {"name", "dimension", "particles", "spin", "kinetic", "potential", "
 # an upper bound keeps a hostile file from building d-long lists (default centres, coordinate names) of any
 # size; it is far beyond what Monte Carlo training of these networks resolves
 MAX_DIMENSION = 100
+MAX_SYSTEM_BYTES = 2**20        # shipped files are a few kB; a bigger one is not a system file
 # io.py reads a stored result's settings through these names (MAX_INT included) until it imports config's own
 check_solver_table = check_settings
 
@@ -139,19 +141,34 @@ def shipped_systems() -> dict[str, Path]:
     return {p.stem: p for p in sorted(SYSTEMS_DIR.glob("*.toml"))}
 
 
+def _read_capped(path: Path, source: str) -> str:
+    """The text of the system file at ``path``: a regular file of at most MAX_SYSTEM_BYTES (a device such as
+    /dev/zero, a pipe or a huge file would be read without end or block)."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise InputError("not a regular file (a system file is a TOML text file)", source=source)
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SYSTEM_BYTES + 1)
+    if len(data) > MAX_SYSTEM_BYTES:
+        raise InputError(f"larger than {MAX_SYSTEM_BYTES // 2**20} MiB: not a system file", source=source)
+    return data.decode("utf-8")
+
+
 def load_system(path_or_name: str | Path) -> System:
     """Load a system from a TOML file, or a shipped system by name (``qsolver systems`` lists them)."""
+    if not isinstance(path_or_name, (str, Path)):
+        raise InputError(f"must be a file path or a shipped system's name, got {type(path_or_name).__name__}",
+                         field="path_or_name")
     path = Path(path_or_name)
-    if not path.is_file():
-        shipped = shipped_systems()
-        if str(path_or_name) in shipped:
-            path = shipped[str(path_or_name)]
-        elif not path.exists():
-            raise InputError(f"no such file, and not a shipped system (shipped: {', '.join(shipped)})",
-                             source=str(path_or_name))
     source = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        shipped = shipped_systems()
+        if not path.is_file() and str(path_or_name) in shipped:
+            path = shipped[str(path_or_name)]
+            source = str(path)
+        elif not path.exists():
+            raise InputError(f"no such file, and not a shipped system (shipped: {', '.join(shipped)})",
+                             source=source)
+        data = tomllib.loads(_read_capped(path, source))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"not a valid TOML file ({exc})", source=source) from None
     except RecursionError:   # tomllib parses nested arrays and tables recursively
