@@ -54,9 +54,11 @@ def kernel(t: Tangents) -> torch.Tensor:
     else:
         block = next(iter(t.direct.values()))
         k = block.new_zeros(block.shape[0], block.shape[1] * t.copies, block.shape[1] * t.copies)
-    for block in t.direct.values():   # spread over the passes: folding the c² blocks of (D/c)(D/c)ᵀ gives D Dᵀ
-        per_pass = block.repeat(1, t.copies, 1) / t.copies
-        k.baddbmm_(per_pass, per_pass.transpose(1, 2))
+    if t.direct:                      # one product for all blocks: D Dᵀ = Σ_blocks D_b D_bᵀ
+        whole = torch.cat(list(t.direct.values()), -1) if len(t.direct) > 1 else next(iter(t.direct.values()))
+        if t.copies > 1:              # spread over the passes: folding the c² blocks of (D/c)(D/c)ᵀ gives D Dᵀ
+            whole = whole.repeat(1, t.copies, 1) / t.copies
+        k.baddbmm_(whole, whole.transpose(1, 2))
     for z, g in zip(t.inputs, t.signals):                  # in place: the (L, B, B) buffers dominate the cost
         k.addcmul_(torch.baddbmm(k.new_ones(()), z, z.transpose(1, 2)), g @ g.transpose(1, 2))
     return t.fold(k) if t.copies > 1 else k
