@@ -293,7 +293,8 @@ def cmd_systems(args) -> int:
         system = load_system(path)
         states = system.solver.get("states", "-")
         kind = system.potential.kind
-        particles = f"{system.particles}" + (f" {SPIN_LABELS.get(system.spin, '')}" if system.particles == 2 else "")
+        label = SPIN_LABELS.get(system.spin, f"2S={system.spin}")
+        particles = f"{system.particles}" + (f" {label}" if system.particles > 1 else "")
         print(f"{name:16s} d={system.dimension}  N={particles:10s} kappa={system.kinetic:<4g} potential={kind:10s} "
               f"states={states:<3}  {path}")
     return 0

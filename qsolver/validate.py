@@ -76,7 +76,7 @@ def degeneracy_groups(levels: np.ndarray, rtol: float = DEGENERACY_RTOL) -> np.n
     return groups
 
 
-SPIN_LABELS = {0: "singlet", 1: "doublet", 2: "triplet"}
+SPIN_LABELS = {0: "singlet", 1: "doublet", 2: "triplet", 3: "quartet", 4: "quintet"}
 
 
 def state_status(energies: np.ndarray, stat: np.ndarray, threshold: float | None) -> list[str]:
