@@ -34,6 +34,17 @@ def _level_check(result, reference) -> int:
     return EXIT_FLAGGED if check.flagged else 0
 
 
+def _numbers_check(result) -> int:
+    """Print a FLAGGED line when ``result`` holds numbers that are not finite (energies, error bars, weights); the
+    exit status of `compare` and `plot`, which report such a result but do not run the level checks."""
+    from .checks import EXIT_FLAGGED, LevelCheck, non_finite
+
+    check = LevelCheck(non_finite=non_finite(result))
+    for message in check.messages():
+        print(f"qsolver: warning: FLAGGED: {message}", file=sys.stderr)
+    return EXIT_FLAGGED if check.flagged else 0
+
+
 def _report(result, directory: Path, stem: str, reference) -> str:
     """Write the validation table against ``reference`` (Markdown and CSV; none without a reference) and the
     figures into ``directory``: NAME_states, _levels and _training.png, and for two particles NAME_density.png
@@ -211,7 +222,7 @@ def cmd_compare(args) -> int:
     atomic_write(directory / f"{path.stem}_compare.csv", lambda p: p.write_text(table.to_csv(), encoding="utf-8"))
     comparison_figure(table, directory / f"{path.stem}_compare.png")
     print(text)
-    return 0
+    return _numbers_check(result)
 
 
 def _exact_or(result, reference):
@@ -248,7 +259,7 @@ def cmd_plot(args) -> int:
         spin_levels(results, [_exact_or(r, ref) for r, ref in zip(results, references)], combined)
         print(f"levels side by side: {combined}")
     print("figures written to " + ", ".join(dict.fromkeys(str(f) for f in folders)))
-    return 0
+    return max(_numbers_check(result) for result in results)
 
 
 def cmd_systems(args) -> int:
