@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .config import CHOICES, MAX_STATES, check_settings
+from .config import CHOICES, MAX_STATES, check_arguments, check_settings
 from .errors import InputError, Interrupted
 
 
@@ -104,10 +104,7 @@ def _settings(items: list[str] | None) -> dict:
 def _check_flags(**flags) -> None:
     """The flags that set one solver setting each (--states, --steps, --seed, --threads, --device) by that
     setting's rules, before anything runs: they would reach torch only once training starts, if at all."""
-    try:
-        check_settings({key: value for key, value in flags.items() if value is not None}, None, prefix=None)
-    except InputError as exc:
-        raise InputError(exc.detail, field=f"--{exc.field}") from None
+    check_arguments(flags, lambda key: f"--{key}")
 
 
 def cmd_solve(args) -> int:

@@ -3,7 +3,7 @@ allowed values (:data:`CHOICES`) and their one check (:func:`check_settings`).""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import InputError
 from .fields import brief, finite_number
@@ -103,6 +103,21 @@ def check_settings(settings: Mapping[str, Any] | SolverConfig, source: str | Non
     if whole:
         _check_config(settings, source)
     return dict(table)
+
+
+def argument_name(key: str) -> str:
+    """The Python API's name of a setting: ``n_states`` for ``states`` (solve, reference), else the setting's."""
+    return "n_states" if key == "states" else key
+
+
+def check_arguments(arguments: Mapping[str, Any], name: Callable[[str], str] = str, optional: bool = True) -> None:
+    """Settings given as a function's arguments or command-line flags by the rules and messages of
+    :func:`check_settings` (None: not given, when ``optional``); errors name the argument, ``name(setting)``, not a
+    file."""
+    try:
+        check_settings({k: v for k, v in arguments.items() if v is not None or not optional}, None, prefix=None)
+    except InputError as exc:
+        raise InputError(exc.detail, field=name(exc.field)) from None
 
 
 def _check_setting(key: str, value: Any, source: str | None, field: str) -> None:
