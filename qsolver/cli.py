@@ -290,7 +290,7 @@ def cmd_bench(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else None)
     if args.what == "accuracy":
         return _bench_accuracy(args, system, device, out)
-    run = {"steps": _bench_steps, "scaling": _bench_scaling, "seeds": _bench_seeds}[args.what]
+    run = {"steps": _bench_steps, "scaling": _bench_scaling, "seeds": _bench_seeds, "memory": _bench_memory}[args.what]
     summary, text, stem = run(args, system, device, out)
     _write_bench(summary, text, stem)
     return 0
@@ -334,6 +334,14 @@ def _bench_laplacian(args, out: Path) -> int:
     atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
     print(f"written to {out}")
     return 0
+
+
+def _bench_memory(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """The memory estimate against measured peak RSS, one fresh process per state count: summary, table, stem."""
+    from . import bench
+
+    summary = bench.memory_grid(args.system, tuple(args.counts), _settings(args.set), threads=args.threads or 1)
+    return summary, bench.memory_markdown(summary), out / f"memory_{system.name}"
 
 
 def _bench_steps(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
@@ -465,8 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, 'accuracy' of a "
                        "system against training wall time (presets: default, paper, adam), 'steps' (cost of a step "
                        "against the number of states), 'scaling' (data-parallel ranks with torchrun), 'seeds' (errors and "
-                       "flagged runs over seeds)")
-    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds"])
+                       "flagged runs over seeds), 'memory' (the memory estimate against measured peak RSS)")
+    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds", "memory"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
     p.add_argument("--presets", nargs="+", default=["default", "paper"],
@@ -474,7 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a solver setting for every preset (accuracy) or seed (seeds)")
-    p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64], help="state counts (steps)")
+    p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64],
+                   help="state counts (steps, memory)")
     p.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"],
                    help="RANKSxTHREADS per rank to compare (scaling)")
     p.add_argument("--states", type=int, help="states (laplacian: of the benchmark network, default 16; accuracy: "

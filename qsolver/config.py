@@ -82,6 +82,9 @@ MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts)
 # trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
 # up front, at a cost that grows with their count
 MAX_STATES = 1000
+# evaluation samples: the energies' statistical error falls as 1/√N, so 1e9 samples already give 1e-5 of the 1e5
+# default's; on one CPU core they take days. More is a typo, and would run until stopped.
+MAX_EVAL_SAMPLES = 10**9
 POSITIVE = ("states", "steps", "batch", "hidden", "layers", "eval_samples", "eval_blocks", "shift_margin", "trust",
             "proposal_scale")
 # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
@@ -138,6 +141,9 @@ def _check_setting(key: str, value: Any, source: str | None, field: str) -> None
         raise InputError(f"must be positive, got {value}", source=source, field=field)
     if key in ("states", "extra_states") and value > MAX_STATES:
         raise InputError(f"must be at most {MAX_STATES}, got {value}", source=source, field=field)
+    if key == "eval_samples" and value > MAX_EVAL_SAMPLES:
+        raise InputError(f"must be at most {MAX_EVAL_SAMPLES:.0e} (the statistical error falls as 1/√N; 1e9 samples "
+                         f"take days), got {value}", source=source, field=field)
     if key in NON_NEGATIVE and value is not None and value < 0:
         raise InputError(f"must be non-negative, got {value}", source=source, field=field)
     if key == "device" and not _known_device(value):
