@@ -388,3 +388,80 @@ def step_costs_markdown(summary: dict) -> str:
                      f"{1e3 * r['seconds_per_step'] / r['states']:.2f} |")
     lines += ["", f"Least-squares fit t ∝ L^a over these counts: a = {summary['exponent']:.2f}."]
     return "\n".join(lines) + "\n"
+
+
+# One run in a fresh process: warm up (libraries, kernels), then the peak RSS above that baseline while solving and
+# while writing the result, its report and its checks (/proc/self/clear_refs "5" resets the peak between them).
+_MEASURE = """
+import json, sys, tempfile
+from pathlib import Path
+import qsolver
+from qsolver import cli
+from qsolver.references import system_reference
+def rss(key):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(key))
+def peak_since(reset=True):
+    value = rss("VmHWM:") - base
+    if reset:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    return value
+system, settings = qsolver.load_system(sys.argv[1]), json.loads(sys.argv[2])
+qsolver.solve(system, progress=False, **{**settings, "states": 2, "batch": 8, "steps": 1, "eval_samples": 64,
+                                          "eval_blocks": 2})
+base = rss("VmRSS:")
+peak_since()
+result = qsolver.solve(system, progress=False, **settings)
+solve = peak_since()
+reference = system_reference(result.system, result.n_states)
+with tempfile.TemporaryDirectory() as tmp:
+    qsolver.save_result(result, Path(tmp) / "r.h5", reference)
+    cli._report(result, Path(tmp), "r", reference)
+    cli._level_check(result, reference)
+print(json.dumps({"baseline": base, "solve": solve, "report": peak_since(False)}))
+"""
+
+
+def memory_grid(system: str, counts=(50, 100, 200), overrides: dict | None = None, threads: int = 1) -> dict:
+    """The memory estimate (:mod:`qsolver.memory`) against the measured peak RSS of ``system`` (a file or shipped
+    name) for each state count, one fresh process each: solving, and afterwards saving, reporting and checking the
+    result (as `qsolver solve` does). Defaults: 1 step and two evaluation chunks of full size (more samples add time,
+    not memory); ``overrides`` are further settings. Linux only (peak RSS from /proc)."""
+    import os
+    import subprocess
+    import sys
+
+    from .memory import EVAL_CHUNK, estimate, peak
+    from .system import load_system
+
+    loaded = load_system(system)
+    rows = []
+    for n in counts:
+        settings = {"steps": 1, "eval_samples": 2 * EVAL_CHUNK, "eval_blocks": 2, **(overrides or {}), "states": n,
+                    "threads": threads}
+        phases = estimate(make_problem(loaded, resolve_config(loaded, **settings)))
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        out = subprocess.run([sys.executable, "-c", _MEASURE, str(system), json.dumps(settings)], env=env,
+                             capture_output=True, text=True, check=True)
+        measured = json.loads(out.stdout.splitlines()[-1])
+        largest = max((k for k in phases if k != "parameters"), key=phases.get)
+        rows.append({"settings": settings, "estimate": peak(phases), "largest_phase": largest,
+                     "phases": phases, **measured})
+    return {"system": loaded.name, "threads": threads, "torch": torch.__version__, "rows": rows}
+
+
+def memory_markdown(summary: dict) -> str:
+    """The table of :func:`memory_grid`: settings, the estimate, and the measured peaks against it."""
+    gib = 2.0**30
+    lines = [f"# {summary['system']}: memory estimate against measured peak RSS", "",
+             f"Peak RSS above a warmed-up process ({summary['threads']} thread(s), torch {summary['torch']}), while "
+             "solving and afterwards while saving, reporting and checking the result as `qsolver solve` does; the "
+             "estimate (`qsolver/memory.py`) must bound both. Made by `qsolver bench memory`.", "",
+             "| states | settings | largest phase | estimate (GiB) | solve (GiB) | report (GiB) | max measured / estimate |",
+             "|---:|:---|:---|---:|---:|---:|---:|"]
+    for r in summary["rows"]:
+        other = ", ".join(f"{k}={v}" for k, v in r["settings"].items() if k not in ("states", "threads"))
+        worst = max(r["solve"], r["report"]) / r["estimate"]
+        lines.append(f"| {r['settings']['states']} | {other} | {r['largest_phase']} | {r['estimate'] / gib:.3f} | "
+                     f"{r['solve'] / gib:.3f} | {r['report'] / gib:.3f} | {worst:.2f} |")
+    return "\n".join(lines) + "\n"

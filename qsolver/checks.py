@@ -9,21 +9,28 @@
   do, a level below E_top was skipped. The reference is the system's own where it has one that is cheap;
   otherwise, for one particle in d ≤ 3, a coarse grid (:func:`count_reference`), whose stated error enters the
   margin.
+- Numbers. A result whose energies, error bars, Ritz coefficients or network weights are not all finite (a failed
+  run or a damaged file) is flagged: its levels mean nothing.
+- Scale. An error bar larger than the spectrum's scale (E_max - E_min) + |E_min| says nothing about the level, and
+  a state reported above the continuum threshold by more than 3 error bars, where the reference has a bound level
+  of that index, is a bound state the run failed to find, not the continuum: both are flagged (they hold for the
+  states above the threshold too, which the two checks above leave out).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .errors import InputError
 from .fd_grid import COARSE_POINTS
 from .references import Reference, grid_reference
 from .references.radial import single_centre
 from .result import Result
-from .ritz import RESIDUAL_LIMIT, not_eigenstates
+from .ritz import RESIDUAL_LIMIT, not_eigenstates, spectrum_scale
 
-EXIT_FLAGGED = 4                           # exit status of `qsolver solve` / `validate` when a check fails
+EXIT_FLAGGED = 4       # exit status of `qsolver solve` / `validate` when a check fails (compare, plot: non-finite)
 
 
 def skipped_levels(energies: np.ndarray, errors: np.ndarray, levels: np.ndarray,
@@ -38,6 +45,41 @@ def skipped_levels(energies: np.ndarray, errors: np.ndarray, levels: np.ndarray,
     margin = 3 * (err[top] if np.isfinite(err[top]) else 0.0) + np.broadcast_to(level_errors, len(levels))
     below = int(np.sum(np.asarray(levels, dtype=float) < e[top] - margin))
     return max(0, below - (int(finite.sum()) - 1))
+
+
+def non_finite(result: Result) -> list[str]:
+    """What in ``result`` is not a finite number (empty when all is): energies and error bars per state, the
+    Rayleigh–Ritz coefficients, the network's weights and buffers."""
+    out = []
+    for name, values in (("energies", result.energies), ("error bars", result.errors)):
+        bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=float)))
+        if bad.size:
+            out.append(f"{name} of state(s) {', '.join(map(str, bad))}")
+    if not np.all(np.isfinite(np.asarray(result.coefficients, dtype=float))):
+        out.append("Rayleigh–Ritz coefficients")
+    tensors = [*result.model.parameters(), *result.model.buffers()]
+    if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+        out.append("network weights")
+    return out
+
+
+def wide_errors(energies: np.ndarray, errors: np.ndarray) -> list[int]:
+    """States whose error bar exceeds the spectrum's scale: E ± error could then be any of its levels, or none."""
+    err = np.asarray(errors, dtype=float)
+    return [int(i) for i in np.flatnonzero(np.isfinite(err) & (err > spectrum_scale(energies)))]
+
+
+def unbound_states(energies: np.ndarray, errors: np.ndarray, levels: np.ndarray, level_errors: np.ndarray,
+                   threshold: float | None) -> list[int]:
+    """States reported above the continuum ``threshold`` by more than 3 error bars although the reference's level
+    of the same index is bound (below the threshold by more than its own error): Ritz values lie above their
+    levels, so such a state is a bound level the run did not reach, not a piece of the continuum."""
+    if threshold is None or not np.isfinite(threshold):
+        return []
+    e, err = np.asarray(energies, dtype=float), np.asarray(errors, dtype=float)
+    bound_levels = int(np.sum(np.asarray(levels, dtype=float) + level_errors < threshold))
+    above = np.isfinite(e) & (e - 3 * np.nan_to_num(err, nan=0.0) > threshold)
+    return [int(i) for i in np.flatnonzero(above[:bound_levels])]
 
 
 def count_reference(result: Result) -> Reference | None:
@@ -60,14 +102,20 @@ class LevelCheck:
     not_eigenstates: list[int] = field(default_factory=list)
     skipped: int = 0
     counted_with: str | None = None      # the reference method of the level count; None = not counted
+    non_finite: list[str] = field(default_factory=list)
+    wide_errors: list[int] = field(default_factory=list)
+    unbound: list[int] = field(default_factory=list)
 
     @property
     def flagged(self) -> bool:
-        return bool(self.not_eigenstates) or self.skipped > 0
+        return bool(self.not_eigenstates or self.non_finite or self.wide_errors or self.unbound) or self.skipped > 0
 
     def messages(self) -> list[str]:
         """One line per failed check (empty when both pass)."""
         out = []
+        if self.non_finite:
+            out.append(f"not finite: {'; '.join(self.non_finite)} (a failed run or a damaged file: these numbers "
+                       "mean nothing)")
         if self.not_eigenstates:
             out.append(f"state(s) {', '.join(map(str, self.not_eigenstates))} are not eigenstates: residual "
                        f"‖(H - E)φ‖ above {RESIDUAL_LIMIT:g} of the spectrum's scale (a lost level or an unconverged "
@@ -75,6 +123,13 @@ class LevelCheck:
         if self.skipped:
             out.append(f"{self.skipped} level(s) of the reference ({self.counted_with}) lie below the highest learned "
                        "energy but are missing from the learned spectrum (a skipped level)")
+        if self.wide_errors:
+            out.append(f"state(s) {', '.join(map(str, self.wide_errors))} have error bars larger than the spectrum's "
+                       "scale (E_max - E_min) + |E_min|: the energy names no level (train longer)")
+        if self.unbound:
+            out.append(f"state(s) {', '.join(map(str, self.unbound))} lie above the continuum threshold by more than "
+                       f"3 error bars where the reference ({self.counted_with}) has bound levels: bound states the "
+                       "run did not reach, not the continuum (train longer)")
         return out
 
     def summary(self) -> str:
@@ -86,18 +141,22 @@ class LevelCheck:
 
 
 def check_levels(result: Result, reference: Reference | None, threshold: float | None = None) -> LevelCheck:
-    """Both checks of ``result``, for the states below the continuum ``threshold`` (states above it discretise the
-    continuum and are labelled so by the validation); the level count uses ``reference`` (None: no count) and
-    only its levels below the threshold (a basis set's discretised continuum is not a level)."""
+    """Every check of ``result``: its numbers finite and its error bars within the spectrum's scale; residuals and
+    level count for the states below the continuum ``threshold`` (states above it discretise the continuum and are
+    labelled so by the validation), unless the reference has a bound level there. The level count uses
+    ``reference`` (None: no count) and only its levels below the threshold (a basis set's discretised continuum is
+    not a level)."""
     e = np.asarray(result.energies, dtype=float)
     bound = e < threshold if threshold is not None and np.isfinite(threshold) else np.ones(len(e), bool)
     residuals = np.asarray(result.diagnostics.get("residuals", np.full(len(e), np.nan)), dtype=float)
     flags = not_eigenstates(np.where(bound, e, np.nan), residuals)
+    numbers = dict(non_finite=non_finite(result), wide_errors=wide_errors(e, result.errors))
     if reference is None:
-        return LevelCheck(flags)
+        return LevelCheck(flags, **numbers)
     levels = np.asarray(reference.energies, dtype=float)
     level_errors = np.broadcast_to(reference.errors if reference.errors is not None else reference.error,
                                    len(levels))
     keep = levels < threshold if threshold is not None and np.isfinite(threshold) else np.ones(len(levels), bool)
     skipped = skipped_levels(np.where(bound, e, np.nan), result.errors, levels[keep], level_errors[keep])
-    return LevelCheck(flags, skipped, reference.method)
+    unbound = unbound_states(e, result.errors, levels, level_errors, threshold)
+    return LevelCheck(flags, skipped, reference.method, unbound=unbound, **numbers)

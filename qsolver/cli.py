@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .config import CHOICES, MAX_STATES, check_settings
+from .config import CHOICES, MAX_STATES, check_arguments, check_settings
 from .errors import InputError, Interrupted
 
 
@@ -28,6 +28,17 @@ def _level_check(result, reference) -> int:
     from .references import ionization_threshold
 
     check = check_levels(result, reference or count_reference(result), ionization_threshold(result.system))
+    for message in check.messages():
+        print(f"qsolver: warning: FLAGGED: {message}", file=sys.stderr)
+    return EXIT_FLAGGED if check.flagged else 0
+
+
+def _numbers_check(result) -> int:
+    """Print a FLAGGED line when ``result`` holds numbers that are not finite (energies, error bars, weights); the
+    exit status of `compare` and `plot`, which report such a result but do not run the level checks."""
+    from .checks import EXIT_FLAGGED, LevelCheck, non_finite
+
+    check = LevelCheck(non_finite=non_finite(result))
     for message in check.messages():
         print(f"qsolver: warning: FLAGGED: {message}", file=sys.stderr)
     return EXIT_FLAGGED if check.flagged else 0
@@ -92,10 +103,7 @@ def _settings(items: list[str] | None) -> dict:
 def _check_flags(**flags) -> None:
     """The flags that set one solver setting each (--states, --steps, --seed, --threads, --device) by that
     setting's rules, before anything runs: they would reach torch only once training starts, if at all."""
-    try:
-        check_settings({key: value for key, value in flags.items() if value is not None}, None, prefix=None)
-    except InputError as exc:
-        raise InputError(exc.detail, field=f"--{exc.field}") from None
+    check_arguments(flags, lambda key: f"--{key}")
 
 
 def _check_writable(path: Path, flag: str) -> None:
@@ -245,7 +253,7 @@ def cmd_compare(args) -> int:
     atomic_write(directory / f"{path.stem}_compare.csv", lambda p: p.write_text(table.to_csv(), encoding="utf-8"))
     comparison_figure(table, directory / f"{path.stem}_compare.png")
     print(text)
-    return 0
+    return _numbers_check(result)
 
 
 def _exact_or(result, reference):
@@ -282,7 +290,7 @@ def cmd_plot(args) -> int:
         spin_levels(results, [_exact_or(r, ref) for r, ref in zip(results, references)], combined)
         print(f"levels side by side: {combined}")
     print("figures written to " + ", ".join(dict.fromkeys(str(f) for f in folders)))
-    return 0
+    return max(_numbers_check(result) for result in results)
 
 
 def cmd_systems(args) -> int:
@@ -317,7 +325,7 @@ def cmd_bench(args) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else None)
     if args.what == "accuracy":
         return _bench_accuracy(args, system, device, out)
-    run = {"steps": _bench_steps, "scaling": _bench_scaling, "seeds": _bench_seeds}[args.what]
+    run = {"steps": _bench_steps, "scaling": _bench_scaling, "seeds": _bench_seeds, "memory": _bench_memory}[args.what]
     summary, text, stem = run(args, system, device, out)
     _write_bench(summary, text, stem)
     return 0
@@ -362,6 +370,14 @@ def _bench_laplacian(args, out: Path) -> int:
     atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
     print(f"written to {out}")
     return 0
+
+
+def _bench_memory(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
+    """The memory estimate against measured peak RSS, one fresh process per state count: summary, table, stem."""
+    from . import bench
+
+    summary = bench.memory_grid(args.system, tuple(args.counts), _settings(args.set), threads=args.threads or 1)
+    return summary, bench.memory_markdown(summary), out / f"memory_{system.name}"
 
 
 def _bench_steps(args, system, device: str | None, out: Path) -> tuple[dict, str, Path]:
@@ -493,8 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, 'accuracy' of a "
                        "system against training wall time (presets: default, paper, adam), 'steps' (cost of a step "
                        "against the number of states), 'scaling' (data-parallel ranks with torchrun), 'seeds' (errors and "
-                       "flagged runs over seeds)")
-    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds"])
+                       "flagged runs over seeds), 'memory' (the memory estimate against measured peak RSS)")
+    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds", "memory"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
     p.add_argument("--presets", nargs="+", default=["default", "paper"],
@@ -504,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="particle counts (laplacian; several electrons use the registry's network for them)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a solver setting for every preset (accuracy) or seed (seeds)")
-    p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64], help="state counts (steps)")
+    p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64],
+                   help="state counts (steps, memory)")
     p.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"],
                    help="RANKSxTHREADS per rank to compare (scaling)")
     p.add_argument("--states", type=int, help="states (laplacian: of the benchmark network, default 16; accuracy: "

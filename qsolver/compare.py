@@ -117,7 +117,10 @@ def level_groups(ref: Reference) -> tuple[np.ndarray, bool]:
 
 def subspace_distance(learned: np.ndarray, reference: np.ndarray, weights: np.ndarray) -> float:
     """sin of the largest principal angle from span(learned) (M, g) to span(reference) (M, h), g ≤ h, in the
-    inner product Σ_k w_k f(x_k) g(x_k): ‖(1 - B Bᵀ) Q‖₂ with Q, B orthonormal bases of the two spans."""
+    inner product Σ_k w_k f(x_k) g(x_k): ‖(1 - B Bᵀ) Q‖₂ with Q, B orthonormal bases of the two spans; nan when
+    a state is not finite there (a flagged result: no angle to report)."""
+    if not np.all(np.isfinite(learned)):
+        return float("nan")
     root = np.sqrt(np.asarray(weights, dtype=float))[:, None]
     q, _ = np.linalg.qr(root * learned)
     b, _ = np.linalg.qr(root * reference)

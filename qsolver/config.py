@@ -3,7 +3,7 @@ allowed values (:data:`CHOICES`) and their one check (:func:`check_settings`).""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .errors import InputError
 from .fields import brief, finite_number
@@ -85,6 +85,9 @@ MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts)
 # trained networks (states + extra_states): far beyond what one run trains, and reference levels are enumerated
 # up front, at a cost that grows with their count
 MAX_STATES = 1000
+# evaluation samples: the energies' statistical error falls as 1/√N, so 1e9 samples already give 1e-5 of the 1e5
+# default's; on one CPU core they take days. More is a typo, and would run until stopped.
+MAX_EVAL_SAMPLES = 10**9
 POSITIVE = ("states", "steps", "batch", "determinants", "hidden", "layers", "eval_samples", "eval_blocks",
             "shift_margin", "trust", "proposal_scale")
 # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
@@ -111,6 +114,21 @@ def check_settings(settings: Mapping[str, Any] | SolverConfig, source: str | Non
     return dict(table)
 
 
+def argument_name(key: str) -> str:
+    """The Python API's name of a setting: ``n_states`` for ``states`` (solve, reference), else the setting's."""
+    return "n_states" if key == "states" else key
+
+
+def check_arguments(arguments: Mapping[str, Any], name: Callable[[str], str] = str, optional: bool = True) -> None:
+    """Settings given as a function's arguments or command-line flags by the rules and messages of
+    :func:`check_settings` (None: not given, when ``optional``); errors name the argument, ``name(setting)``, not a
+    file."""
+    try:
+        check_settings({k: v for k, v in arguments.items() if v is not None or not optional}, None, prefix=None)
+    except InputError as exc:
+        raise InputError(exc.detail, field=name(exc.field)) from None
+
+
 def _check_setting(key: str, value: Any, source: str | None, field: str) -> None:
     """One setting on its own: a known key, a value of its type (in int64 range) and sign, a device torch runs."""
     if key not in SOLVER_KEYS:
@@ -129,6 +147,9 @@ def _check_setting(key: str, value: Any, source: str | None, field: str) -> None
         raise InputError(f"must be positive, got {value}", source=source, field=field)
     if key in ("states", "extra_states") and value > MAX_STATES:
         raise InputError(f"must be at most {MAX_STATES}, got {value}", source=source, field=field)
+    if key == "eval_samples" and value > MAX_EVAL_SAMPLES:
+        raise InputError(f"must be at most {MAX_EVAL_SAMPLES:.0e} (the statistical error falls as 1/√N; 1e9 samples "
+                         f"take days), got {value}", source=source, field=field)
     if key in NON_NEGATIVE and value is not None and value < 0:
         raise InputError(f"must be non-negative, got {value}", source=source, field=field)
     if key == "device" and not _known_device(value):

@@ -3,8 +3,8 @@ cannot fit (bytes; L trained networks of width W over F inputs, B samples per st
 
 A training step passes through phases whose tensors are freed before the next, so its peak is the largest phase:
 - the forward-Laplacian pass (:func:`qsolver.networks.mlp.mlp_jet`): the input jets' gradients (L, n, D, F), held
-  throughout, a layer's output gradients, their activated copy and its square, 3 L n D W, and about six value-sized
-  (L, n, W) tensors of the activation's jet: (D (3W + F) + 6W) L n numbers for n = copies·B samples (two-particle
+  throughout, a layer's output gradients, their activated copy and its square, 3 L n D W, and JET_VALUES
+  value-sized (L, n, W) tensors: (D (3W + F) + 9W) L n numbers for n = copies·B samples (two-particle
   states pass each sample twice); finite differences and the Hessian trace, the cross-checks, in :func:`estimate`;
 - the natural step's kernels (:func:`qsolver.natural.kernel`): J Jᵀ and the factors Z Zᵀ and G Gᵀ multiplied into
   it, 3 L n² numbers (folded to (L, B, B) for two particles), then J Jᵀ beside the ε I added to it, the damped
@@ -27,12 +27,20 @@ import torch
 
 from .config import SolverConfig
 from .errors import InputError
+from .io import GRID_POINTS
 from .training import Problem
 
 EVAL_CHUNK = 4096                               # samples per evaluation chunk (qsolver.estimation.evaluate)
+PLOT_POINTS = 160**2          # the plane of qsolver.plots.wavefunction_gallery (a layer above: not importable here)
 OBSERVABLE_CHUNK = 20000                        # configurations per chunk of the two-particle observables
 PARAMETER_COPIES = {"natural": 5, "adam": 8, "rmsprop": 8}
 DEFAULTS = SolverConfig()
+# value-sized (L, n, W) tensors of the forward Laplacian beside its gradients: about six by count, nine measured
+# (the evaluation's float64 jets: 1.10-1.15 times the estimate with six; results/bench/memory_*.md)
+JET_VALUES = 9.0
+# bytes beyond the phases' tensors once full-size evaluation chunks run (allocator caches, BLAS and thread
+# workspace): 80 MB measured with 8 states, where the tensors are 230 MB (results/bench/memory_*.md)
+WORKSPACE = 128 * 2**20
 HESSIAN_FACTOR = 120.0      # Hessian-trace Laplacian: peak RSS / (L² n D W doubles), fitted (results/bench/README.md)
 
 
@@ -57,7 +65,7 @@ def estimate(problem: Problem) -> dict[str, float]:
             return ((2 * cfg.layers + 1.0) * width + inputs) * states * (1 + 2 * coords) * n * size
         if cfg.laplacian == "hessian":
             return HESSIAN_FACTOR * states**2 * n * coords * max(width, inputs) * size
-        return (coords * (3.0 * width + inputs) + 6.0 * width) * states * n * size
+        return (coords * (3.0 * width + inputs) + JET_VALUES * width) * states * n * size
 
     parameters = states * (inputs * width + (cfg.layers - 1) * width**2 + (cfg.layers + 1) * width + 1)
     phases = {"parameters": parameters * (PARAMETER_COPIES[cfg.optimizer] * train + 2 * 8),
@@ -69,6 +77,11 @@ def estimate(problem: Problem) -> dict[str, float]:
         phases["natural-step kernels"] = max(3.0 * per_rank * whole**2 + folded, 4.0 * per_rank * cfg.batch**2) * train
     chunk = min(EVAL_CHUNK, max(1, cfg.eval_samples // cfg.eval_blocks // world))
     phases["evaluation Laplacians"] = laplacian(copies * chunk, evaluation)
+    # the result's states on the grid it stores and on the gallery's plane, as (points, states) float64 arrays: the
+    # network's chunks, their concatenation, the Ritz combination and its transposed copy; the forward passes run
+    # in chunks of WAVEFUNCTION_CHUNK points, below the evaluation's jets
+    points = max(GRID_POINTS.get(system.dimension, 0) ** system.dimension, PLOT_POINTS)
+    phases["wavefunction grids"] = 4.0 * points * states * 8
     phases["jackknife blocks"] = 2.0 * cfg.eval_blocks * states**2 * 8
     if copies > 1:                  # densities: forward passes keeping every layer's input and output
         configurations = min(OBSERVABLE_CHUNK, max(cfg.eval_samples // 2, 1000))
@@ -77,8 +90,8 @@ def estimate(problem: Problem) -> dict[str, float]:
 
 
 def peak(phases: dict[str, float]) -> float:
-    """Parameters plus the largest other phase (phases run one after the other)."""
-    return phases["parameters"] + max(v for k, v in phases.items() if k != "parameters")
+    """Parameters, plus WORKSPACE, plus the largest other phase (phases run one after the other)."""
+    return phases["parameters"] + WORKSPACE + max(v for k, v in phases.items() if k != "parameters")
 
 
 def available(device: torch.device, world: int = 1) -> float:
@@ -99,6 +112,7 @@ def available(device: torch.device, world: int = 1) -> float:
 _KNOBS = {"parameters": ("states", "hidden"), "training Laplacians": ("states", "batch", "hidden"),
           "backward pass": ("states", "batch", "hidden"), "natural-step kernels": ("states", "batch"),
           "evaluation Laplacians": ("states", "hidden"), "jackknife blocks": ("eval_blocks", "states"),
+          "wavefunction grids": ("states",),
           "observables": ("states", "hidden")}
 
 

@@ -136,6 +136,31 @@ class Sum:
 
 Potential = Union[Coulomb, Harmonic, Box, Expression, CallablePotential, Sum]
 
+PROBE_POINTS = 5      # points a user's callable is tried on before training (training calls it on every batch)
+
+
+def check_callable(fn: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...], source: str | None,
+                   field: str) -> None:
+    """Call a user's function on PROBE_POINTS random inputs of ``shape`` (after the leading count) in float32 and
+    float64, the training and evaluation dtypes; InputError naming ``field`` unless each call returns a torch tensor
+    of shape (PROBE_POINTS,) in the input's dtype. A mistake found here would otherwise surface after training, or
+    as an error deep in the solver."""
+    what = f"({PROBE_POINTS}{''.join(f', {n}' for n in shape)})"
+    for dtype in (torch.float32, torch.float64):
+        x = torch.rand(PROBE_POINTS, *shape, generator=torch.Generator().manual_seed(0), dtype=dtype) + 0.5
+        try:
+            out = fn(x)
+        # any exception of the user's code: reported as bad input with its own words, not as a solver failure
+        except Exception as exc:
+            raise InputError(f"raised {type(exc).__name__} on a {dtype} tensor of shape {what} ({exc})",
+                             source=source, field=field) from None
+        if isinstance(out, torch.Tensor) and tuple(out.shape) == (PROBE_POINTS,) and out.dtype == dtype:
+            continue
+        got = (f"a tensor of shape {tuple(out.shape)} and dtype {out.dtype}" if isinstance(out, torch.Tensor)
+               else f"{type(out).__module__}.{type(out).__name__}".removeprefix("builtins."))
+        raise InputError(f"must return a torch tensor of shape ({PROBE_POINTS},) and the input's dtype for a {dtype} "
+                         f"tensor of shape {what}; got {got}", source=source, field=field)
+
 
 def terms(potential: Potential) -> list[Potential]:
     """The flat list of non-sum terms of a potential."""

@@ -12,6 +12,12 @@ from .networks import Network
 from .system import System
 
 
+# points per forward pass of wavefunctions(): each holds about (2 layers + 1) W numbers per point and state, so a
+# chunk no larger than the evaluation's (qsolver.memory.EVAL_CHUNK, with its jets of 3 D W + 6 W) stays below the
+# evaluation's peak for any number of states; a fixed count of points did not (50 states in 3D: 2.2 times it)
+WAVEFUNCTION_CHUNK = 4096
+
+
 @dataclass
 class Result:
     """Energies (hartree, ascending) with error bars, and the learned states.
@@ -55,7 +61,7 @@ class Result:
         device = weight.device if weight is not None else torch.device("cpu")
         out = []
         with torch.no_grad():
-            for chunk in torch.split(points, 65536):      # chunks bound the device memory of large grids
+            for chunk in torch.split(points, WAVEFUNCTION_CHUNK):
                 out.append(model(chunk.to(device)).cpu().numpy())
         return np.concatenate(out) @ self.coefficients
 

@@ -88,6 +88,14 @@ def span_errors(energies: np.ndarray, residuals: np.ndarray, threshold: float | 
     return out
 
 
+def spectrum_scale(energies: np.ndarray) -> float:
+    """(E_max - E_min) + |E_min| of the finite energies (nan when there are none): the scale residuals and error
+    bars are measured against."""
+    e = np.asarray(energies, dtype=float)
+    e = e[np.isfinite(e)]
+    return float(np.ptp(e) + abs(e.min())) if e.size else float("nan")
+
+
 def not_eigenstates(energies: np.ndarray, residuals: np.ndarray) -> list[int]:
     """Indices of the states whose residual σ_i exceeds RESIDUAL_LIMIT times the spectrum's scale
     (E_max - E_min) + |E_min|: Weinstein's interval E_i ± σ_i then spans too much of the spectrum to name a level."""
@@ -95,5 +103,5 @@ def not_eigenstates(energies: np.ndarray, residuals: np.ndarray) -> list[int]:
     finite = np.isfinite(e)
     if not finite.any():
         return []
-    scale = float(np.ptp(e[finite]) + abs(e[finite].min()))
+    scale = spectrum_scale(e)
     return [int(i) for i in np.flatnonzero(finite & np.isfinite(sigma) & (sigma > RESIDUAL_LIMIT * scale))]

@@ -9,6 +9,8 @@ Runs can write checkpoints and resume from them (:mod:`qsolver.checkpoint`) and 
 """
 from __future__ import annotations
 
+import math
+import os
 import signal
 import sys
 import threading
@@ -23,8 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import read_checkpoint, write_checkpoint
-from .config import SolverConfig, check_settings
+from .config import SolverConfig, argument_name, check_arguments, check_settings
 from .errors import InputError, Interrupted, TrainingDiverged, WriteError
+from .fields import brief, finite_number
 from .estimation import evaluate
 from .ritz import not_eigenstates
 from .memory import check_memory
@@ -32,7 +35,7 @@ from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
 from .result import Result
-from .system import System
+from .system import System, as_system
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, init_state, make_problem,
                        train)
 
@@ -50,6 +53,18 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
             raise InputError(str(exc), source=system.source, field="network") from None
     check_settings(cfg, system.source, prefix=None)
     return cfg
+
+
+def _check_arguments(settings: dict, checkpoint_every, checkpoint, resume) -> None:
+    """The arguments of :func:`solve` by the rules (and messages) of the system files and the command line, naming
+    the argument rather than the system's file: they are the caller's, not the file's."""
+    check_arguments(settings, argument_name)
+    every = checkpoint_every
+    if every is not None and not ((finite_number(every) or every == math.inf) and every > 0):     # inf: never
+        raise InputError(f"must be a positive number, got {brief(every)}", field="checkpoint_every")
+    for name, path in (("checkpoint", checkpoint), ("resume", resume)):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"must be a file path, got {brief(path)}", field=name)
 
 
 @contextmanager
@@ -74,12 +89,13 @@ def stop_requests() -> Iterator[Callable[[], str | None]]:
             signal.signal(sig, old)
 
 
-def solve(system: System, n_states: int | None = None, steps: int | None = None, seed: int | None = None,
+def solve(system: System | str | Path, n_states: int | None = None, steps: int | None = None, seed: int | None = None,
           device: str | None = None, dtype: str | None = None, progress: bool = True,
           evaluate_at: Sequence[float] = (), on_evaluate: Callable | None = None,
           checkpoint: str | Path | None = None, checkpoint_every: float | None = None,
           resume: str | Path | None = None, comm: Comm | None = None, **settings) -> Result:
-    """Lowest ``n_states`` eigenpairs of the system's Hamiltonian by NeuralSVD (energies in hartree).
+    """Lowest ``n_states`` eigenpairs of the system's Hamiltonian by NeuralSVD (energies in hartree). ``system``: a
+    :class:`~qsolver.system.System`, a system file or a shipped system's name.
 
     ``settings`` are further :class:`~qsolver.config.SolverConfig` fields (batch, lr, nesting, ...).
     ``on_evaluate(model, step, seconds)`` is called with the averaged weights once training time passes each of
@@ -94,16 +110,17 @@ def solve(system: System, n_states: int | None = None, steps: int | None = None,
     Divergence: after more than :data:`~qsolver.training.MAX_REWINDS` rewinds,
     :class:`~qsolver.errors.TrainingDiverged` carries the evaluated last good state.
     """
+    system = as_system(system)
     unknown = set(settings) - set(SolverConfig.__dataclass_fields__)
     if unknown:
-        raise InputError(f"unknown solver setting(s): {', '.join(sorted(unknown))}", source=system.source)
+        raise InputError(f"unknown solver setting(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     if "states" in settings:                  # the SolverConfig name of n_states
         if n_states is not None:
             raise InputError("give the number of states once (n_states or states)", field="states")
         n_states = settings.pop("states")
+    _check_arguments(dict(states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings),
+                     checkpoint_every, checkpoint, resume)
     cfg = resolve_config(system, states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings)
-    if checkpoint_every is not None and checkpoint_every <= 0:
-        raise InputError(f"must be positive, got {checkpoint_every}", field="checkpoint_every")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     problem = make_problem(system, cfg, current() if comm is None else comm)

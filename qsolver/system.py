@@ -12,6 +12,7 @@ options of that method, and optionally a ``[reference.literature]`` table of quo
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import tomllib
@@ -22,9 +23,9 @@ from typing import Any
 from .config import MAX_INT, check_settings
 from .errors import InputError
 from .fields import brief, integer, number
-from .interactions import Interaction, parse_interaction
+from .interactions import CallableInteraction, Interaction, parse_interaction
 from .molecule import MAX_ELECTRONS, Molecule, parse_molecule, spin_values
-from .potentials import CallablePotential, parse_potential
+from .potentials import CallablePotential, check_callable, named_terms, parse_potential
 
 SYSTEMS_DIR = Path(__file__).resolve().parent / "systems"   # package data; the checkout's systems/ links here
 REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
@@ -111,6 +112,8 @@ class System:
             self.potential = CallablePotential(self.potential)
         elif not hasattr(self.potential, "to_dict"):
             raise InputError("must be a table, a qsolver potential or a callable", source=src, field="potential")
+        if not self._stored:           # (stored callables are placeholders that raise when called)
+            self._check_callables()
         self.solver = check_settings(self.solver, src)
         if isinstance(self.reference, dict):
             table = dict(self.reference)
@@ -121,6 +124,15 @@ class System:
         if self.reference not in REFERENCE_KINDS:
             raise InputError(f"unknown kind {brief(self.reference)} (known: {', '.join(REFERENCE_KINDS)})",
                              source=src, field="reference.kind")
+
+    def _check_callables(self) -> None:
+        """A user's Python potential (a term of one) on points (N, d) and interaction on distances (N,), tried
+        before anything trains (:func:`~qsolver.potentials.check_callable`)."""
+        for name, term in named_terms(self.potential):
+            if isinstance(term, CallablePotential):
+                check_callable(term.fn, (self.dimension,), self.source, name)
+        if isinstance(self.interaction, CallableInteraction):
+            check_callable(self.interaction.fn, (), self.source, "interaction")
 
     def to_dict(self) -> dict:
         """The definition as plain data (the TOML layout); a callable potential is recorded by its repr,
@@ -151,6 +163,17 @@ def _read_capped(path: Path, source: str) -> str:
     if len(data) > MAX_SYSTEM_BYTES:
         raise InputError(f"larger than {MAX_SYSTEM_BYTES // 2**20} MiB: not a system file", source=source)
     return data.decode("utf-8")
+
+
+def as_system(system: System | str | Path, field: str = "system") -> System:
+    """``system`` itself, or the system a file path or a shipped system's name holds (:func:`load_system`): what the
+    Python API takes wherever it expects a System; InputError naming ``field`` for anything else."""
+    if isinstance(system, System):
+        return system
+    if isinstance(system, (str, os.PathLike)):
+        return load_system(system)
+    raise InputError(f"must be a qsolver System, a system file or a shipped system's name, got {brief(system)}",
+                     field=field)
 
 
 def load_system(path_or_name: str | Path) -> System:

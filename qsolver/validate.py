@@ -81,11 +81,16 @@ SPIN_LABELS = {0: "singlet", 1: "doublet", 2: "triplet", 3: "quartet", 4: "quint
 
 def state_status(energies: np.ndarray, stat: np.ndarray, threshold: float | None) -> list[str]:
     """"bound" when E lies below the continuum threshold by more than 3 standard errors, "above threshold" when
-    E ≥ threshold, else "at threshold" (the Monte Carlo noise cannot tell); "bound" for confining potentials."""
-    if threshold is None or not np.isfinite(threshold):
-        return ["bound" if threshold is not None else "—"] * len(energies)
-    return ["bound" if e + 3 * s < threshold else "above threshold" if e >= threshold else "at threshold"
-            for e, s in zip(energies, stat)]
+    E ≥ threshold, else "at threshold" (the Monte Carlo noise cannot tell); "bound" for confining potentials;
+    "not finite" when E or its standard error is not a finite number (nothing can be said)."""
+    def one(e: float, s: float) -> str:
+        if not (np.isfinite(e) and np.isfinite(s)):
+            return "not finite"
+        if threshold is None or not np.isfinite(threshold):
+            return "bound" if threshold is not None else "—"
+        return "bound" if e + 3 * s < threshold else "above threshold" if e >= threshold else "at threshold"
+
+    return [one(float(e), float(s)) for e, s in zip(energies, stat)]
 
 
 def validate(result: Result, reference: Reference | None = None, threshold: float | None = None) -> Validation:

@@ -6,12 +6,13 @@ import glob
 
 import numpy as np
 import pytest
+import torch
 
 import qsolver
 from qsolver import cli, training
-from qsolver.checks import EXIT_FLAGGED, check_levels, count_reference, skipped_levels
+from qsolver.checks import EXIT_FLAGGED, check_levels, count_reference, skipped_levels, unbound_states, wide_errors
 from qsolver.io import load_result
-from qsolver.references import system_reference
+from qsolver.references import ionization_threshold, system_reference
 from qsolver.ritz import not_eigenstates
 from qsolver.validate import validate
 
@@ -124,3 +125,93 @@ def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
     assert summary["flagged_runs"] == sum(r["flagged"] for r in summary["seeds"])
     table = path.with_suffix(".md").read_text()
     assert table.count("\n| 3 |") + table.count("\n| 4 |") == 2
+
+
+COMMITTED = "results/harmonic_1d/harmonic_1d.h5"
+
+
+def _edited(tmp_path, name: str, edit) -> str:
+    """A committed result changed by ``edit`` and written by save_result, as a run that went wrong would write it."""
+    result = load_result(COMMITTED)
+    edit(result)
+    return str(qsolver.save_result(result, tmp_path / f"{name}.h5"))
+
+
+def _nan_energies(result):
+    result.energies = np.array([np.nan, np.inf, *result.energies[2:]])
+
+
+def _nan_weights(result):
+    with torch.no_grad():
+        for p in result.model.parameters():
+            p.fill_(float("nan"))
+
+
+@pytest.mark.parametrize("edit, what", [(_nan_energies, "energies of state(s) 0, 1"),
+                                        (_nan_weights, "network weights")])
+def test_non_finite_results_are_flagged_by_validate_compare_and_plot(tmp_path, capsys, edit, what):
+    """Energies [nan, inf] or NaN weights: never "passed". The table flags them (states "not finite"), and
+    validate, compare and plot print FLAGGED and exit EXIT_FLAGGED."""
+    path = _edited(tmp_path, "bad", edit)
+    table = validate(load_result(path))
+    assert table.check.flagged and what in table.summary["level_check"]
+    assert table.summary["level_check"].startswith("FLAGGED")
+    if edit is _nan_energies:
+        assert [r["status"] for r in table.states[:2]] == ["not finite", "not finite"]
+    for argv in (["validate", path], ["compare", path, "--out", str(tmp_path / "c")],
+                 ["plot", path, "--out", str(tmp_path / "p")]):
+        capsys.readouterr()
+        assert cli.main(argv) == EXIT_FLAGGED, argv
+        err = capsys.readouterr().err
+        assert "FLAGGED: not finite" in err and what in err and "Traceback" not in err
+
+
+def test_finite_committed_result_exits_zero_from_compare_and_plot(tmp_path):
+    assert cli.main(["compare", COMMITTED, "--out", str(tmp_path / "c")]) == 0
+    assert cli.main(["plot", COMMITTED, "--out", str(tmp_path / "p")]) == 0
+
+
+def test_error_bars_beyond_the_spectrum_scale_and_unbound_states_are_caught():
+    """An error bar larger than (E_max - E_min) + |E_min| names no level; a state more than 3 error bars above the
+    threshold where the reference is bound is a level not reached. Above the reference's last bound level (H⁻ lists
+    one), states above the threshold are the continuum and pass."""
+    assert wide_errors(np.array([3170.0]), np.array([1e4])) == [0]
+    assert wide_errors(np.array([-0.5, -0.125]), np.array([1e-3, 0.3])) == []
+    shells = np.array([-0.5, -0.125, -0.125, -0.125, -0.125])
+    learned = np.array([-0.5, -0.125, -0.125, -0.125, 0.05])
+    assert unbound_states(learned, np.full(5, 1e-3), shells, np.zeros(5), 0.0) == [4]
+    assert unbound_states(learned, np.full(5, 0.1), shells, np.zeros(5), 0.0) == []          # within 3 error bars
+    assert unbound_states(learned, np.full(5, 1e-3), shells[:1], np.zeros(1), 0.0) == []     # one bound level
+    assert unbound_states(learned, np.full(5, 1e-3), shells, np.zeros(5), np.inf) == []      # confining
+
+
+ION = """
+name = "oganesson_ion"
+dimension = 3
+kinetic = 0.5
+[potential]
+kind = "coulomb"
+charges = [117.0]
+centers = [[0.0, 0.0, 0.0]]
+[solver]
+states = 1
+"""
+
+
+def test_a_one_electron_ion_after_three_steps_is_flagged(tmp_path, capsys):
+    """Charge 117, one electron, 3 steps: E of order +1e3 ± 1e4 hartree against the hydrogenic -6844.5 (issue 20's
+    +3170 ± 1e4). Labelled "above threshold", it escaped the residual check; its error bar now flags it, in the
+    Python check, `solve` and `validate` (exit EXIT_FLAGGED)."""
+    toml = tmp_path / "ion.toml"
+    toml.write_text(ION)
+    system = qsolver.load_system(toml)
+    result = qsolver.solve(system, steps=3, eval_samples=2000, eval_blocks=10, progress=False, threads=1)
+    check = check_levels(result, system_reference(system, 1), ionization_threshold(system))
+    assert check.wide_errors == [0] and check.flagged
+    out = tmp_path / "ion.h5"
+    argv = ["solve", str(toml), "--steps", "3", "--set", "eval_samples=2000", "--set", "eval_blocks=10", "--out",
+            str(out), "--quiet", "--no-report"]
+    assert cli.main(argv) == EXIT_FLAGGED
+    assert "error bars larger than the spectrum's scale" in capsys.readouterr().err
+    assert cli.main(["validate", str(out)]) == EXIT_FLAGGED
+    assert "**FLAGGED**" in capsys.readouterr().out

@@ -144,7 +144,7 @@ def test_requests_that_cannot_fit_are_refused_before_allocating_with_the_estimat
     assert error.field == "batch" and "natural-step kernels" in error.detail and "GiB" in error.detail
     assert "states=64 × batch=200000" in error.detail
     assert _refusal(hydrogen, states=4, hidden=200_000).field == "hidden"                 # the parameters alone
-    assert _refusal(hydrogen, states=4, eval_blocks=10**10, eval_samples=10**10).field == "eval_blocks"
+    assert _refusal(hydrogen, states=4, eval_blocks=10**10, eval_samples=10**9).field == "eval_blocks"
     assert _refusal(qsolver.load_system("helium_singlet"), batch=100_000).field == "batch"    # 2B × 2B kernels
 
 
@@ -181,3 +181,25 @@ def test_the_estimate_matches_a_measured_peak():
                          env=env, check=True)
     measured = int(out.stdout.split()[-1])
     assert estimated / 2 < measured < 2 * estimated, (measured / 2**30, estimated / 2**30)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="peak RSS is read from /proc (Linux)")
+def test_the_estimate_bounds_the_measured_peak_of_solving_saving_and_reporting():
+    """hydrogen_3d, 8 states, evaluation chunks of full size: the estimate bounds the peak RSS of the run and of
+    writing its result and report (`qsolver bench memory`, results/bench/memory_*.md). Before the wavefunctions were
+    evaluated in chunks of WAVEFUNCTION_CHUNK points, saving the 32³ grid alone took about twice the estimate."""
+    from qsolver.bench import memory_grid
+
+    row = memory_grid("hydrogen_3d", counts=(8,))["rows"][0]
+    assert row["largest_phase"] == "evaluation Laplacians"
+    assert row["estimate"] / 2 < row["solve"] <= row["estimate"], row
+    assert row["report"] <= row["estimate"], row
+
+
+def test_absurd_evaluation_sample_counts_are_refused_naming_the_field(capsys):
+    """`--set eval_samples=1000000000000` was accepted (and would run for years): refused above 1e9, with why."""
+    with pytest.raises(InputError) as caught:
+        qsolver.solve("harmonic_1d", eval_samples=10**12, progress=False)
+    assert caught.value.field == "eval_samples" and "at most 1e+09" in caught.value.detail
+    assert main(["solve", "harmonic_1d", "--steps", "1", "--set", "eval_samples=1000000000000"]) == 2
+    assert "field 'solver.eval_samples': must be at most 1e+09" in capsys.readouterr().err

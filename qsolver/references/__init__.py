@@ -8,10 +8,12 @@ electrons) or levels quoted from the literature in the system file (:mod:`.liter
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
+from ..config import argument_name, check_arguments
 from ..errors import InputError
 from ..molecule import Molecule
-from ..system import System
+from ..system import System, as_system
 from ..threshold import continuum_threshold
 from .analytic import analytic_reference
 from .base import KINDS, Reference, ReferenceStates
@@ -21,10 +23,12 @@ from .pyscf import DEFAULT_BASIS, core_levels, pyscf_reference, system_molecule
 from .trap import trap_reference
 
 
-def reference(system: System, n_states: int, kind: str | None = None, **options) -> Reference:
+def reference(system: System | str | Path, n_states: int, kind: str | None = None, **options) -> Reference:
     """Lowest ``n_states`` reference levels of the system by ``kind`` (default: the system's own
     ``[reference]`` kind; ``"pyscf:BASIS"`` runs PySCF in that basis); InputError when that method cannot treat
-    the system."""
+    the system. ``system``: a System, a system file or a shipped system's name."""
+    system = as_system(system)
+    check_arguments({"states": n_states}, argument_name, optional=False)
     kind = kind or system.reference
     if kind.startswith("pyscf:") and kind[6:].strip():       # a PySCF calculation in a named basis
         return pyscf_reference(system, n_states, basis=kind[6:].strip(), **options)
