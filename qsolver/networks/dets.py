@@ -77,6 +77,13 @@ def _cofactors(a: torch.Tensor) -> torch.Tensor:
     return sign[..., None, None] * (u * (left * right)[..., None, :]) @ vh
 
 
+def _det(a: torch.Tensor) -> torch.Tensor:
+    """det a by its sign and log-modulus: the direct determinant's backward fails for float32 input while torch's
+    default dtype is float64 (its LU solve mixes the two)."""
+    sign, log_abs = torch.linalg.slogdet(a)
+    return sign * torch.exp(log_abs)
+
+
 @register
 class DeterminantNet(nn.Module):
     """L antisymmetric trial functions of N electrons; ``forward`` gives values (B, L), ``jet`` values, gradients
@@ -251,7 +258,7 @@ class DeterminantNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ψ_l(x) for configurations x (B, N, d) -> (B, L)."""
         a_up, a_down = self._blocks(self._orbitals(x, self.log_scale[:, None, :]))
-        dets = torch.linalg.det(a_up) * torch.linalg.det(a_down)                # (L, B, K); det of 0×0 = 1
+        dets = _det(a_up) * _det(a_down)                                        # (L, B, K); det of 0×0 = 1
         return (dets.sum(-1) * torch.exp(self._log_jastrow(x, False))).T
 
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -261,7 +268,7 @@ class DeterminantNet(nn.Module):
         phi, phi_grad, phi_lap = self._orbital_jets(x)
         spins = []
         for a, g, lap in zip(self._blocks(phi), self._blocks(phi_grad), self._blocks(phi_lap)):
-            det = torch.linalg.det(a)                                           # (L, B, K)
+            det = _det(a)                                                       # (L, B, K)
             if a.shape[-1] == 0:
                 spins.append((det, a.new_zeros(*det.shape, 0), torch.zeros_like(det)))
                 continue
