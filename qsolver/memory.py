@@ -4,8 +4,9 @@ cannot fit (bytes; L trained networks of width W over F inputs, B samples per st
 A training step passes through phases whose tensors are freed before the next, so its peak is the largest phase:
 - the forward-Laplacian pass (:func:`qsolver.networks.mlp.mlp_jet`): the input jets' gradients (L, n, D, F), held
   throughout, a layer's output gradients, their activated copy and its square, 3 L n D W, and JET_VALUES
-  value-sized (L, n, W) tensors: (D (3W + F) + 9W) L n numbers for n = copies·B samples (two-particle
-  states pass each sample twice); finite differences and the Hessian trace, the cross-checks, in :func:`estimate`;
+  value-sized (L, n, W) tensors per MLP row: (D (3W + F) + 9W R) L n numbers for n = copies·B samples (two-particle
+  states pass each sample twice; determinant networks pass each of N electrons as its own row, R = N); finite
+  differences and the Hessian trace, the cross-checks, in :func:`estimate`;
 - the natural step's kernels (:func:`qsolver.natural.kernel`): J Jᵀ and the factors Z Zᵀ and G Gᵀ multiplied into
   it, 3 L n² numbers (folded to (L, B, B) for two particles), then J Jᵀ beside the ε I added to it, the damped
   copy and its Cholesky factor, 4 L B²; data-parallel ranks build ⌈L/ranks⌉ states' kernels over the whole batch;
@@ -65,7 +66,7 @@ def estimate(problem: Problem) -> dict[str, float]:
             return ((2 * cfg.layers + 1.0) * width + inputs) * states * (1 + 2 * coords) * n * size
         if cfg.laplacian == "hessian":
             return HESSIAN_FACTOR * states**2 * n * coords * max(width, inputs) * size
-        return (coords * (3.0 * width + inputs) + JET_VALUES * width) * states * n * size
+        return (coords * (3.0 * width + inputs) + JET_VALUES * width * layout.rows) * states * n * size
 
     parameters = states * (inputs * width + (cfg.layers - 1) * width**2 + (cfg.layers + 1) * width + 1)
     phases = {"parameters": parameters * (PARAMETER_COPIES[cfg.optimizer] * train + 2 * 8),

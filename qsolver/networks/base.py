@@ -74,10 +74,12 @@ class Network(Protocol):
 
 @dataclass(frozen=True)
 class Layout:
-    """What the memory estimate needs of a network: passes per sample and the first layer's input width F."""
+    """What the memory estimate needs of a network: passes per sample (each a row of the Jacobian factors), the
+    first layer's input width F, and the MLP rows per pass (one per particle where each particle passes alone)."""
 
     copies: int
     input_width: int
+    rows: int = 1
 
 
 @runtime_checkable

@@ -119,7 +119,7 @@ class DeterminantNet(nn.Module):
     @classmethod
     def layout(cls, config: DetsConfig) -> Layout:
         per_centre = config.dimension + 1 if config.envelope == Exponential.name else config.dimension
-        return Layout(copies=1, input_width=len(config.centers) * per_centre)
+        return Layout(copies=1, input_width=len(config.centers) * per_centre, rows=config.particles)
 
     @classmethod
     def length_unit(cls, config: DetsConfig) -> float:
