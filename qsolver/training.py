@@ -49,8 +49,9 @@ class Diverged(RuntimeError):
 
 
 def dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
-    """(training, evaluation) dtypes. "auto" trains in float32 (faster batched matmuls; measured in
-    results/bench/README.md) and evaluates Rayleigh–Ritz and the saved wavefunctions in float64."""
+    """(training, evaluation) dtypes. "auto" trains in float32 (faster batched matmuls; the timing is in
+    results/bench/README.md, "Constants chosen by hand timings") and evaluates Rayleigh–Ritz and the saved
+    wavefunctions in float64."""
     if cfg.dtype == "float64":
         return torch.float64, torch.float64
     if cfg.dtype == "float32":
