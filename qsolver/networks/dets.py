@@ -78,10 +78,10 @@ def _cofactors(a: torch.Tensor) -> torch.Tensor:
 
 
 def _det(a: torch.Tensor) -> torch.Tensor:
-    """det a by its sign and log-modulus: the direct determinant's backward fails for float32 input while torch's
-    default dtype is float64 (its LU solve mixes the two)."""
-    sign, log_abs = torch.linalg.slogdet(a)
-    return sign * torch.exp(log_abs)
+    """det a, computed in float64 and returned in a's dtype: torch's determinant is differentiable at singular
+    matrices (a node crossing the batch; slogdet's gradient fails there), and in float64 its backward never mixes
+    dtypes (for float32 input under a float64 default it does)."""
+    return torch.linalg.det(a.double()).to(a.dtype)
 
 
 @register
