@@ -30,6 +30,9 @@ from .references.radial import single_centre
 from .result import Result
 from .ritz import RESIDUAL_LIMIT, not_eigenstates, spectrum_scale
 
+# a network whose samples' effective fraction (Σ w ψ²)² / (N Σ (w ψ²)²) is below this is covered by a handful of
+# samples: its overlaps, and so its energy and error bar, rest on them (the shipped results keep 0.036 and more)
+ESS_COLLAPSED = 0.01
 EXIT_FLAGGED = 4       # exit status of `qsolver solve` / `validate` when a check fails (compare, plot: non-finite)
 
 
@@ -105,10 +108,12 @@ class LevelCheck:
     non_finite: list[str] = field(default_factory=list)
     wide_errors: list[int] = field(default_factory=list)
     unbound: list[int] = field(default_factory=list)
+    collapsed: list[int] = field(default_factory=list)   # networks whose effective sample fraction collapsed
 
     @property
     def flagged(self) -> bool:
-        return bool(self.not_eigenstates or self.non_finite or self.wide_errors or self.unbound) or self.skipped > 0
+        return bool(self.not_eigenstates or self.non_finite or self.wide_errors or self.unbound or self.collapsed) \
+            or self.skipped > 0
 
     def messages(self) -> list[str]:
         """One line per failed check (empty when both pass)."""
@@ -130,6 +135,10 @@ class LevelCheck:
             out.append(f"state(s) {', '.join(map(str, self.unbound))} lie above the continuum threshold by more than "
                        f"3 error bars where the reference ({self.counted_with}) has bound levels: bound states the "
                        "run did not reach, not the continuum (train longer)")
+        if self.collapsed:
+            out.append(f"network(s) {', '.join(map(str, self.collapsed))} have an effective sample fraction below "
+                       f"{ESS_COLLAPSED:g}: a few samples carry their overlaps, so their energies and error bars are "
+                       "unreliable (the proposal does not cover those states)")
         return out
 
     def summary(self) -> str:
@@ -150,7 +159,9 @@ def check_levels(result: Result, reference: Reference | None, threshold: float |
     bound = e < threshold if threshold is not None and np.isfinite(threshold) else np.ones(len(e), bool)
     residuals = np.asarray(result.diagnostics.get("residuals", np.full(len(e), np.nan)), dtype=float)
     flags = not_eigenstates(np.where(bound, e, np.nan), residuals)
-    numbers = dict(non_finite=non_finite(result), wide_errors=wide_errors(e, result.errors))
+    ess = np.asarray(result.diagnostics.get("ess_fraction", []), dtype=float)
+    numbers = dict(non_finite=non_finite(result), wide_errors=wide_errors(e, result.errors),
+                   collapsed=[int(i) for i in np.flatnonzero(ess < ESS_COLLAPSED)])
     if reference is None:
         return LevelCheck(flags, **numbers)
     levels = np.asarray(reference.energies, dtype=float)

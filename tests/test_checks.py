@@ -95,6 +95,18 @@ def test_a_skipped_level_is_flagged_in_the_validation_table():
     assert table.to_markdown().count("**FLAGGED**") == 1
 
 
+def test_a_collapsed_effective_sample_fraction_is_flagged():
+    """A fixed Gaussian proposal of σ = 0.15 bohr under oscillator states of width ~0.7 bohr leaves ψ²/p heavy-tailed:
+    the effective sample fraction of the states falls to 0.002–0.01 (measured; a matched proposal keeps 0.2–0.4)
+    and the check names the networks below 0.01."""
+    result = qsolver.solve(qsolver.load_system("harmonic_1d"), steps=20, eval_samples=4000, eval_blocks=10,
+                           progress=False, threads=1, proposal="gaussian", proposal_scale=0.15, damping=1e-2)
+    check = check_levels(result, None)
+    low = [i for i, f in enumerate(result.diagnostics["ess_fraction"]) if f < 0.01]
+    assert low and check.collapsed == low and check.flagged
+    assert any("effective sample fraction" in m for m in check.messages())
+
+
 @pytest.mark.parametrize("path", sorted(p for p in glob.glob("results/*/*.h5") if not p.endswith(".ckpt.h5")))
 def test_committed_results_pass_both_checks(path):
     """Clean runs of the shipped systems are not flagged: residuals for all, and the level count where the
