@@ -154,8 +154,9 @@ def _errors(energies: np.ndarray, levels: np.ndarray, groups: np.ndarray, v_inf:
 
 def accuracy_bench(system: System, budget: float, presets=("default", "paper"), seed: int = 0,
                    device: str | None = None, n_evaluations: int = 7, evaluation_samples: int = 10000,
-                   progress: bool = True, log=print, **overrides) -> dict:
+                   progress: bool = True, log=print, on_result=None, **overrides) -> dict:
     """Train ``system`` for ``budget`` seconds with each preset; errors against the system's reference.
+    ``on_result(preset, result)`` receives each preset's final :class:`~qsolver.result.Result` (to keep it).
 
     Evaluation points are geometric in time from budget/50 to the budget; each evaluates Rayleigh–Ritz with
     ``evaluation_samples`` fresh samples (exact Laplacians, float64) and the final point uses the preset's
@@ -186,6 +187,8 @@ def accuracy_bench(system: System, budget: float, presets=("default", "paper"), 
         result = solve(system, chosen.pop("states", None), progress=progress, evaluate_at=evaluations,
                        on_evaluate=record, **chosen, **({"device": device} if device else {}))
         curve.final = _final_errors(result, levels, groups, v_inf)
+        if on_result is not None:
+            on_result(name, result)
         curves.append(curve)
         _log_final(curve, log)
     summary = _accuracy_summary(system, budget, base.states, str(base.device), overrides, ref.method, levels, groups,

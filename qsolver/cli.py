@@ -434,9 +434,22 @@ def _write_bench(summary: dict, text: str, stem: Path) -> None:
 def _bench_accuracy(args, system, device: str | None, out: Path) -> int:
     """Accuracy against training time for each preset: JSON, Markdown and PNG files."""
     from . import bench
+    from .io import save_result
 
+    def keep(preset: str, result) -> None:
+        """The default preset's result as `qsolver solve` saves and reports it (results/NAME/NAME.h5)."""
+        if preset != "default":
+            return
+        path = Path("results") / system.name / f"{system.name}.h5"
+        reference = _reference_for(result)
+        save_result(result, path, reference)
+        print(_report(result, path.parent, path.stem, reference) or _energies_text(result))
+        print(f"saved {path}")
+
+    if args.keep:
+        _check_writable(Path("results") / system.name / f"{system.name}.h5", "--keep")
     summary = bench.accuracy_bench(system, args.budget, tuple(args.presets), seed=args.seed or 0, device=device,
-                                   progress=not args.quiet, **{"states": args.states, "steps": args.steps,
+                                   progress=not args.quiet, on_result=keep if args.keep else None, **{"states": args.states, "steps": args.steps,
                                                                **_settings(args.set)})
     paths = bench.write_accuracy(summary, out)
     print("written " + ", ".join(str(p) for p in paths))
@@ -513,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds", "memory"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
+    p.add_argument("--keep", action="store_true", help="accuracy: also save the default preset's result and report "
+                   "where `qsolver solve` would (results/NAME/)")
     p.add_argument("--presets", nargs="+", default=["default", "paper"],
                    help="presets to compare (accuracy): default, paper, adam")
     p.add_argument("--dims", nargs="+", type=int, default=[2, 3, 6, 12], help="dimensions (laplacian)")

@@ -10,6 +10,7 @@ and symmetric under exchange).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -176,4 +177,69 @@ class IndependentElectrons:
         return self.density.log_prob(x.reshape(-1, x.shape[-1])).reshape(x.shape[:2]).sum(1)
 
 
-Proposal = SingleParticle | PairMixture | IndependentElectrons
+def _permutations(n: int, device) -> torch.Tensor:
+    """All n! orderings of range(n), (n!, n)."""
+    return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long, device=device).reshape(-1, n)
+
+
+@dataclass
+class SlotProducts:
+    """p(x) = Σ_k w_k Π_b (1/n_b!) Σ_{σ ∈ S(n_b)} Π_{i ∈ b} g_ki(x_σ(i)) over configurations (B, N, d): a mixture
+    of products of one-electron densities g_ki, one per slot i (an orbital's), symmetrised over the electrons of
+    each spin block b (the first ``spins[0]`` electrons, then the rest). Exact, normalised in N·d dimensions and
+    symmetric under every same-spin exchange, like |ψ|²; unlike independent electrons it keeps "two electrons in
+    the core, one outside" together. Each g_ki is a mixture over the centres R_c (C, d) with weights
+    ``weights[k, i]`` (C,) of radial exponentials of scale ``scales[k, i]`` (C,) (bohr), or with ``kind =
+    "gaussian"`` one Gaussian at R_0 of standard deviations ``scales[k, i]`` (d,)."""
+
+    centers: torch.Tensor
+    scales: torch.Tensor             # (K, N, C) exponential scales or (K, N, d) standard deviations
+    weights: torch.Tensor            # (K,) component weights summing to one
+    spins: tuple[int, int]
+    centre_weights: torch.Tensor | None = None     # (K, N, C), each row summing to one (exponential kind)
+    kind: str = "exponential"
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        k, slots = self.scales.shape[:2]
+        opts = dict(dtype=self.centers.dtype, device=self.centers.device)
+        # NaN weights (non-finite envelopes) draw uniformly; the NaN samples then reach the divergence check
+        pick = torch.multinomial(torch.nan_to_num(self.weights, nan=1.0), n, replacement=True, generator=generator)
+        scales = self.scales[pick].reshape(n * slots, -1)
+        if self.kind == "gaussian":
+            x = self.centers[0] + torch.randn(n * slots, scales.shape[-1], generator=generator, **opts) * scales
+        else:
+            rows = torch.nan_to_num(self.centre_weights[pick].reshape(n * slots, -1), nan=1.0)
+            centre = torch.multinomial(rows, 1, generator=generator)[:, 0]
+            x = _radial_exponential(self.centers[centre], scales.gather(1, centre[:, None])[:, 0], generator)
+        x = x.reshape(n, slots, -1)
+        up = self.spins[0]
+        order = torch.cat([torch.rand(n, up, generator=generator, **opts).argsort(1),
+                           up + torch.rand(n, slots - up, generator=generator, **opts).argsort(1)], 1)
+        return x.gather(1, order[..., None].expand_as(x))     # a random order of the slots within each spin block
+
+    def _log_slots(self, x: torch.Tensor) -> torch.Tensor:
+        """log g_ki(x_j) for every component k, slot i and electron j: (B, K, N, N)."""
+        d = x.shape[-1]
+        if self.kind == "gaussian":
+            z = (x[:, None, None, :, :] - self.centers[0]) / self.scales[None, :, :, None, :]
+            return (-0.5 * (z**2).sum(-1) - torch.log(self.scales).sum(-1)[None, :, :, None]
+                    - 0.5 * d * math.log(2 * math.pi))
+        dist = torch.linalg.vector_norm(x[:, :, None, :] - self.centers, dim=-1)          # (B, N, C)
+        log_q = _log_radial(dist[:, None, None], self.scales[None, :, :, None], d)       # (B, K, N_slot, N, C)
+        return torch.logsumexp(log_q + torch.log(self.centre_weights)[None, :, :, None], dim=-1)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        log_g = self._log_slots(x)
+        total = torch.log(self.weights)
+        for start, count in ((0, self.spins[0]), (self.spins[0], self.spins[1])):
+            if count == 0:
+                continue
+            block = log_g[:, :, start:start + count, start:start + count]                 # (B, K, n, n)
+            perms = _permutations(count, x.device)                                        # (P, n)
+            slot = torch.arange(count, device=x.device)
+            terms = block[:, :, slot, perms].sum(-1)                                      # (B, K, P)
+            total = total + torch.logsumexp(terms, dim=-1) - math.lgamma(count + 1)
+        return torch.logsumexp(total, dim=-1)
+
+
+Proposal = SingleParticle | PairMixture | IndependentElectrons | SlotProducts

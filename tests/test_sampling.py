@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from qsolver.sampling import ExponentialMixture, GaussianMixture, UniformBox
+from qsolver.sampling import ExponentialMixture, GaussianMixture, SlotProducts, UniformBox
 
 torch.set_default_dtype(torch.float64)
 
@@ -66,3 +66,37 @@ def test_non_finite_scales_give_nan_samples_not_an_exception():
     p = ExponentialMixture(torch.zeros(2, 3), nan, torch.softmax(nan, 0))
     x = p.sample(64, torch.Generator().manual_seed(0))
     assert x.shape == (64, 3) and torch.isnan(x).all()
+
+
+def slot_products(kind):
+    """Three components of four slots (three up, one down), two centres or one trap, random scales and weights."""
+    g = torch.Generator().manual_seed(7)
+    weights = torch.softmax(torch.randn(3, generator=g), 0)
+    if kind == "gaussian":
+        return SlotProducts(torch.zeros(1, 2), 0.4 + torch.rand(3, 4, 2, generator=g), weights, (3, 1),
+                            kind="gaussian")
+    return SlotProducts(torch.tensor([[0.0, 0.0], [0.0, 1.5]]), 0.3 + torch.rand(3, 4, 2, generator=g), weights,
+                        (3, 1), centre_weights=torch.softmax(torch.randn(3, 4, 2, generator=g), -1))
+
+
+@pytest.mark.parametrize("kind", ["exponential", "gaussian"])
+def test_slot_products_sampler_matches_its_density(kind):
+    # E_s[q/p] = ∫ q (s/p) is 1 for every normalised q only if the sampler's density s is p: three Gaussian
+    # products q of different widths (4 electrons in 2D, normalised in 8 dimensions)
+    p = slot_products(kind)
+    x = p.sample(200_000, torch.Generator().manual_seed(8))
+    log_p = p.log_prob(x)
+    for width in (0.8, 1.0, 1.5):
+        log_q = (-0.5 * (x / width) ** 2 - math.log(width) - 0.5 * math.log(2 * math.pi)).sum((-1, -2))
+        ratio = torch.exp(log_q - log_p)
+        assert abs(float(ratio.mean()) - 1) < 4 * float(ratio.std()) / math.sqrt(len(ratio)), width
+
+
+@pytest.mark.parametrize("kind", ["exponential", "gaussian"])
+def test_slot_products_are_symmetric_within_a_spin_block_only(kind):
+    p = slot_products(kind)
+    x = p.sample(1000, torch.Generator().manual_seed(9))
+    log_p = p.log_prob(x)
+    for order in ([1, 0, 2, 3], [2, 1, 0, 3], [1, 2, 0, 3]):           # exchanges and a cycle of the up electrons
+        assert torch.allclose(p.log_prob(x[:, order]), log_p, atol=1e-12)
+    assert not torch.allclose(p.log_prob(x[:, [3, 1, 2, 0]]), log_p)   # an up and the down electron: not a symmetry

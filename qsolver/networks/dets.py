@@ -27,13 +27,15 @@ from torch import nn
 from ..interactions import cusp_slope
 from ..laplacian import activation, activation_jet
 from ..potentials import Coulomb, Harmonic, find, hydrogen_nu
-from ..sampling import ExponentialMixture, GaussianMixture, IndependentElectrons
+from ..sampling import SlotProducts
 from .base import Layout, Tangents, register
 from .envelopes import Exponential, Gaussian, choose_envelope
 from .mlp import jacobian_tangents, mlp_parameters
 from .pair import _rho
 
 ENVELOPE_CHOICES = ("exponential", "gaussian")
+TAIL = 0.6                # slot scale over the envelope's: above ½ keeps ψ²/p bounded (bounded MLP outputs)
+CENTRE_FLOOR = 0.2        # every centre's least share of a slot's mixture
 MIN_DECAY = 1e-2          # the slowest decay (1/bohr) an orbital envelope starts with (vanishing charges)
 
 
@@ -291,22 +293,22 @@ class DeterminantNet(nn.Module):
     def tangents(self, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
         return jacobian_tangents(self, x, root_w)
 
-    def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None):
-        """Every electron drawn independently from one mixture over all orbital envelopes, with tails twice as wide
-        in the exponent as the orbitals' squares (so ψ²/p stays bounded); exact, normalised and symmetric under
-        every permutation of the electrons."""
+    def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None) -> SlotProducts:
+        """A mixture over states and determinants of products of one density per orbital slot, symmetrised over
+        each spin block (:class:`~qsolver.sampling.SlotProducts`): orbital i's envelope e ~ exp(-Σ_c a_c r_c)
+        (or exp(-½ Σ β x²)) gives slot i a density with tails TAIL times as wide in the exponent as e², so that
+        ψ²/p stays bounded while a core and a valence electron are drawn where their orbitals are."""
         c = self.config
-        log_scale = self.log_scale.detach().reshape(-1, len(c.centers) if self.envelope is Exponential
-                                                    else c.dimension)
+        n_states, n_orb = self.log_scale.shape[0], c.determinants * c.particles
+        rates = torch.exp(self.log_scale.detach()).to(dtype).reshape(n_states * c.determinants, c.particles, -1)
+        weights = torch.full((rates.shape[0],), 1.0 / rates.shape[0], dtype=dtype, device=rates.device)
         centers = self.centers.to(dtype)
-        if self.envelope is Exponential:
-            weights = torch.softmax((c.dimension - 1) * log_scale.reshape(-1), 0).to(dtype)
-            one = ExponentialMixture(centers.repeat(log_scale.shape[0], 1),
-                                     1.0 / torch.exp(log_scale).to(dtype).reshape(-1), weights)
-        else:
-            one = GaussianMixture(centers.expand(log_scale.shape[0], -1), 1.0 / torch.sqrt(torch.exp(log_scale))
-                                  .to(dtype))
-        return IndependentElectrons(one, c.particles)
+        if self.envelope is Gaussian:
+            return SlotProducts(centers, torch.sqrt(TAIL / rates), weights, c.spins, kind="gaussian")
+        # the centre of a slot's mixture by the envelope's mass there (∝ a_c^d), with a floor for every centre
+        mass = rates ** c.dimension
+        share = (1 - CENTRE_FLOOR) * mass / mass.sum(-1, keepdim=True) + CENTRE_FLOOR / rates.shape[-1]
+        return SlotProducts(centers, TAIL / rates, weights, c.spins, centre_weights=share)
 
     def extent(self) -> tuple[np.ndarray, np.ndarray] | None:
         c = self.config
