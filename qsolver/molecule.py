@@ -12,6 +12,7 @@ takes N mod 2 (the default), N mod 2 + 2, ..., N: two electrons 0 (singlets, the
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,3 +171,46 @@ def parse_molecule(table: Any, source: str | None = None) -> Molecule:
     charge = table.get("charge", 0)
     spin = electron_spin(charges, charge, table.get("spin"), source)[1]
     return Molecule(symbols, charges, positions, unit.lower(), charge, spin)
+
+
+def is_pyscf_mole(obj: Any) -> bool:
+    """Whether ``obj`` is a ``pyscf.gto.Mole``; PySCF is imported only where the caller has imported it already
+    (no Mole can exist otherwise), so systems of other kinds never pay for the import."""
+    gto = sys.modules.get("pyscf.gto")
+    return gto is not None and isinstance(obj, gto.Mole)
+
+
+def from_pyscf(mol: Any) -> tuple[Molecule, str]:
+    """The nuclei, charge and spin of a ``pyscf.gto.Mole`` (positions converted to bohr by PySCF's own constant)
+    and its basis name, for the PySCF reference; InputError for what the package's H does not hold (ghost atoms,
+    effective core potentials, finite nuclei) or for per-element bases."""
+    from pyscf import gto
+
+    if mol.ecp or getattr(mol, "_ecp", None):
+        raise InputError(f"effective core potentials are not supported (ecp = {brief(mol.ecp)}): every electron "
+                         "is treated, so give an all-electron basis", field="ecp")
+    if mol.nucmod:
+        raise InputError(f"finite nuclear models are not supported (nucmod = {brief(mol.nucmod)}): the "
+                         "nuclei are point charges", field="nucmod")
+    try:
+        atoms = mol.format_atom(mol.atom, unit=mol.unit)    # [(label, [x, y, z] in bohr)]
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"PySCF cannot read the atoms ({exc})", field="atom") from None
+    if not atoms:
+        raise InputError("the Mole has no atoms", field="atom")
+    table = []
+    for i, (label, position) in enumerate(atoms):
+        z = gto.charge(label)
+        if gto.mole.is_ghost_atom(label) or not 1 <= z <= len(ELEMENTS):
+            raise InputError(f"ghost or dummy atom {label!r} is not supported: give only the nuclei the electrons "
+                             "feel", field=f"atom[{i}]")
+        table.append([ELEMENTS[z - 1], [float(c) for c in position]])
+    basis = mol.basis
+    if isinstance(basis, dict):                  # {"Li": "cc-pvdz", "H": "cc-pvdz"}: one name for every element
+        names = {name.lower() if isinstance(name, str) else None for name in basis.values()}
+        basis = names.pop() if len(names) == 1 else None
+    if not isinstance(basis, str) or not basis.strip():
+        raise InputError(f"must be one basis name for every atom (the pyscf reference's basis), got "
+                         f"{brief(mol.basis)}", field="basis")
+    molecule = parse_molecule({"atoms": table, "unit": "bohr", "charge": mol.charge, "spin": mol.spin})
+    return molecule, basis.strip().lower()

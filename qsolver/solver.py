@@ -34,6 +34,7 @@ from .memory import check_memory
 from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
+from .references import check_basis_names
 from .result import Result
 from .system import System, as_system
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, init_state, make_problem,
@@ -121,6 +122,7 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
     _check_arguments(dict(states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings),
                      checkpoint_every, checkpoint, resume)
     cfg = resolve_config(system, states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings)
+    check_basis_names(system)     # refused now, not by the reference made after training
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     problem = make_problem(system, cfg, current() if comm is None else comm)

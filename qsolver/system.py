@@ -23,9 +23,9 @@ from typing import Any
 from .config import MAX_INT, check_settings
 from .errors import InputError
 from .fields import brief, integer, number
-from .interactions import CallableInteraction, Interaction, parse_interaction
-from .molecule import MAX_ELECTRONS, Molecule, parse_molecule, spin_values
-from .potentials import CallablePotential, check_callable, named_terms, parse_potential
+from .interactions import CallableInteraction, CoulombInteraction, Interaction, parse_interaction
+from .molecule import MAX_ELECTRONS, Molecule, from_pyscf, is_pyscf_mole, parse_molecule, spin_values
+from .potentials import CallablePotential, Coulomb, check_callable, named_terms, parse_potential, terms
 
 SYSTEMS_DIR = Path(__file__).resolve().parent / "systems"   # package data; the checkout's systems/ links here
 REFERENCE_KINDS = ("analytic", "grid", "pyscf", "literature", "none")
@@ -114,6 +114,7 @@ class System:
             raise InputError("must be a table, a qsolver potential or a callable", source=src, field="potential")
         if not self._stored:           # (stored callables are placeholders that raise when called)
             self._check_callables()
+            self._check_binding()      # (a result made before this check still reads back)
         self.solver = check_settings(self.solver, src)
         if isinstance(self.reference, dict):
             table = dict(self.reference)
@@ -124,6 +125,24 @@ class System:
         if self.reference not in REFERENCE_KINDS:
             raise InputError(f"unknown kind {brief(self.reference)} (known: {', '.join(REFERENCE_KINDS)})",
                              source=src, field="reference.kind")
+
+    def _check_binding(self) -> None:
+        """Refuse N ≥ 2Z + K electrons (Coulomb repulsion 1/r) on K nuclei of total charge Z in 3D: by Lieb's
+        bound (Phys. Rev. A 29, 3018 (1984)), such a system has no bound state, every level is continuum."""
+        parts = terms(self.potential)
+        if self.particles < 2 or self.dimension != 3 or not isinstance(self.interaction, CoulombInteraction) or \
+                self.interaction.strength != 1.0 or len(parts) != 1 or not isinstance(parts[0], Coulomb):
+            return
+        charges = parts[0].charges
+        if not all(float(z).is_integer() and z >= 1 for z in charges):
+            return                              # not nuclei: the bound is stated for electrons bound by nuclei
+        z, k = int(sum(charges)), len(charges)
+        if self.particles >= 2 * z + k:
+            nuclei = "one nucleus" if k == 1 else f"{k} nuclei"
+            raise InputError(f"{self.particles} electrons on {nuclei} of total charge Z = {z} have no bound state: "
+                             f"by Lieb's bound (1984) a bound state needs N < 2Z + K = {2 * z + k} (K nuclei; an "
+                             "atom binds fewer than 2Z + 1 electrons)", source=self.source,
+                             field="molecule.charge" if self.molecule is not None else "particles")
 
     def _check_callables(self) -> None:
         """A user's Python potential (a term of one) on points (N, d) and interaction on distances (N,), tried
@@ -165,15 +184,30 @@ def _read_capped(path: Path, source: str) -> str:
     return data.decode("utf-8")
 
 
-def as_system(system: System | str | Path, field: str = "system") -> System:
-    """``system`` itself, or the system a file path or a shipped system's name holds (:func:`load_system`): what the
-    Python API takes wherever it expects a System; InputError naming ``field`` for anything else."""
+def as_system(system: System | str | Path | Any, field: str = "system") -> System:
+    """``system`` itself, the system a file path or a shipped system's name holds (:func:`load_system`), or that of
+    a ``pyscf.gto.Mole`` (:func:`mole_system`): what the Python API takes wherever it expects a System; InputError
+    naming ``field`` for anything else."""
     if isinstance(system, System):
         return system
     if isinstance(system, (str, os.PathLike)):
         return load_system(system)
-    raise InputError(f"must be a qsolver System, a system file or a shipped system's name, got {brief(system)}",
-                     field=field)
+    if is_pyscf_mole(system):
+        return mole_system(system)
+    raise InputError(f"must be a qsolver System, a system file, a shipped system's name or a pyscf.gto.Mole, got "
+                     f"{brief(system)}", field=field)
+
+
+def mole_system(mol: Any) -> System:
+    """The ``[molecule]`` system of a ``pyscf.gto.Mole``'s atoms (in its unit), charge and spin, with a pyscf
+    reference in the Mole's basis, named by its formula (LiH, H2); see :func:`~qsolver.molecule.from_pyscf`."""
+    molecule, basis = from_pyscf(mol)
+    counts: dict[str, int] = {}
+    for symbol in molecule.symbols:
+        counts[symbol] = counts.get(symbol, 0) + 1
+    name = "".join(s + (str(n) if n > 1 else "") for s, n in counts.items())
+    return System(name=name, dimension=3, potential=None, molecule=molecule,
+                  reference={"kind": "pyscf", "basis": basis})
 
 
 def load_system(path_or_name: str | Path) -> System:

@@ -15,6 +15,7 @@ from qsolver.system import shipped_systems
 
 HEAD = 'name = "test"\ndimension = 2\n'
 HARMONIC = '[potential]\nkind = "harmonic"\nomega = 1.0\n'
+LITHIUM = 'name = "li"\n[molecule]\natoms = "Li 0 0 0"\nunit = "bohr"\n'
 HARMONIC_1D = 'name = "osc1d"\ndimension = 1\nkinetic = 0.5\n[potential]\nkind = "harmonic"\nomega = 1.0\n'
 
 BAD_FILES = {
@@ -56,6 +57,20 @@ BAD_FILES = {
     "solver-states-huge": (HEAD + HARMONIC + "[solver]\nstates = 100000000\n", "solver.states"),
     "expr-power-tower": (HEAD + '[potential]\nkind = "expression"\nexpr = "9**9**9"\n', "potential.expr"),
     "expr-overflow": (HEAD + '[potential]\nkind = "expression"\nexpr = "x**2 + 1e999"\n', "potential.expr"),
+    # N electrons: a basis PySCF lacks, no bound state by Lieb's bound N < 2Z + K, a spin N cannot have
+    "basis-unknown": (LITHIUM + '[reference]\nkind = "pyscf"\nbasis = "cc-pv9z"\n', "reference.basis"),
+    "basis-lacks-an-element": ('name = "hu"\n[molecule]\natoms = "H 0 0 0; U 0 0 3"\nunit = "bohr"\ncharge = 90\n'
+                               '[reference]\nkind = "pyscf"\nbasis = "cc-pvdz"\n', "reference.basis"),
+    "companion-unknown": (LITHIUM + '[reference]\nkind = "pyscf"\ncompanion = "cc-pv9z"\n', "reference.companion"),
+    "hydrogen-dianion": ('name = "h2minus"\n[molecule]\natoms = "H 0 0 0"\nunit = "bohr"\ncharge = -2\n',
+                         "molecule.charge"),
+    "h2-with-six-electrons": ('name = "h2"\n[molecule]\natoms = "H 0 0 0; H 0 0 1.4"\nunit = "bohr"\ncharge = -4\n',
+                              "molecule.charge"),
+    "three-electrons-on-a-proton": ('name = "h"\ndimension = 3\nparticles = 3\n[potential]\nkind = "coulomb"\n'
+                                    'charges = [1.0]\n', "particles"),
+    "lithium-spin-0": (LITHIUM.replace('unit = "bohr"', 'unit = "bohr"\nspin = 0'), "molecule.spin"),
+    "three-electrons-spin-2": ('name = "li"\ndimension = 3\nparticles = 3\nspin = 2\n[potential]\n'
+                               'kind = "coulomb"\ncharges = [3.0]\n', "spin"),
 }
 
 
@@ -94,6 +109,34 @@ def test_solve_bad_file_exits_2_naming_file_and_field(tmp_path, capsys, monkeypa
     assert captured.out == ""
     assert _leftovers(tmp_path / "out") == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # no default results/ folder either
+
+
+def test_solve_refuses_ten_electrons_that_do_not_fit_naming_the_estimate(tmp_path, capsys, monkeypatch):
+    """Neon's determinant run, with 256 MiB available: refused before training, the message carrying the estimate
+    that qsolver.memory computes for it (1.2 GiB with the defaults)."""
+    import qsolver.memory
+    from qsolver.memory import estimate, peak
+    from qsolver.parallel import current
+    from qsolver.solver import resolve_config
+    from qsolver.system import load_system
+    from qsolver.training import make_problem
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started although the run does not fit")
+
+    monkeypatch.setattr(qsolver.solver, "init_state", refuse)
+    monkeypatch.setattr(qsolver.memory, "available", lambda device, world=1: 2.0**28)
+    path = tmp_path / "neon.toml"
+    path.write_text('name = "neon"\n[molecule]\natoms = "Ne 0 0 0"\nunit = "bohr"\n[reference]\nkind = "none"\n')
+    system = load_system(path)
+    assert system.particles == 10
+    need = peak(estimate(make_problem(system, resolve_config(system), current())))
+    assert need > 2.0**28
+    assert main(["solve", str(path), "--out", str(tmp_path / "out" / "r.h5"), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(path) in line and "'states'" in line
+    assert f"peak about {need / 2**30:.3g} GiB" in line and "0.25 GiB available" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["neon.toml"]
 
 
 def test_solve_bad_file_without_out_creates_nothing(tmp_path, capsys, monkeypatch, no_training):

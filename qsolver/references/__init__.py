@@ -18,8 +18,9 @@ from ..threshold import continuum_threshold
 from .analytic import analytic_reference
 from .base import KINDS, Reference, ReferenceStates
 from .grid import grid_reference
+from .ions import fci_ion_level, tabulated_ion_level
 from .literature import literature_reference
-from .pyscf import DEFAULT_BASIS, core_levels, pyscf_reference, system_molecule
+from .pyscf import DEFAULT_BASIS, check_basis_names, core_levels, pyscf_reference, system_molecule
 from .trap import trap_reference
 
 
@@ -70,18 +71,33 @@ def system_reference(system: System, n: int) -> Reference | None:
 
 def ionization_threshold(system: System) -> float | None:
     """The continuum threshold (hartree): closed form where :func:`qsolver.threshold.continuum_threshold` knows
-    it, else for two electrons bound by nuclei the lowest level of one electron in their field (H2 at R: H2⁺ 1σg),
-    from PySCF's core Hamiltonian in the default one-electron basis (its error is ≲ 1e-5 hartree); None when
-    neither applies."""
+    it; for two electrons bound by nuclei the lowest level of one electron in their field (H2 at R: H2⁺ 1σg),
+    from PySCF's core Hamiltonian in the default one-electron basis (error ≲ 1e-5 hartree); for N ≥ 3 electrons
+    (Coulomb repulsion 1/r_ij) the (N-1)-electron ion's lowest level of spin S ± ½ (:mod:`.ions`): from the
+    literature for a tabulated ion of one nucleus (error < 1e-8 hartree), else by PySCF full CI of the ion, too
+    high by its basis error (≈ 2e-3 hartree for a two-electron ion on one nucleus, ≈ 5e-2 in aug-cc-pVDZ, which
+    lacks core correlation). None when none of these applies or the ion is too large for full CI."""
     threshold = continuum_threshold(system)
-    if threshold is not None or system.particles != 2:
+    if threshold is not None or system.particles == 1:
         return threshold
     try:
         nuclei = system_molecule(system)
     except InputError:
         return None
-    return _ion_ground_level(tuple(nuclei.symbols), tuple(nuclei.charges),
-                             tuple(tuple(p) for p in nuclei.positions), system.kinetic)
+    key = (tuple(nuclei.symbols), tuple(nuclei.charges), tuple(tuple(p) for p in nuclei.positions))
+    if system.particles == 2:
+        return _ion_ground_level(*key, system.kinetic)
+    interaction = system.interaction
+    if interaction.kind != "coulomb" or interaction.strength != 1.0:
+        return None                      # the ion's levels below are those of electrons
+    if len(nuclei.charges) == 1:
+        tabulated = tabulated_ion_level(nuclei.charges[0], system.particles - 1, system.spin, system.kinetic)
+        if tabulated is not None:
+            return tabulated
+    try:
+        return fci_ion_level(*key, nuclei.charge + 1, system.spin, system.kinetic)
+    except InputError:                   # the ion's determinant space exceeds what full CI here treats
+        return None
 
 
 @lru_cache(maxsize=32)   # reports ask for the threshold several times per result
@@ -91,5 +107,5 @@ def _ion_ground_level(symbols: tuple, charges: tuple, positions: tuple, kinetic:
     return float(core_levels(ion, kinetic, DEFAULT_BASIS, 1)["energies"][0])
 
 
-__all__ = ["exact_or_own", "ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
+__all__ = ["check_basis_names", "exact_or_own", "ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
            "pyscf_reference", "reference", "system_reference"]

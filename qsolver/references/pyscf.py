@@ -157,6 +157,32 @@ def _mole(molecule: Molecule, kinetic: float, basis: str, source: str | None):
                          field="reference.basis") from None
 
 
+def check_basis_names(system: System) -> None:
+    """Before anything trains: InputError naming ``reference.basis`` (or ``reference.companion``) when a pyscf
+    reference's file names a basis that PySCF lacks for one of the system's elements; basis files are read,
+    no integrals computed. Systems without nuclei, or whose basis is the default, are left to the reference."""
+    if system.reference != "pyscf":
+        return
+    try:
+        symbols = sorted(set(system_molecule(system).symbols))
+    except InputError:
+        return
+    from pyscf import gto
+
+    for option in ("basis", "companion"):
+        name = system.reference_options.get(option)
+        if not isinstance(name, str) or name.strip().lower() in BASES:
+            continue                   # a non-string is refused by pyscf_reference with its own message
+        for symbol in symbols:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")     # PySCF's hint to install basis-set-exchange
+                    gto.basis.load(name.strip(), symbol)
+            except (RuntimeError, KeyError, ValueError, OSError, TypeError):
+                raise InputError(f"PySCF has no basis {name!r} for {symbol} (the package's own: "
+                                 f"{', '.join(BASES)})", source=system.source, field=f"reference.{option}") from None
+
+
 def core_orbitals(mol, kinetic: float) -> tuple[np.ndarray, np.ndarray]:
     """Eigenpairs (ε, C) of h c = ε S c, h = 2κT + V_nuc, in the canonically orthogonalised basis (S
     eigenvalues ≤ LINDEP dropped); C (AO × independent) is S-orthonormal."""
