@@ -44,20 +44,29 @@ def _numbers_check(result) -> int:
     return EXIT_FLAGGED if check.flagged else 0
 
 
-def _report(result, directory: Path, stem: str, reference) -> str:
-    """Write the validation table against ``reference`` (Markdown and CSV; none without a reference) and the
-    figures into ``directory``: NAME_states, _levels and _training.png, and for two particles NAME_density.png
-    (d ≤ 3) and NAME_distance.png when the result holds those observables."""
+def _spectrum_text(spectrum) -> str:
+    """The table of transitions from the ground level, after a blank line; empty for a result of one level."""
+    return "\n" + spectrum.to_markdown() if len(spectrum.levels) > 1 else ""
+
+
+def _report(result, directory: Path, stem: str, reference, linewidth: float | None = None) -> str:
+    """Write the validation table against ``reference`` (Markdown with the transitions from the ground level, and
+    CSV; none without a reference) and the figures into ``directory``: NAME_states, _levels, _training and
+    _spectrum.png (oscillator strengths; Lorentzian-broadened with ``linewidth``, hartree), and for two particles
+    NAME_density.png (d ≤ 3) and NAME_distance.png when the result holds those observables."""
     from . import plots
     from .files import atomic_write
+    from .spectrum import spectrum
     from .validate import validate
 
     text = ""
+    lines = spectrum(result, reference)
     if reference is not None:
         table = validate(result, reference)
-        text = table.to_markdown()
+        text = table.to_markdown() + _spectrum_text(lines)
         atomic_write(directory / f"{stem}_validation.md", lambda p: p.write_text(text))
         atomic_write(directory / f"{stem}_validation.csv", lambda p: p.write_text(table.to_csv()))
+    plots.absorption_spectrum(lines, directory / f"{stem}_spectrum.png", linewidth)
     plots.wavefunction_gallery(result, directory / f"{stem}_states.png")
     plots.energy_levels(result, directory / f"{stem}_levels.png", reference)
     plots.training_curves(result, directory / f"{stem}_training.png", reference)
@@ -219,6 +228,7 @@ def cmd_solve(args) -> int:
 
 def cmd_validate(args) -> int:
     from .io import load_result
+    from .spectrum import spectrum
     from .validate import validate
 
     result = load_result(args.file)
@@ -228,6 +238,7 @@ def cmd_validate(args) -> int:
         print("(no analytic reference for this system)")
     else:
         print(validate(result, reference).to_markdown())
+    print(_spectrum_text(spectrum(result, reference)), end="")
     return _level_check(result, reference)
 
 
@@ -237,6 +248,7 @@ def cmd_compare(args) -> int:
     from .io import load_result
     from .plots import comparison_figure
     from .references import KINDS
+    from .spectrum import spectrum
 
     for kind in args.reference or []:
         if kind not in KINDS and not (kind.startswith("pyscf:") and kind[6:].strip()):
@@ -250,7 +262,8 @@ def cmd_compare(args) -> int:
     table = compare(result, *gather(result.system, result.n_states, kinds))
     path = Path(args.file)
     directory = Path(args.out) if args.out else path.parent
-    text = table.to_markdown()
+    widest = max(table.references, key=lambda ref: min(len(ref.energies), result.n_states))  # compare's groups
+    text = table.to_markdown() + _spectrum_text(spectrum(result, widest))
     atomic_write(directory / f"{path.stem}_compare.md", lambda p: p.write_text(text, encoding="utf-8"))
     atomic_write(directory / f"{path.stem}_compare.csv", lambda p: p.write_text(table.to_csv(), encoding="utf-8"))
     comparison_figure(table, directory / f"{path.stem}_compare.png")
@@ -276,6 +289,8 @@ def cmd_plot(args) -> int:
     from .io import load_result
     from .plots import spin_levels
 
+    if args.linewidth is not None and not 0 < args.linewidth < float("inf"):
+        raise InputError(f"must be a positive number of hartree, got {args.linewidth}", field="--linewidth")
     paths = [Path(f) for f in args.file]
     folders = [Path(args.out) if args.out else p.parent for p in paths]
     targets = [(folder.resolve(), p.stem) for folder, p in zip(folders, paths)]
@@ -286,7 +301,7 @@ def cmd_plot(args) -> int:
     results = [load_result(p) for p in paths]
     references = [_reference_for(r) for r in results]
     for result, reference, folder, path in zip(results, references, folders, paths):
-        _report(result, folder, path.stem, reference)
+        _report(result, folder, path.stem, reference, args.linewidth)
     if len(results) > 1:
         combined = folders[0] / f"{'_'.join(p.stem for p in paths)}_levels.png"
         spin_levels(results, [_exact_or(r, ref) for r, ref in zip(results, references)], combined)
@@ -321,6 +336,8 @@ def cmd_bench(args) -> int:
     out = Path(args.out)
     if args.what == "laplacian":
         return _bench_laplacian(args, out)
+    if args.what == "strengths":
+        return _bench_strengths(args, out)
     if not args.system:
         raise InputError(f"'qsolver bench {args.what}' needs a SYSTEM", field="SYSTEM")
     system = load_system(args.system)
@@ -371,6 +388,22 @@ def _bench_laplacian(args, out: Path) -> int:
     atomic_write(out / f"laplacian_{tag}.json", lambda p: p.write_text(json.dumps(rows, indent=1)))
     atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
     print(f"written to {out}")
+    return 0
+
+
+def _bench_strengths(args, out: Path) -> int:
+    """Oscillator strengths of the committed results (in --results) against exact values:
+    oscillator_strengths.md and .json in --out."""
+    from . import bench
+
+    if args.samples < 2 * 40:
+        raise InputError(f"must be at least 80 (40 jackknife blocks), got {args.samples}", field="--samples")
+    results = Path(args.results)
+    if not any((results / name / f"{name}.h5").is_file() for name in bench.STRENGTH_CASES):
+        raise InputError(f"holds none of {', '.join(f'{n}/{n}.h5' for n in bench.STRENGTH_CASES)}",
+                         source=str(results), field="--results")
+    summary = bench.strength_bench(results, args.samples, args.seed or 0)
+    _write_bench(summary, bench.strength_markdown(summary), out / "oscillator_strengths")
     return 0
 
 
@@ -520,12 +553,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="write the figures of saved results (several: also their levels side by side)")
     p.add_argument("file", nargs="+", help="HDF5 result file(s), e.g. the singlet and the triplet run of a system")
     p.add_argument("--out", help="folder for the PNG files (default: beside each HDF5 file)")
+    p.add_argument("--linewidth", type=float, metavar="HARTREE",
+                   help="broaden the absorption spectrum (NAME_spectrum.png) by Lorentzians of this FWHM")
     p.set_defaults(func=cmd_plot)
     p = sub.add_parser("bench", help="benchmarks that print numbers: 'laplacian' cost ratios, 'accuracy' of a "
                        "system against training wall time (presets: default, paper, adam), 'steps' (cost of a step "
                        "against the number of states), 'scaling' (data-parallel ranks with torchrun), 'seeds' (errors and "
-                       "flagged runs over seeds), 'memory' (the memory estimate against measured peak RSS)")
-    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds", "memory"])
+                       "flagged runs over seeds), 'memory' (the memory estimate against measured peak RSS), 'strengths' "
+                       "(oscillator strengths of the committed results against exact values)")
+    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds", "memory", "strengths"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
     p.add_argument("--keep", action="store_true", help="accuracy: also save the default preset's result and report "
@@ -548,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=512, help="samples per call (laplacian)")
     p.add_argument("--seeds", type=int, default=10, help="number of seeds, from --seed on (seeds)")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained at a time, one thread each (seeds)")
+    p.add_argument("--samples", type=int, default=1_000_000, help="fresh samples per result (strengths)")
+    p.add_argument("--results", default="results", help="folder of the committed results (strengths)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")

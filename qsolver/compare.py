@@ -106,12 +106,16 @@ def level_errors(ref: Reference) -> np.ndarray:
 
 
 def level_groups(ref: Reference) -> tuple[np.ndarray, bool]:
+    """Group index per level by :func:`close_groups` with the reference's stated errors, and whether the stated
+    errors merged any levels."""
+    return close_groups(np.asarray(ref.energies, dtype=float), level_errors(ref))
+
+
+def close_groups(levels: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, bool]:
     """Group index per level: consecutive levels equal to DEGENERACY_RTOL (relative), or closer than the sum
-    of their stated errors |E_i - E_{i+1}| ≤ δ_i + δ_{i+1}; and whether the stated errors merged any levels."""
-    levels = np.asarray(ref.energies, dtype=float)
+    of their errors |E_i - E_{i+1}| ≤ δ_i + δ_{i+1}; and whether the errors merged any levels."""
     equal = np.diff(degeneracy_groups(levels)) == 0
-    tol = level_errors(ref)
-    within = np.abs(np.diff(levels)) <= tol[:-1] + tol[1:]
+    within = np.abs(np.diff(levels)) <= errors[:-1] + errors[1:]
     return np.concatenate([[0], np.cumsum(~(equal | within))]), bool(np.any(within & ~equal))
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from .config import SolverConfig
+from .dipoles import dipole_sums, transition_dipoles
 from .hamiltonian import Hamiltonian, spin_squared
 from .networks import Network
 from .parallel import Comm, draw
@@ -22,7 +23,9 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     error_i = √(stat_i² + span_i²).
 
     Also reports the effective sample size per state, ESS_l = (Σ w ψ_l²)² / Σ (w ψ_l²)² / N, and the
-    deviation of the trained networks' normalised Gram matrix from the identity (their orthogonality).
+    deviation of the trained networks' normalised Gram matrix from the identity (their orthogonality), and the
+    Ritz states' transition dipoles on the same samples, D_lm = mean(f_l f_m Σ_k x_k) rotated by the Ritz vectors
+    (:mod:`qsolver.dipoles`).
     Data-parallel: each rank draws 1/W of every block and the block sums are all-reduced.
     """
     n_states, n_blocks = model.config.states, cfg.eval_blocks          # every trained network
@@ -35,6 +38,7 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     s2_blocks = np.zeros((n_blocks, n_states, n_states))
     s_blocks = np.zeros((n_blocks, n_states, n_states))
     h_blocks = np.zeros((n_blocks, n_states, n_states))
+    d_blocks = np.zeros((n_blocks, n_states, n_states, system.dimension))
     h2 = np.zeros((n_states, n_states))
     w1 = np.zeros(n_states)
     w2 = np.zeros(n_states)
@@ -51,6 +55,7 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
             f, hf = psi * root_w, h_psi * root_w
             s_blocks[b] += (f.T @ f).cpu().numpy()
             h_blocks[b] += (f.T @ hf).cpu().numpy()
+            d_blocks[b] += dipole_sums(f, x)
             h2 += (hf.T @ hf).cpu().numpy()
             if s2 is not None:
                 with torch.no_grad():
@@ -63,12 +68,13 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
             w2 += (mass**2).sum(0)
             done += n
     if comm.world > 1:
-        sums = [torch.from_numpy(a) for a in (s_blocks, h_blocks, h2, w1, w2, s2_blocks)]
-        s_blocks, h_blocks, h2, w1, w2, s2_blocks = (comm.sum(t).numpy() for t in sums)
+        sums = [torch.from_numpy(a) for a in (s_blocks, h_blocks, h2, w1, w2, s2_blocks, d_blocks)]
+        s_blocks, h_blocks, h2, w1, w2, s2_blocks, d_blocks = (comm.sum(t).numpy() for t in sums)
         symmetry = None if symmetry is None else comm.max(symmetry)
         per_block *= comm.world
     s_blocks /= per_block
     h_blocks /= per_block
+    d_blocks /= per_block
     solution, stat_errors = jackknife_ritz(s_blocks, h_blocks)
     s = s_blocks.mean(0)
     residuals = residual_norms(solution, s, h_blocks.mean(0), h2 / (per_block * n_blocks))
@@ -78,6 +84,7 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     raw_gram = s / np.outer(norm, norm)
     final_gram = solution.vectors.T @ s @ solution.vectors
     return {"energies": solution.energies, "errors": errors, "vectors": solution.vectors,
+            "dipoles": transition_dipoles(solution.vectors, s_blocks, d_blocks),
             "diagnostics": {"eval_samples": per_block * n_blocks, "stat_errors": stat_errors,
                             "residuals": residuals, "span_errors": span,
                             "ess_fraction": w1**2 / w2 / (per_block * n_blocks),

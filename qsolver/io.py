@@ -5,8 +5,10 @@ JSON); ``energies``, ``errors`` (hartree), ``coefficients`` (Ritz vectors); ``re
 error bound) when the caller passes one (``qsolver solve`` passes the system's own); ``history/*``; ``model/*`` (every weight as a plain dataset, architecture
 as JSON); ``grid/*`` (one particle, d ≤ 3: the states sampled on a regular grid: axes in bohr, values in
 bohr^(-d/2)); ``observables/*`` (two particles: one-particle densities on a grid of cells for d ≤ 3 and the
-distributions of the inter-particle distance, with standard errors; no full 2d-dimensional grid); ``checksums``
-(root attribute, from format 2 on: the SHA-256 of every dataset and attribute, see :func:`checksums`).
+distributions of the inter-particle distance, with standard errors; no full 2d-dimensional grid); ``transitions/*``
+(from format 3 on: the states' transition dipoles (bohr), their jackknife errors and replicates, oscillator strengths
+and their errors, see :mod:`qsolver.dipoles`); ``checksums`` (root attribute, from format 2 on: the SHA-256 of every
+dataset and attribute, see :func:`checksums`).
 Files are built in memory and written to a temporary name, synced and renamed (:func:`write_hdf5`), so a failed
 write leaves nothing behind and a damaged file is refused on reading, naming the dataset.
 """
@@ -35,7 +37,10 @@ from .system import MAX_INT, check_solver_table, system_from_dict
 from .version import __version__
 
 FORMAT = "qsolver-result"
-FORMAT_VERSION = 2          # 2: checksums (files of format 1 carry none and are read unchecked)
+FORMAT_VERSION = 3          # 2: checksums (files of format 1 carry none and are read unchecked); 3: transitions
+# the transition datasets (qsolver.dipoles) with their shapes: n states, b jackknife blocks, d axes
+TRANSITIONS = {"dipoles": "nnd", "dipole_errors": "nnd", "dipole_replicates": "bnnd", "oscillator_strengths": "nn",
+               "oscillator_strength_errors": "nn"}
 GRID_POINTS = {1: 1024, 2: 128, 3: 32}
 
 
@@ -156,6 +161,14 @@ def save_result(result: Result, path: str | Path, reference: Reference | None = 
                 else:
                     group.create_dataset(key, data=np.asarray(value, dtype=np.float64 if "edges" in key
                                                               else np.float32), compression="gzip")
+        if result.transitions:
+            group = f.create_group("transitions")
+            group.attrs["units"] = ("dipoles: bohr, <phi_i| sum_k x_k |phi_j> per axis (signs follow the states' "
+                                    "arbitrary signs); oscillator_strengths: f_ij = (E_j - E_i) |d_ij|^2 / (kappa d); "
+                                    "*_errors: jackknife standard errors; dipole_replicates: delete-one-block values")
+            for key in TRANSITIONS:      # the replicates only feed error bars: float32 keeps their spread
+                group.create_dataset(key, data=np.asarray(result.transitions[key], dtype=np.float32 if "replicates"
+                                                          in key else np.float64), compression="gzip")
         if result.system.dimension <= 3 and result.system.particles == 1:
             axes, values = sample_grid(result)
             grid = f.create_group("grid")
@@ -418,6 +431,23 @@ def _read_model(reader: Reader, system) -> Network:
     return model
 
 
+def _read_transitions(reader: Reader, n: int, dimension: int) -> dict[str, np.ndarray]:
+    """The ``transitions`` group (empty for files written before format 3), each dataset of its shape in
+    :data:`TRANSITIONS` for ``n`` states in ``dimension`` axes."""
+    group = reader.item("transitions", h5py.Group, required=False)
+    if group is None:
+        return {}
+    out = {}
+    for key, axes in TRANSITIONS.items():
+        value = reader.numbers(f"transitions/{key}", ndim=len(axes)).astype(np.float64)
+        wanted = tuple({"n": n, "d": dimension}.get(a, value.shape[0]) for a in axes)
+        if value.shape != wanted or ("b" in axes and value.shape[0] < 2):
+            reader.fail(f"must have shape {wanted} ({n} states, {dimension} axes), got {value.shape}",
+                        f"transitions/{key}")
+        out[key] = value
+    return out
+
+
 @contextmanager
 def open_hdf5(path: str | Path, kind: str, missing: str = "no such file") -> Iterator[Reader]:
     """A :class:`Reader` of the HDF5 file at ``path`` (a regular file; ``kind`` names it in messages, ``missing``
@@ -492,9 +522,10 @@ def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
                            if not key.startswith("density_edges_")}
             if edges:
                 observables["density_edges"] = edges
+        transitions = _read_transitions(reader, n, system.dimension)
         reader.verify_rest()
         result = Result(system=system, energies=energies, errors=errors, model=model.to(torch.float64),
                         coefficients=coefficients, config=config, history=history, diagnostics=diagnostics,
-                        observables=observables)
+                        observables=observables, transitions=transitions)
     result.model.to(device)    # outside the file: a device this machine lacks is not a damaged file
     return result

@@ -12,7 +12,8 @@ A training step passes through phases whose tensors are freed before the next, s
   copy and its Cholesky factor, 4 L B²; data-parallel ranks build ⌈L/ranks⌉ states' kernels over the whole batch;
 - the backward pass of the Jacobian factors (or of the first-order loss): about (3 (layers + 1) W + F) L n numbers.
 Evaluation runs in chunks of at most EVAL_CHUNK samples (the same jets, in the evaluation dtype), so eval_samples
-sets its time, not its memory; the jackknife keeps two (eval_blocks, L, L) float64 arrays. The parameters are held
+sets its time, not its memory; the jackknife keeps two (eval_blocks, L, L) float64 arrays, and the transition dipoles
+three (eval_blocks, L, L, d) ones (block sums, replicates, their deviations). The parameters are held
 about PARAMETER_COPIES times in the training dtype (weights, their average, the rewind snapshot, the update; Adam's
 two moments and their snapshot) and twice in float64 (construction, evaluation).
 The Hessian-trace term is fitted (HESSIAN_FACTOR); the estimate's measured accuracy against peak RSS is in
@@ -83,7 +84,7 @@ def estimate(problem: Problem) -> dict[str, float]:
     # in chunks of WAVEFUNCTION_CHUNK points, below the evaluation's jets
     points = max(GRID_POINTS.get(system.dimension, 0) ** system.dimension, PLOT_POINTS)
     phases["wavefunction grids"] = 4.0 * points * states * 8
-    phases["jackknife blocks"] = 2.0 * cfg.eval_blocks * states**2 * 8
+    phases["jackknife blocks"] = (2.0 + 3.0 * system.dimension) * cfg.eval_blocks * states**2 * 8
     if copies > 1:                  # densities: forward passes keeping every layer's input and output
         configurations = min(OBSERVABLE_CHUNK, max(cfg.eval_samples // 2, 1000))
         phases["observables"] = ((2 * cfg.layers + 1) * width + inputs) * states * 2 * configurations * 8.0

@@ -1,6 +1,7 @@
-"""Figures of a result (matplotlib, PNG): wavefunction gallery, levels against the reference, training; for two
-particles also the one-particle densities, the wavefunction with one particle held fixed, the distributions of the
-inter-particle distance and the levels of several results (e.g. singlets and triplets) side by side."""
+"""Figures of a result (matplotlib, PNG): wavefunction gallery, levels against the reference, training, absorption
+spectrum; for two particles also the one-particle densities, the wavefunction with one particle held fixed, the
+distributions of the inter-particle distance and the levels of several results (e.g. singlets and triplets) side by
+side."""
 from __future__ import annotations
 
 import math
@@ -18,6 +19,8 @@ from .files import atomic_write  # noqa: E402
 from .potentials import Coulomb, terms  # noqa: E402
 from .references import Reference, ionization_threshold  # noqa: E402
 from .result import Result  # noqa: E402
+from .dipoles import HARTREE_EV  # noqa: E402
+from .spectrum import Spectrum  # noqa: E402
 from .validate import SPIN_LABELS, degeneracy_groups  # noqa: E402
 
 ZOOM_WEIGHT = 0.995   # the zoomed panels hold this fraction of the plotted weight
@@ -357,6 +360,40 @@ def energy_levels(result: Result, path: str | Path, reference: Reference | None 
         ax.set_xticks(idx)
     ax1.set(xlabel="state", ylabel="energy (hartree)", title=f"{result.system.name}: levels")
     ax1.legend(fontsize=8)
+    return _save(fig, Path(path))
+
+
+def absorption_spectrum(spectrum: Spectrum, path: str | Path, width: float | None = None) -> Path:
+    """Sticks at the excitation energies ΔE from the ground level (hartree; eV on the top axis), of height f with
+    their error bars; with ``width`` (FWHM, hartree) also the Lorentzian-broadened spectrum
+    σ(E) = Σ_j f_j (Γ/2π) / ((E - ΔE_j)² + Γ²/4) (hartree⁻¹, right axis; ∫ σ dE = Σ_j f_j)."""
+    rows = spectrum.from_ground()
+    energies = np.array([r["excitation"] for r in rows])
+    strengths = np.array([r["strength"] for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if rows:
+        ax.vlines(energies, 0, strengths, color="C0", lw=2, label="f (sticks)")
+        ax.errorbar(energies, strengths, yerr=[r["error"] for r in rows], fmt="none", ecolor="k", capsize=3, lw=0.8)
+        for r in rows:
+            ax.annotate(r["states"], (r["excitation"], r["strength"]), textcoords="offset points", xytext=(3, 3),
+                        fontsize=7)
+    if rows and width is not None:
+        pad = 5 * width + 0.05 * np.ptp(energies)
+        grid = np.linspace(max(energies.min() - pad, 0.0), energies.max() + pad, 2000)
+        gamma = 0.5 * width
+        sigma = (strengths[None, :] * gamma / np.pi / ((grid[:, None] - energies[None, :]) ** 2 + gamma**2)).sum(1)
+        twin = ax.twinx()
+        twin.plot(grid, sigma, color="C1", lw=1, label=f"Lorentzian, FWHM {width:g} hartree")
+        twin.set_ylabel("σ(E) (1/hartree)")
+        twin.set_ylim(bottom=0)
+        twin.legend(fontsize=8, loc="upper right")
+    ax.set_ylim(bottom=0)
+    ax.set(xlabel="excitation energy ΔE (hartree)", ylabel="oscillator strength f",
+           title=f"{spectrum.system}: absorption from the ground level")
+    top = ax.secondary_xaxis("top", functions=(lambda e: e * HARTREE_EV, lambda v: v / HARTREE_EV))
+    top.set_xlabel("ΔE (eV)")
+    if rows:
+        ax.legend(fontsize=8, loc="upper left")
     return _save(fig, Path(path))
 
 

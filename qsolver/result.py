@@ -29,6 +29,9 @@ class Result:
     the φ_i are normalised to ∫ φ_i² dx = 1 (up to Monte Carlo error) and their signs are arbitrary.
     For two particles ``observables`` holds the one-particle densities and the distributions of the distance
     between the particles, with their statistical errors (see :mod:`qsolver.observables`).
+    ``transitions`` holds the states' transition dipoles d_ij = ⟨φ_i|Σ_k x_k|φ_j⟩ (bohr), their errors and jackknife
+    replicates, and the oscillator strengths f_ij = (E_j - E_i)|d_ij|²/(κd) (see :mod:`qsolver.dipoles`); it is
+    empty for results saved before they were estimated.
     :func:`qsolver.io.save_result` writes a result to HDF5 and :func:`qsolver.io.load_result` reads it back.
     """
 
@@ -41,6 +44,7 @@ class Result:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     observables: dict = field(default_factory=dict)   # two particles: densities and r_12 distributions
+    transitions: dict = field(default_factory=dict)   # dipoles and oscillator strengths (qsolver.dipoles)
 
     @property
     def n_states(self) -> int:

@@ -28,6 +28,7 @@ from .checkpoint import read_checkpoint, write_checkpoint
 from .config import SolverConfig, argument_name, check_arguments, check_settings
 from .errors import InputError, Interrupted, TrainingDiverged, WriteError
 from .fields import brief, finite_number
+from .dipoles import transitions
 from .estimation import evaluate
 from .ritz import not_eigenstates
 from .memory import check_memory
@@ -201,7 +202,8 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
         diag["not_eigenstates"] = suspect
     result = Result(system=system, energies=estimate["energies"][:n], errors=estimate["errors"][:n], model=model,
                     coefficients=estimate["vectors"][:, :n], config=asdict(cfg), history=hist,
-                    diagnostics=estimate["diagnostics"])
+                    diagnostics=estimate["diagnostics"],
+                    transitions=transitions(estimate["energies"][:n], estimate["dipoles"].first(n), system.kinetic))
     if system.particles == 2 and problem.comm.is_root:
         lo, hi = result.extent()
         mid, half = 0.5 * (lo + hi), 0.25 * (hi - lo)      # the densities live well inside the envelopes' reach

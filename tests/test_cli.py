@@ -25,17 +25,20 @@ def test_solve_validate_plot(tmp_path, capsys):
     out = tmp_path / "run" / "osc.h5"
     assert main(["solve", str(toml), "--out", str(out), "--quiet", "--seed", "3"]) == 0
     names = sorted(p.name for p in out.parent.iterdir())
-    assert names == ["osc.h5", "osc_levels.png", "osc_states.png", "osc_training.png", "osc_validation.csv",
-                     "osc_validation.md"]
+    assert names == ["osc.h5", "osc_levels.png", "osc_spectrum.png", "osc_states.png", "osc_training.png",
+                     "osc_validation.csv", "osc_validation.md"]
     table = (out.parent / "osc_validation.md").read_text()
     assert "| group |" in table and "1.25000000" in table          # ground level ½(1 + 1.5)
+    assert "## Transitions from the ground level" in table
     result = load_result(out)
     assert result.n_states == 3 and np.all(np.diff(result.energies) >= 0)
     capsys.readouterr()
     assert main(["validate", str(out)]) == 0
-    assert "NeuralSVD against analytic" in capsys.readouterr().out
-    assert main(["plot", str(out), "--out", str(tmp_path / "figs")]) == 0
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 3
+    printed = capsys.readouterr().out
+    assert "NeuralSVD against analytic" in printed and "Transitions from the ground level" in printed
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs"), "--linewidth", "0.05"]) == 0
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 4
+    assert main(["plot", str(out), "--out", str(tmp_path / "figs"), "--linewidth", "-1"]) == 2
 
 
 def test_version_and_module_entry_point(tmp_path):

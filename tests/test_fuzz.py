@@ -584,20 +584,21 @@ FLAGS = {
               "--quiet": None, "--no-report": None},
     "validate": {},
     "compare": {"--reference": _value("analytic"), "--out": _value("figures", "out/figures")},
-    "plot": {"--out": _value("figures", "out/figures")},
+    "plot": {"--out": _value("figures", "out/figures"), "--linewidth": _value("0.01", "0")},
     "systems": {},
     "bench": {"--budget": _value("10", "0.5"), "--presets": _value("default", "adam"), "--dims": _value("1", "3"),
               "--set": SETTINGS, "--counts": _value("4", "8"), "--configs": _value("1x1", "2x1"),
               "--states": _value("2"), "--steps": _value("5"), "--batch": _value("64"), "--seed": _value("0"),
               "--threads": _value("0", "1"), "--device": _value("cpu"), "--out": _value("bench"), "--quiet": None,
-              "--seeds": _value("1", "0", "2000"), "--jobs": _value("1", "0")},
+              "--seeds": _value("1", "0", "2000"), "--jobs": _value("1", "0"), "--samples": _value("1000", "10"),
+              "--results": _value("results", ".")},
 }
 RESULTS = _value("one.h5", "two.h5")
 POSITIONALS = {"solve": st.lists(_value("good.toml", "harmonic_1d", "harmonium"), min_size=1, max_size=1),
                "validate": st.lists(RESULTS, min_size=1, max_size=1),
                "compare": st.lists(RESULTS, min_size=1, max_size=1), "plot": st.lists(RESULTS, min_size=1, max_size=3),
                "systems": st.just([]),
-               "bench": st.tuples(_value("laplacian", "accuracy", "steps", "scaling", "seeds"),
+               "bench": st.tuples(_value("laplacian", "accuracy", "steps", "scaling", "seeds", "strengths"),
                                   st.lists(_value("good.toml", "harmonic_1d"), max_size=1)
                                   ).map(lambda t: [t[0], *t[1]])}
 
@@ -621,7 +622,7 @@ def test_command_lines(tmp_path: Path, monkeypatch, result_files: dict[str, byte
     replaced here) or exits 2 with one line on stderr naming the file or field; nothing is ever written."""
     for target in ((qsolver.solver, "solve"), (qsolver.bench, "laplacian_costs"), (qsolver.bench, "step_costs"),
                    (qsolver.bench, "solve"), (qsolver.scaling, "scaling_bench"), (qsolver.seeds, "seeds_bench"),
-                   (qsolver.compare, "compare"),
+                   (qsolver.compare, "compare"), (qsolver.bench, "strength_bench"),
                    (qsolver.cli, "_report")):
         monkeypatch.setattr(*target, _refuse_work)
     monkeypatch.chdir(tmp_path)

@@ -27,10 +27,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "references": ("qsolver.references", "qsolver.fd_grid"),
     "wavefunctions": ("qsolver.sampling", "qsolver.networks"),
     "engine": ("qsolver.training", "qsolver.estimation", "qsolver.natural", "qsolver.nestedlora", "qsolver.ritz",
-               "qsolver.parallel", "qsolver.observables", "qsolver.scales"),
+               "qsolver.parallel", "qsolver.observables", "qsolver.scales", "qsolver.dipoles"),
     "store": ("qsolver.result", "qsolver.io"),
     "run": ("qsolver.solver", "qsolver.checkpoint", "qsolver.memory"),
-    "reporting": ("qsolver.compare", "qsolver.plots", "qsolver.validate", "qsolver.checks"),
+    "reporting": ("qsolver.compare", "qsolver.plots", "qsolver.validate", "qsolver.checks", "qsolver.spectrum"),
     "face": ("qsolver", "qsolver.cli", "qsolver.__main__", "qsolver.bench", "qsolver.scaling", "qsolver.seeds"),
 }
 
