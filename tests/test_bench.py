@@ -6,6 +6,7 @@ import torch
 
 from qsolver.bench import laplacian_costs
 from qsolver.cli import main
+from qsolver.io import load_result
 
 
 def test_laplacian_costs_are_measured_per_method():
@@ -45,6 +46,19 @@ def test_accuracy_bench_stops_at_the_budget_and_writes_its_files(tmp_path):
         assert len(final["energies"]) == 4 and final["states"] == 4
     paper = summary["curves"][1]["final"]["config"]
     assert paper["features"] == 1024 and paper["laplacian"] == "fd" and paper["optimizer"] == "rmsprop"
+
+
+def test_accuracy_bench_keep_saves_the_default_result_where_solve_would(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    assert main(["bench", "accuracy", "harmonic_1d", "--budget", "3", "--presets", "default", "paper", "--keep",
+                 "--states", "2", "--out", str(tmp_path / "bench"), "--quiet", "--threads", "1"]) == 0
+    result = load_result(tmp_path / "results" / "harmonic_1d" / "harmonic_1d.h5")
+    # the default preset's own final evaluation is kept, not the paper's (a Fourier-feature network)
+    default = json.loads((tmp_path / "bench" / "accuracy_harmonic_1d_2states_3s.json").read_text())["curves"][0]
+    assert default["preset"] == "default" and result.config["features"] == 0
+    assert np.allclose(result.energies, default["final"]["energies"], rtol=0, atol=1e-12)
+    assert (tmp_path / "results" / "harmonic_1d" / "harmonic_1d_validation.md").is_file()
 
 
 def test_bench_input_errors_exit_2(tmp_path):
