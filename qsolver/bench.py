@@ -530,3 +530,96 @@ def strength_markdown(summary: dict) -> str:
         lines.append(f"| {r['system']} | {r['transition']} | {r['states']} | {r['excitation']:.6f} | {r['f']:.5f} | "
                      f"{r['error']:.1e} | {r['exact']:.5f} | {r['z']:.1f} | {rel} |")
     return "\n".join(lines) + "\n"
+
+
+# the committed results `qsolver bench calibration` re-evaluates (their references are exact: analytic or quoted)
+CALIBRATION_RESULTS = ("harmonic_1d", "harmonic_2d", "harmonic_3d", "box_2d", "hydrogen_3d", "h2plus")
+# short fresh runs (unconverged levels, where the span's error dominates): system, steps, seeds
+CALIBRATION_RUNS = (("harmonic_1d", 300, (0, 1, 2)), ("harmonic_2d", 200, (0, 1)), ("box_2d", 200, (0, 1)),
+                    ("hydrogen_2d", 150, (0,)))
+
+
+def coverage(actual: np.ndarray, bars: np.ndarray) -> float:
+    """Fraction of levels whose actual error |E - E_exact| is at most the error bar."""
+    actual, bars = np.asarray(actual, dtype=float), np.asarray(bars, dtype=float)
+    return float(np.mean(actual <= bars)) if actual.size else float("nan")
+
+
+def bar_ratio(actual: np.ndarray, bars: np.ndarray) -> float:
+    """median(error bar) / median(actual error): 1 for bars the size of the errors, ≫ 1 for bars far too wide."""
+    median = float(np.median(np.asarray(actual, dtype=float)))
+    return float(np.median(np.asarray(bars, dtype=float))) / median if median > 0 else float("inf")
+
+
+def _level_rows(label: str, energies, diag: dict, errors, levels) -> list[dict]:
+    n = min(len(levels), len(energies))
+    return [{"case": label, "state": i, "actual": float(abs(energies[i] - levels[i])),
+             "stat": float(diag["stat_errors"][i]), "bias": float(diag["bias_errors"][i]),
+             "bound": float(diag["span_errors"][i]), "headline": float(errors[i])} for i in range(n)]
+
+
+def calibration_bench(results: Path, samples: int = 200_000, seed: int = 1, runs=CALIBRATION_RUNS,
+                      names=CALIBRATION_RESULTS, log=print) -> dict:
+    """The error bars against the exact levels: the committed results in ``results`` (:data:`CALIBRATION_RESULTS`)
+    re-evaluated on ``samples`` fresh samples, and short fresh runs (:data:`CALIBRATION_RUNS`, unconverged).
+    Per level: the actual error, the three columns (statistical, bias estimate, Kato–Temple bound) and the
+    headline ±; per case and overall: the coverage and median(bar)/median(actual) of the headline and of the old
+    bar √(stat² + bound²)."""
+    from .config import SolverConfig
+    from .hamiltonian import hamiltonian
+    from .io import load_result
+    from .references import exact_or_own
+    from .training import SPIN_SHIFT
+
+    rows = []
+    for name in names:
+        path = results / name / f"{name}.h5"
+        if not path.is_file():
+            continue
+        result = load_result(path)
+        cfg = SolverConfig(**{k: v for k, v in result.config.items() if k in SolverConfig.__dataclass_fields__})
+        cfg.eval_samples = samples
+        shift = cfg.spin_shift if cfg.spin_shift is not None else 0.0 if result.model.spin_adapted else SPIN_SHIFT
+        est = evaluate(result.model, result.system, cfg, torch.Generator().manual_seed(seed), torch.float64,
+                       hamiltonian(result.system, shift))
+        levels = np.asarray(exact_or_own(result.system, result.n_states).energies, dtype=float)
+        n = result.n_states
+        rows += _level_rows(f"{name} (committed)", est["energies"][:n], est["diagnostics"], est["errors"][:n], levels)
+        log(f"{name}: re-evaluated")
+    for name, steps, seeds in runs:
+        for s in seeds:
+            result = solve(name, steps=steps, seed=s, progress=False, threads=1)
+            levels = np.asarray(exact_or_own(result.system, result.n_states).energies, dtype=float)
+            rows += _level_rows(f"{name} ({steps} steps)", result.energies, result.diagnostics, result.errors, levels)
+            log(f"{name}, {steps} steps, seed {s}: done")
+    return calibration_summary(rows, samples=samples, seed=seed)
+
+
+def calibration_summary(rows: list[dict], **meta) -> dict:
+    """Coverage and bar/actual ratios of the headline and the old bar per case and over all levels."""
+    def stats(part: list[dict]) -> dict:
+        actual = np.array([r["actual"] for r in part])
+        new = np.array([r["headline"] for r in part])
+        old = np.hypot([r["stat"] for r in part], np.nan_to_num([r["bound"] for r in part], nan=np.inf))
+        return {"levels": len(part), "coverage": coverage(actual, new), "ratio": bar_ratio(actual, new),
+                "old_coverage": coverage(actual, old), "old_ratio": bar_ratio(actual, old)}
+
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    return {**meta, "torch": torch.__version__, "rows": rows,
+            "cases": {c: stats([r for r in rows if r["case"] == c]) for c in cases}, "all": stats(rows)}
+
+
+def calibration_markdown(summary: dict) -> str:
+    """The table of :func:`calibration_bench`."""
+    lines = ["# Error bars against the exact levels", "",
+             "Coverage: fraction of levels with |E - E_exact| ≤ the bar; ratio: median(bar) / median(|E - E_exact|) "
+             "per case. New: the headline ± (qsolver.estimation.headline_errors); old: √(stat² + bound²), the bar "
+             f"before. Committed results re-evaluated on {summary.get('samples')} fresh samples (seed "
+             f"{summary.get('seed')}); short runs: fresh solves of the shipped systems with few steps (unconverged). "
+             "Made by `qsolver bench calibration`.", "",
+             "| case | levels | coverage (new) | ratio (new) | coverage (old) | ratio (old) |",
+             "|:---|---:|---:|---:|---:|---:|"]
+    for case, s in [*summary["cases"].items(), ("**all**", summary["all"])]:
+        lines.append(f"| {case} | {s['levels']} | {s['coverage']:.0%} | {s['ratio']:.1f} | {s['old_coverage']:.0%} | "
+                     f"{s['old_ratio']:.1f} |")
+    return "\n".join(lines) + "\n"

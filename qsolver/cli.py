@@ -338,6 +338,11 @@ def cmd_bench(args) -> int:
         return _bench_laplacian(args, out)
     if args.what == "strengths":
         return _bench_strengths(args, out)
+    if args.what == "calibration":
+        from . import bench
+        summary = bench.calibration_bench(Path(args.results), args.samples, args.seed or 1)
+        _write_bench(summary, bench.calibration_markdown(summary), out / "calibration")
+        return 0
     if not args.system:
         raise InputError(f"'qsolver bench {args.what}' needs a SYSTEM", field="SYSTEM")
     system = load_system(args.system)
@@ -561,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "against the number of states), 'scaling' (data-parallel ranks with torchrun), 'seeds' (errors and "
                        "flagged runs over seeds), 'memory' (the memory estimate against measured peak RSS), 'strengths' "
                        "(oscillator strengths of the committed results against exact values)")
-    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds", "memory", "strengths"])
+    p.add_argument("what", choices=["laplacian", "accuracy", "steps", "scaling", "seeds", "memory", "strengths",
+                                     "calibration"])
     p.add_argument("system", nargs="?", help="system file or shipped name (accuracy)")
     p.add_argument("--budget", type=float, default=600.0, help="training seconds per preset (accuracy)")
     p.add_argument("--keep", action="store_true", help="accuracy: also save the default preset's result and report "

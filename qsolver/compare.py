@@ -45,13 +45,14 @@ class Comparison:
     def to_markdown(self) -> str:
         lines = [f"# {self.system}: NeuralSVD against {', '.join(self.labels)}", "", *self.notes, ""]
         closer = [k for k in self.states[0] if k.startswith("closer_")]
-        head = ["state", "group", "E (NeuralSVD)", "±"]
+        head = ["state", "group", "E (NeuralSVD)", "±", "stat.", "bias", "bound"]
         for label in self.labels:
             head += [f"E ({label})", "±", "ΔE", "z"]
         head += [f"closer to {self.exact}: NeuralSVD or {k[7:]} (abs. differences)" for k in closer]
         lines += [_row(head), _row(["---:"] * len(head))]
         for r in self.states:
-            cells = [r["state"], r["group"], _f(r["energy"]), _e(r["error"])]
+            cells = [r["state"], r["group"], _f(r["energy"]), _e(r["error"]), _e(r["stat_error"], ".1e"),
+                     _e(r["bias_error"], ".1e"), _e(r["bound"], ".1e")]
             for label in self.labels:
                 cells += [_f(r[f"E_{label}"]), _e(r[f"error_{label}"]), _e(r[f"dE_{label}"], "+.2e"),
                           _e(r[f"z_{label}"], ".1f")]
@@ -96,6 +97,13 @@ def _f(value: float | None, spec: str = ".8f") -> str:
 
 def _e(value: float | None, spec: str = ".2e") -> str:
     return "—" if value is None else format(value, spec)
+
+
+def _finite_or_none(values, n: int) -> list[float | None]:
+    """A stored per-state diagnostic as floats, None where absent or not finite (results saved before it existed)."""
+    if values is None:
+        return [None] * n
+    return [float(v) if v is not None and np.isfinite(v) else None for v in list(values)[:n]]
 
 
 def level_errors(ref: Reference) -> np.ndarray:
@@ -161,9 +169,13 @@ def compare(result: Result, references: list[Reference], labels: list[str] | Non
                 for g in ref_groups[: cover[first]]}
 
     exact = next((label for label in EXACT_LABELS if label in labels), None)
+    columns = {key: _finite_or_none(result.diagnostics.get(key), n) for key in ("stat_errors", "bias_errors",
+                                                                                  "span_errors")}
     rows = []
     for i in range(n):
-        row = {"state": i, "group": int(groups[i]), "energy": float(e[i]), "error": float(err[i])}
+        row = {"state": i, "group": int(groups[i]), "energy": float(e[i]), "error": float(err[i]),
+               "stat_error": columns["stat_errors"][i], "bias_error": columns["bias_errors"][i],
+               "bound": columns["span_errors"][i]}
         for label, ref in zip(labels, references):
             has = i < len(ref.energies)
             level = float(ref.energies[i]) if has else None

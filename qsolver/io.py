@@ -359,7 +359,8 @@ def _typed(value: Any, annotation: str) -> Any:
 
 # The diagnostics that validate, compare and the command line read back, with the JSON form each must have when
 # present ("states": one number or null per state); other keys are kept as stored.
-DIAGNOSTICS = {"stat_errors": "states", "residuals": "states", "span_errors": "states", "ess_fraction": "numbers",
+DIAGNOSTICS = {"stat_errors": "states", "residuals": "states", "span_errors": "states", "bias_errors": "states",
+               "ess_fraction": "numbers",
                "spin_squared": "states", "spin_squared_errors": "states",
                "gram_deviation": "number", "raw_gram_deviation": "number", "train_seconds": "number",
                "eval_seconds": "number", "steps_done": "count", "skipped_steps": "count", "eval_samples": "count",

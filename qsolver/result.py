@@ -22,8 +22,9 @@ WAVEFUNCTION_CHUNK = 4096
 class Result:
     """Energies (hartree, ascending) with error bars, and the learned states.
 
-    ``errors`` = √(stat² + span²): the jackknife standard error of the Monte Carlo estimate and the
-    Kato–Temple estimate σ²/Δ of how far the learned span puts each level too high (both in ``diagnostics``).
+    ``errors`` = 2 √(stat² + bias²): the jackknife standard error of the Monte Carlo estimate and the estimated
+    remaining error of the learned span; ``diagnostics`` holds both and the Kato–Temple bound σ²/Δ (``span_errors``).
+    Files saved before the bias column have ``errors`` = √(stat² + span²) and no ``bias_errors``.
 
     State i is φ_i(x) = Σ_m ψ_m(x) C_mi, with ψ the trained networks and C the Rayleigh–Ritz vectors;
     the φ_i are normalised to ∫ φ_i² dx = 1 (up to Monte Carlo error) and their signs are arbitrary.

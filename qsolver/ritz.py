@@ -105,3 +105,33 @@ def not_eigenstates(energies: np.ndarray, residuals: np.ndarray) -> list[int]:
         return []
     scale = spectrum_scale(e)
     return [int(i) for i in np.flatnonzero(finite & np.isfinite(sigma) & (sigma > RESIDUAL_LIMIT * scale))]
+
+
+def denoised_residuals(s_blocks: np.ndarray, h_blocks: np.ndarray, h2_blocks: np.ndarray) -> np.ndarray:
+    """σ_i² = ‖(H - E_i)φ_i‖² with the sampling noise's share removed (hartree²; ≥ 0, nan where not finite).
+
+    The Ritz vectors fitted to N samples mix in other states of the span by O(N^(-1/2)), which adds O(1/N) to the
+    measured σ² (:func:`residual_norms`): in converged runs it is most of it (σ shrinks as the samples grow). The
+    delete-one-block jackknife removes the 1/N term: n σ²(all) - (n - 1) mean_b σ²(without block b). What is left
+    is the part of Hφ outside the span, which is what the span's error is made of."""
+    n = s_blocks.shape[0]
+    s_all, h_all, h2_all = s_blocks.sum(0), h_blocks.sum(0), h2_blocks.sum(0)
+
+    def sigma2(s, h, h2):
+        sol = rayleigh_ritz(s, h)
+        return residual_norms(sol, s, h, h2) ** 2
+
+    full = sigma2(s_all / n, h_all / n, h2_all / n)
+    reps = np.stack([sigma2((s_all - s_blocks[b]) / (n - 1), (h_all - h_blocks[b]) / (n - 1),
+                            (h2_all - h2_blocks[b]) / (n - 1)) for b in range(n)])
+    return np.maximum(n * full - (n - 1) * reps.mean(0), 0.0)
+
+
+def bias_errors(energies: np.ndarray, sigma2: np.ndarray, residuals: np.ndarray,
+                threshold: float | None = None) -> np.ndarray:
+    """Estimate of how far each Ritz value lies above its level from the de-noised residual
+    (:func:`denoised_residuals`): the Kato–Temple σ²/Δ of :func:`span_errors` with σ² de-noised, Δ from the
+    measured residuals as there (hartree; nan where not finite)."""
+    span = span_errors(energies, residuals, threshold)
+    ratio = np.where(residuals > 0, sigma2 / np.where(residuals > 0, residuals, 1.0) ** 2, 0.0)
+    return np.minimum(span * ratio, span)

@@ -183,7 +183,7 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     estimate = evaluate(model, system, cfg, state.generator, problem.eval_dtype, problem.hamiltonian,
                         comm=problem.comm)
     n, diag = cfg.states, estimate["diagnostics"]
-    for key in ("stat_errors", "residuals", "span_errors", "spin_squared", "spin_squared_errors"):
+    for key in ("stat_errors", "residuals", "span_errors", "bias_errors", "spin_squared", "spin_squared_errors"):
         if key in diag:                                              # report the lowest `states` of the trained span
             diag[key] = diag[key][:n]
     hist = {k: np.asarray(v, dtype=float) for k, v in state.history.items()}

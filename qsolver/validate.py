@@ -39,18 +39,21 @@ class Validation:
         ref = self.reference
         lines = [f"# {self.system}: NeuralSVD against {ref.method}", "",
                  *(f"**FLAGGED**: {m}" for m in self.check.messages()), *([""] if self.check.flagged else []),
-                 "Energies in hartree; ± combines the jackknife standard error with the Kato–Temple estimate σ²/Δ of "
-                 "the learned span's error (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; conservative); "
-                 "stat. is the jackknife part alone; z = |E - E_ref| / ±.", "",
-                 "| state | spin | status | group | E (NeuralSVD) | ± | stat. | E_ref | abs. error | rel. error | z |",
-                 "|---:|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "Energies in hartree; ± is the headline uncertainty, built from stat. (the jackknife standard error "
+                 "of the Monte Carlo estimate) and bias (the estimated remaining error of the learned span); bound is "
+                 "the Kato–Temple/Weinstein σ²/Δ (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level), an upper "
+                 "limit on that error, usually far above it (docs/comparing.md); z = |E - E_ref| / ±.", "",
+                 "| state | spin | status | group | E (NeuralSVD) | ± | stat. | bias | bound | E_ref | abs. error | "
+                 "rel. error | z |",
+                 "|---:|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in self.states:
             matched = r["reference"] is not None
             ref_cells = (f"{r['reference']:.8f} | {r['abs_error']:.2e} | {r['rel_error']:.2e} | {r['z']:.1f}"
                          if matched else "— | — | — | —")
             group = r["group"] if matched else "—"
             lines.append(f"| {r['state']} | {r['spin']} | {r['status']} | {group} | {r['energy']:.8f} | "
-                         f"{r['error']:.2e} | {r['stat_error']:.1e} | {ref_cells} |")
+                         f"{r['error']:.2e} | {r['stat_error']:.1e} | {_cell(r['bias_error'])} | {_cell(r['bound'])} | "
+                         f"{ref_cells} |")
         lines += ["", "| group | level E_ref | states | mean E | spread | mean rel. error | max rel. error |",
                   "|---:|---:|---:|---:|---:|---:|---:|"]
         for g in self.groups:
@@ -112,9 +115,10 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
     rel_err = abs_err / np.abs(levels)
     diag = result.diagnostics
     stat = np.asarray(diag.get("stat_errors", err), dtype=float)
+    bias, bound = (_per_state(diag.get(key), n) for key in ("bias_errors", "span_errors"))
     status = state_status(e, stat, threshold)
     spin = SPIN_LABELS.get(system.spin, f"2S = {system.spin}")
-    rows = _state_rows(e, err, stat, status, spin, levels, groups)
+    rows = _state_rows(e, err, stat, bias, bound, status, spin, levels, groups)
     bound = status.count("bound") if threshold is not None and np.isfinite(threshold) else None
     check = check_levels(result, ref, threshold)
     summary = {**_error_summary(abs_err, rel_err, err[:m], stat[:m]), **_run_summary(diag),
@@ -133,14 +137,25 @@ def _matched_levels(reference: Reference, n: int, threshold: float | None) -> np
     return np.asarray(reference.energies[:m], dtype=float)
 
 
-def _state_rows(e: np.ndarray, err: np.ndarray, stat: np.ndarray, status: list[str], spin: str, levels: np.ndarray,
-                groups: np.ndarray) -> list[dict]:
+def _cell(value: float | None) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{value:.1e}"
+
+
+def _per_state(values, n: int) -> list[float | None]:
+    """A stored per-state diagnostic as floats (None where absent: results saved before it existed)."""
+    if values is None:
+        return [None] * n
+    return [None if v is None else float(v) for v in values]
+
+
+def _state_rows(e: np.ndarray, err: np.ndarray, stat: np.ndarray, bias: list, bound: list, status: list[str], spin: str,
+                levels: np.ndarray, groups: np.ndarray) -> list[dict]:
     """One row per state: its energy and error bars, and where a level matches it, the level and the errors."""
     rows = []
     for i in range(len(e)):
         row = {"state": i, "spin": spin, "status": status[i], "group": int(groups[i]) if i < len(levels) else None,
                "energy": float(e[i]), "error": float(err[i]), "stat_error": float(stat[i]),
-               "reference": None, "abs_error": None, "rel_error": None, "z": None}
+               "bias_error": bias[i], "bound": bound[i], "reference": None, "abs_error": None, "rel_error": None, "z": None}
         if i < len(levels):
             abs_err = abs(e[i] - levels[i])
             row.update(reference=float(levels[i]), abs_error=float(abs_err), rel_error=float(abs_err / abs(levels[i])),
