@@ -181,3 +181,55 @@ def test_bad_charge_or_spin_names_the_field(table, field, request):
     assert err.value.field == field and err.value.source == "m.toml"
     if "electrons" in request.node.callspec.id:
         assert "1 to 10 electrons" in str(err.value)
+
+
+# ------------------------------------------------------------------------ three and more electrons: spin sectors
+
+def beryllium_rhf_fci(basis: str, roots: int) -> list[tuple[float, float]]:
+    """(E, ⟨S²⟩) of Be's lowest M_S = 0 roots by PySCF's own FCI over RHF orbitals (every spin, unfiltered)."""
+    from pyscf import fci, gto, scf
+
+    mol = gto.M(atom="Be 0 0 0", unit="bohr", basis=basis, verbose=0)
+    solver = fci.FCI(scf.RHF(mol).run())
+    solver.nroots = roots
+    energies, vectors = solver.kernel()
+    return [(e, fci.spin_op.spin_square0(v, mol.nao, mol.nelec)[0]) for e, v in zip(energies, vectors)]
+
+
+# Be in cc-pVDZ from PySCF's own FCI over RHF orbitals (beryllium_rhf_fci("cc-pvdz", 7)), hartree: 2s² ¹S, 2s2p ³P, 2s2p ¹P
+BE_CC_PVDZ = {"1S": -14.61740951, "3P": -14.51630276, "1P": -14.41065342}
+
+
+def beryllium_levels(basis: str, spin: int, n: int) -> np.ndarray:
+    atom = Molecule(["Be"], [4], [[0.0, 0.0, 0.0]], spin=spin)
+    return pyscf_ref.many_electron_levels(atom, 0.5, basis, n, spin)["energies"]
+
+
+def test_beryllium_spin_sectors_hold_their_own_p_levels_three_times():
+    """Be: the M_S = 0 space holds the 2s2p ³P below the 2s2p ¹P. A spin = 2 run returns ³P (three equal levels),
+    a spin = 0 run 2s² ¹S and then ¹P three times, never ³P. In 6-31G (H diagonalised whole) both equal PySCF's own
+    FCI over RHF orbitals with its roots labelled by ⟨S²⟩ (another route: other orbitals, no spin filter)."""
+    triplets, singlets = beryllium_levels("6-31g", 2, 3), beryllium_levels("6-31g", 0, 4)
+    np.testing.assert_allclose(triplets, triplets[0], rtol=0, atol=1e-9)          # ³P: three components
+    np.testing.assert_allclose(singlets[1:], singlets[1], rtol=0, atol=1e-9)      # ¹P: three components
+    assert singlets[0] < triplets[0] - 0.05 and singlets[1] > triplets[0] + 0.05  # ¹S < ³P < ¹P, ³P absent
+    reference = beryllium_rhf_fci("6-31g", 7)                                       # ¹S, ³P ×3, ¹P ×3
+    assert [round(s2) for _, s2 in reference] == [0, 2, 2, 2, 0, 0, 0], reference
+    np.testing.assert_allclose(triplets, [e for e, s2 in reference if round(s2) == 2], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(singlets, [e for e, s2 in reference if round(s2) == 0], rtol=0, atol=1e-9)
+
+
+def test_beryllium_spin_sectors_by_davidson_with_the_spin_penalty():
+    """The same in cc-pVDZ (5096 triplet and 8281 singlet determinants: PySCF's Davidson solver on H + λ(S² - S(S+1))):
+    ³P three times at spin 2; ¹S and ¹P three times at spin 0, the ³P lifted out of the four roots asked for."""
+    triplets, singlets = beryllium_levels("cc-pvdz", 2, 3), beryllium_levels("cc-pvdz", 0, 4)
+    np.testing.assert_allclose(triplets, [BE_CC_PVDZ["3P"]] * 3, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(singlets, [BE_CC_PVDZ["1S"]] + [BE_CC_PVDZ["1P"]] * 3, rtol=0, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_beryllium_cc_pvdz_constants_come_from_pyscfs_own_fci():
+    reference = beryllium_rhf_fci("cc-pvdz", 7)
+    assert [round(s2) for _, s2 in reference] == [0, 2, 2, 2, 0, 0, 0], reference
+    expected = [BE_CC_PVDZ["1S"]] + [BE_CC_PVDZ["3P"]] * 3 + [BE_CC_PVDZ["1P"]] * 3
+    np.testing.assert_allclose([e for e, _ in reference], expected, rtol=0, atol=1e-7)
