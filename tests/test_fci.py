@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 import qsolver.references.pyscf as pyscf_ref
 from qsolver import InputError
@@ -219,9 +220,36 @@ def test_beryllium_spin_sectors_hold_their_own_p_levels_three_times():
     np.testing.assert_allclose(singlets, [e for e, s2 in reference if round(s2) == 0], rtol=0, atol=1e-9)
 
 
-def test_beryllium_spin_sectors_by_davidson_with_the_spin_penalty():
-    """The same in cc-pVDZ (5096 triplet and 8281 singlet determinants: PySCF's Davidson solver on H + λ(S² - S(S+1))):
-    ³P three times at spin 2; ¹S and ¹P three times at spin 0, the ³P lifted out of the four roots asked for."""
+# Be in 6-31+G, triplets: the whole M_S = 1 space (3718 determinants) diagonalised
+# (test_beryllium_6_31pg_constants_come_from_the_whole_space), hartree
+BE_631PG = {"3P": -14.5106182, "3S": -14.3789145, "3P'": -14.3424035}
+
+
+def test_davidson_finds_every_symmetry_species_and_lifts_the_other_spins():
+    """Be in 6-31+G by PySCF's Davidson solver. Triplets: 2s2p ³P ×3 and then 2s3s ³S, as the whole determinant
+    space gives them; PySCF's single-determinant guesses alone hold no ³S component, and 4 roots then skip it for
+    2s3p ³P (-14.3424). Singlets: 2s² ¹S and then 2s2p ¹P, the ³P lifted out of the roots by the spin penalty."""
+    triplets = beryllium_levels("6-31+g", 2, 4)
+    np.testing.assert_allclose(triplets, [BE_631PG["3P"]] * 3 + [BE_631PG["3S"]], rtol=0, atol=1e-7)
+    singlets = beryllium_levels("6-31+g", 0, 2)
+    assert singlets[0] < triplets[0] - 0.05 and singlets[1] > triplets[0] + 0.05
+
+
+@pytest.mark.slow
+def test_beryllium_6_31pg_constants_come_from_the_whole_space():
+    from pyscf import ao2mo, fci
+
+    atom = Molecule(["Be"], [4], [[0.0, 0.0, 0.0]], spin=2)
+    mol = pyscf_ref._mole(atom, 0.5, "6-31+g", None)
+    energies, orbitals = pyscf_ref.core_orbitals(mol, 0.5)
+    _, whole = fci.direct_spin1.pspace(np.diag(energies), ao2mo.kernel(mol, orbitals), len(energies), (3, 1), np=3718)
+    exact = scipy.linalg.eigvalsh(whole, subset_by_index=[0, 4])   # quintets lie far above
+    expected = [BE_631PG["3P"]] * 3 + [BE_631PG["3S"], BE_631PG["3P'"]]
+    np.testing.assert_allclose(exact, expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_beryllium_spin_sectors_by_davidson_in_cc_pvdz():
     triplets, singlets = beryllium_levels("cc-pvdz", 2, 3), beryllium_levels("cc-pvdz", 0, 4)
     np.testing.assert_allclose(triplets, [BE_CC_PVDZ["3P"]] * 3, rtol=0, atol=1e-7)
     np.testing.assert_allclose(singlets, [BE_CC_PVDZ["1S"]] + [BE_CC_PVDZ["1P"]] * 3, rtol=0, atol=1e-7)
