@@ -62,6 +62,10 @@ DENSE_DETERMINANTS = 2000
 # ~CONV_RESIDUAL² / gap of the converged ones, far below 1e-9 hartree for gaps ≳ 1e-4
 CONV_TOL = 1e-12
 CONV_RESIDUAL = 1e-7
+# Davidson iterations and subspace size per root (PySCF's defaults, 100 and 12, left Be's five singlets in aug-cc-pVDZ
+# unconverged)
+MAX_CYCLE = 400
+MAX_SPACE = 24
 # λ (hartree) of the penalty λ(S² - S(S+1)) added to H in the Davidson solver: it moves every level of spin S' > S
 # up by λ(S'(S'+1) - S(S+1)) ≥ 2λ(S+1) and leaves the levels of spin S exact (S² commutes with H in the full
 # determinant space), so n roots are n levels of spin S instead of a doubling search through the higher spins
@@ -250,6 +254,7 @@ def determinant_levels(h1: np.ndarray, eri: np.ndarray, norb: int, nelec: tuple[
         return energies[list(itertools.islice(keep, n))]
     solver = fci.direct_spin1.FCI()
     solver.conv_tol, solver.conv_tol_residual, solver.verbose = CONV_TOL, CONV_RESIDUAL, 0
+    solver.max_cycle, solver.max_space = MAX_CYCLE, MAX_SPACE
     fci.addons.fix_spin_(solver, shift=SPIN_PENALTY, ss=s * (s + 1))
     roots, found, whole = n, [], False
     guess = _noisy_guess(solver.get_init_guess(norb, nelec, roots, solver.make_hdiag(h1, eri, norb, nelec)))
