@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 import qsolver.references.pyscf as pyscf_ref
 from qsolver import InputError
@@ -181,3 +182,82 @@ def test_bad_charge_or_spin_names_the_field(table, field, request):
     assert err.value.field == field and err.value.source == "m.toml"
     if "electrons" in request.node.callspec.id:
         assert "1 to 10 electrons" in str(err.value)
+
+
+# ------------------------------------------------------------------------ three and more electrons: spin sectors
+
+def beryllium_rhf_fci(basis: str, roots: int) -> list[tuple[float, float]]:
+    """(E, ⟨S²⟩) of Be's lowest M_S = 0 roots by PySCF's own FCI over RHF orbitals (every spin, unfiltered)."""
+    from pyscf import fci, gto, scf
+
+    mol = gto.M(atom="Be 0 0 0", unit="bohr", basis=basis, verbose=0)
+    solver = fci.FCI(scf.RHF(mol).run())
+    solver.nroots = roots
+    energies, vectors = solver.kernel()
+    return [(e, fci.spin_op.spin_square0(v, mol.nao, mol.nelec)[0]) for e, v in zip(energies, vectors)]
+
+
+# Be in cc-pVDZ from PySCF's own FCI over RHF orbitals (beryllium_rhf_fci("cc-pvdz", 7)), hartree: 2s² ¹S, 2s2p ³P, 2s2p ¹P
+BE_CC_PVDZ = {"1S": -14.61740951, "3P": -14.51630276, "1P": -14.41065342}
+
+
+def beryllium_levels(basis: str, spin: int, n: int) -> np.ndarray:
+    atom = Molecule(["Be"], [4], [[0.0, 0.0, 0.0]], spin=spin)
+    return pyscf_ref.many_electron_levels(atom, 0.5, basis, n, spin)["energies"]
+
+
+def test_beryllium_spin_sectors_hold_their_own_p_levels_three_times():
+    """Be: the M_S = 0 space holds the 2s2p ³P below the 2s2p ¹P. A spin = 2 run returns ³P (three equal levels),
+    a spin = 0 run 2s² ¹S and then ¹P three times, never ³P. In 6-31G (H diagonalised whole) both equal PySCF's own
+    FCI over RHF orbitals with its roots labelled by ⟨S²⟩ (another route: other orbitals, no spin filter)."""
+    triplets, singlets = beryllium_levels("6-31g", 2, 3), beryllium_levels("6-31g", 0, 4)
+    np.testing.assert_allclose(triplets, triplets[0], rtol=0, atol=1e-9)          # ³P: three components
+    np.testing.assert_allclose(singlets[1:], singlets[1], rtol=0, atol=1e-9)      # ¹P: three components
+    assert singlets[0] < triplets[0] - 0.05 and singlets[1] > triplets[0] + 0.05  # ¹S < ³P < ¹P, ³P absent
+    reference = beryllium_rhf_fci("6-31g", 7)                                       # ¹S, ³P ×3, ¹P ×3
+    assert [round(s2) for _, s2 in reference] == [0, 2, 2, 2, 0, 0, 0], reference
+    np.testing.assert_allclose(triplets, [e for e, s2 in reference if round(s2) == 2], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(singlets, [e for e, s2 in reference if round(s2) == 0], rtol=0, atol=1e-9)
+
+
+# Be in 6-31+G, triplets: the whole M_S = 1 space (3718 determinants) diagonalised
+# (test_beryllium_6_31pg_constants_come_from_the_whole_space), hartree
+BE_631PG = {"3P": -14.5106182, "3S": -14.3789145, "3P'": -14.3424035}
+
+
+def test_davidson_finds_every_symmetry_species_and_lifts_the_other_spins():
+    """Be in 6-31+G by PySCF's Davidson solver. Triplets: 2s2p ³P ×3 and then 2s3s ³S, as the whole determinant
+    space gives them; PySCF's single-determinant guesses alone hold no ³S component, and 4 roots then skip it for
+    2s3p ³P (-14.3424). Singlets: 2s² ¹S and then 2s2p ¹P, the ³P lifted out of the roots by the spin penalty."""
+    triplets = beryllium_levels("6-31+g", 2, 4)
+    np.testing.assert_allclose(triplets, [BE_631PG["3P"]] * 3 + [BE_631PG["3S"]], rtol=0, atol=1e-7)
+    singlets = beryllium_levels("6-31+g", 0, 2)
+    assert singlets[0] < triplets[0] - 0.05 and singlets[1] > triplets[0] + 0.05
+
+
+@pytest.mark.slow
+def test_beryllium_6_31pg_constants_come_from_the_whole_space():
+    from pyscf import ao2mo, fci
+
+    atom = Molecule(["Be"], [4], [[0.0, 0.0, 0.0]], spin=2)
+    mol = pyscf_ref._mole(atom, 0.5, "6-31+g", None)
+    energies, orbitals = pyscf_ref.core_orbitals(mol, 0.5)
+    _, whole = fci.direct_spin1.pspace(np.diag(energies), ao2mo.kernel(mol, orbitals), len(energies), (3, 1), np=3718)
+    exact = scipy.linalg.eigvalsh(whole, subset_by_index=[0, 4])   # quintets lie far above
+    expected = [BE_631PG["3P"]] * 3 + [BE_631PG["3S"], BE_631PG["3P'"]]
+    np.testing.assert_allclose(exact, expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_beryllium_spin_sectors_by_davidson_in_cc_pvdz():
+    triplets, singlets = beryllium_levels("cc-pvdz", 2, 3), beryllium_levels("cc-pvdz", 0, 4)
+    np.testing.assert_allclose(triplets, [BE_CC_PVDZ["3P"]] * 3, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(singlets, [BE_CC_PVDZ["1S"]] + [BE_CC_PVDZ["1P"]] * 3, rtol=0, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_beryllium_cc_pvdz_constants_come_from_pyscfs_own_fci():
+    reference = beryllium_rhf_fci("cc-pvdz", 7)
+    assert [round(s2) for _, s2 in reference] == [0, 2, 2, 2, 0, 0, 0], reference
+    expected = [BE_CC_PVDZ["1S"]] + [BE_CC_PVDZ["3P"]] * 3 + [BE_CC_PVDZ["1P"]] * 3
+    np.testing.assert_allclose([e for e, _ in reference], expected, rtol=0, atol=1e-7)
