@@ -68,3 +68,14 @@ def test_analytic_reference_dispatch_and_refusal():
 
     with pytest.raises(InputError, match="no closed-form"):
         analytic_reference(h2, 4)
+
+
+def test_benchmarks_measure_against_literature_only_where_it_quotes_every_state():
+    # a file quoting its ground level only (as beryllium does) is measured against its own kind for more states
+    from qsolver.references import exact_or_own
+    from qsolver.system import System
+
+    system = System("osc", dimension=1, potential={"kind": "harmonic", "omega": 1.0}, reference="analytic",
+                    reference_options={"literature": {"source": "s", "levels": [0.5], "precision": 0.0}})
+    assert exact_or_own(system, 1).kind == "literature"
+    assert np.allclose(exact_or_own(system, 3).energies[:3], [0.5, 1.5, 2.5])      # ω(n + ½), analytic

@@ -48,8 +48,10 @@ def reference(system: System | str | Path, n_states: int, kind: str | None = Non
 
 def exact_or_own(system: System, n_states: int) -> Reference:
     """The levels benchmarks measure against: those the system file quotes from the literature (exact) when it
-    has them, else its own reference kind; InputError when they are fewer than ``n_states``."""
-    quoted = "literature" in system.reference_options
+    quotes all ``n_states`` of them (beryllium quotes its ground level only), else its own reference kind;
+    InputError when they are fewer than ``n_states``."""
+    table = system.reference_options.get("literature")
+    quoted = isinstance(table, dict) and len(table.get("levels", [])) >= n_states
     ref = reference(system, n_states, "literature" if quoted else None)
     if len(ref.energies) < n_states:
         raise InputError(f"the reference gives {len(ref.energies)} levels for {n_states} states", source=system.source,
