@@ -61,9 +61,11 @@ def exact_or_own(system: System, n_states: int) -> Reference:
 
 def system_reference(system: System, n: int) -> Reference | None:
     """The reference that ``qsolver solve`` stores and validates against: the system's own ``[reference]``
-    kind when it is analytic, PySCF (cached) or the two-particle trap (a second), else None. One-particle grid
-    references, which can take minutes, are made on request only (``qsolver compare --reference grid``)."""
-    if system.reference not in ("analytic", "pyscf") and not (system.reference == "grid" and system.particles == 2):
+    kind when it is analytic, quoted from the literature, PySCF (cached) or the two-particle trap (a second), else
+    None. One-particle grid references, which can take minutes, are made on request only (``qsolver compare
+    --reference grid``)."""
+    if system.reference not in ("analytic", "literature", "pyscf") and \
+            not (system.reference == "grid" and system.particles == 2):
         return None
     try:
         return reference(system, n)
