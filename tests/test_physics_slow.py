@@ -91,6 +91,7 @@ def test_harmonium_against_the_separated_spectrum():
 
 
 def solved(name):
+    """A shipped system and its result with the package defaults."""
     system = qsolver.load_system(name)
     result = qsolver.solve(system, progress=False)
     return system, result
