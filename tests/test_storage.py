@@ -244,9 +244,13 @@ def test_committed_results_without_checksums_still_load():
     paths = sorted(glob.glob(str(REPO / "results" / "*" / "*.h5")))
     if not paths:
         pytest.skip("no committed results in this checkout")
-    for path in paths[:3]:
+    old = []
+    for path in paths:
         with h5py.File(path) as f:
-            assert "checksums" not in f.attrs
+            if "checksums" not in f.attrs:          # written before results format 2
+                old.append(path)
+    assert old, "every committed result has checksums: nothing left to test the old format on"
+    for path in old[:3]:
         assert load_result(path).n_states >= 1
 
 
