@@ -154,7 +154,6 @@ def _rescue(result, reference, out: Path, checkpoint: Path, failure: Exception) 
 
 
 def cmd_solve(args) -> int:
-    from .references import check_basis_names
     from .solver import resolve_config, solve
     from .system import load_system
 
@@ -174,7 +173,6 @@ def cmd_solve(args) -> int:
             settings[key] = getattr(args, key)
     # check the settings before anything is created on disk
     cfg = resolve_config(system, **settings)
-    check_basis_names(system)
     out = Path(args.out) if args.out else Path("results") / system.name / f"{system.name}.h5"
     if out.suffix not in (".h5", ".hdf5"):
         raise InputError("output file must end in .h5 or .hdf5", source=str(out), field="--out")

@@ -10,6 +10,7 @@ and symmetric under exchange).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -177,6 +178,7 @@ class IndependentElectrons:
         return self.density.log_prob(x.reshape(-1, x.shape[-1])).reshape(x.shape[:2]).sum(1)
 
 
+@functools.lru_cache(maxsize=16)   # asked for at every step's log-density
 def _permutations(n: int, device) -> torch.Tensor:
     """All n! orderings of range(n), (n!, n)."""
     return torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long, device=device).reshape(-1, n)

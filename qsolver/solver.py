@@ -45,7 +45,8 @@ CHECKPOINT_EVERY = 300.0      # seconds of training between checkpoints, when a 
 
 
 def resolve_config(system: System, **overrides) -> SolverConfig:
-    """Package defaults, then the system's [solver] table, then the non-None overrides; checked as a whole."""
+    """Package defaults, then the system's [solver] table, then the non-None overrides; checked as a whole, with the
+    reference's basis names (refused now, not by the reference made after training)."""
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if cfg.damping is None:                         # the network kind's own default
@@ -54,6 +55,7 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
         except ValueError as exc:
             raise InputError(str(exc), source=system.source, field="network") from None
     check_settings(cfg, system.source, prefix=None)
+    check_basis_names(system)
     return cfg
 
 
@@ -123,7 +125,6 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
     _check_arguments(dict(states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings),
                      checkpoint_every, checkpoint, resume)
     cfg = resolve_config(system, states=n_states, steps=steps, seed=seed, device=device, dtype=dtype, **settings)
-    check_basis_names(system)     # refused now, not by the reference made after training
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     problem = make_problem(system, cfg, current() if comm is None else comm)
