@@ -27,7 +27,9 @@ class SolverConfig:
     layers: int = 2               # hidden layers of each state's MLP
     activation: str = "tanh"      # "tanh", "softplus" or "silu"
     network: str = "auto"         # kind of wavefunction (qsolver.networks); "auto": the first registered kind that fits
-    determinants: int = 2         # Slater determinants per state (networks of three and more electrons)
+    determinants: int = 4         # Slater determinants per state (networks of three and more electrons)
+    jastrow: int = 16             # width of the pair-correlation MLP in the Jastrow factor (three and more
+                                  # electrons); 0: the cusp factor only
     spin_shift: float | None = None  # λ (hartree) of λ(Ŝ² - S(S+1)) in the trained operator; None: SPIN_SHIFT for
                                      # networks that are not spin-adapted by construction, else 0
     envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
@@ -92,7 +94,8 @@ POSITIVE = ("states", "steps", "batch", "determinants", "hidden", "layers", "eva
             "shift_margin", "trust", "proposal_scale")
 # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
 # and a damping
-NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping", "spin_shift")
+NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping", "spin_shift",
+                "jastrow")
 # λ of the default spin shift (hartree): it lifts a wrong-spin level by λ(S'(S'+1) - S(S+1)) ≥ 2λ, beyond the
 # valence excitations of light atoms (≲ 0.5 hartree) for which the shift matters
 SPIN_SHIFT = 1.0

@@ -67,7 +67,8 @@ def estimate(problem: Problem) -> dict[str, float]:
             return ((2 * cfg.layers + 1.0) * width + inputs) * states * (1 + 2 * coords) * n * size
         if cfg.laplacian == "hessian":
             return HESSIAN_FACTOR * states**2 * n * coords * max(width, inputs) * size
-        return (coords * (3.0 * width + inputs) + JET_VALUES * width * layout.rows) * states * n * size
+        pair = layout.pair_rows * (2 * system.dimension * 3.0 + JET_VALUES) * layout.pair_width
+        return (coords * (3.0 * width + inputs) + JET_VALUES * width * layout.rows + pair) * states * n * size
 
     parameters = states * (inputs * width + (cfg.layers - 1) * width**2 + (cfg.layers + 1) * width + 1)
     phases = {"parameters": parameters * (PARAMETER_COPIES[cfg.optimizer] * train + 2 * 8),

@@ -31,10 +31,10 @@ def _net(envelope: str, particles: int, spin: int, d: int = 3, k: int = 2) -> De
                      activation="tanh", envelope=envelope, centers=centres,
                      cusps=[3.0, 1.0] if envelope == "exponential" else [],
                      init_scales=[[0.6 + 0.05 * i for i in range(k * particles * per_orbital)]] * 3,
-                     feature_scales=[1.0, 0.8, 1.2], pair_cusps=[0.5, 0.25])
+                     feature_scales=[1.0, 0.8, 1.2], pair_cusps=[0.5, 0.25], jastrow=5)
     net = DeterminantNet(cfg, torch.Generator().manual_seed(0)).double()
-    with torch.no_grad():                       # non-zero biases, so that no term vanishes by accident
-        for b in net.biases:
+    with torch.no_grad():      # non-zero biases and pair-MLP outputs, so that no term vanishes by accident
+        for b in [*net.biases, *net.pair_biases, net.pair_weights[-1]]:
             b.normal_(generator=torch.Generator().manual_seed(1))
     return net
 
@@ -250,3 +250,28 @@ def test_many_electron_fci_agrees_with_pyscf_and_with_the_pair_space():
         nuclei = system_molecule(helium)
         np.testing.assert_allclose(many_electron_levels(nuclei, 0.5, "aug-cc-pvdz", 4, spin)["energies"],
                                    fci_levels(nuclei, 0.5, "aug-cc-pvdz", 4, spin)["energies"], atol=1e-9)
+
+
+def test_pair_correlation_leaves_the_cusps_to_the_cusp_factor():
+    """ln J has a kink of slope γ in r_ij where two electrons meet (Kato: ½ antiparallel, ¼ parallel in 3D) and none
+    at a nucleus; the pair MLP u is smooth there (features in ρ(t) = t²/(1 + t)), so the kinks, measured as the
+    second difference (f(+h) + f(-h) - 2 f(0))/h → 2 × slope, are those of the cusp factor alone."""
+    net = _net("exponential", 3, 1, 3).requires_grad_(False)
+    base = torch.tensor([[[0.4, -0.2, 0.3], [-0.7, 0.2, 0.5], [-0.5, 0.6, 0.1]]], dtype=F64)   # 0, 1: up; 2: down
+    direction = torch.tensor([0.6, 0.0, 0.8], dtype=F64)
+    h = 1e-5
+
+    def kink(moved: int, point: torch.Tensor) -> torch.Tensor:
+        values = []
+        for step in (h, -h, 0.0):
+            x = base.clone()
+            x[0, moved] = point + step * direction
+            values.append(net._log_jastrow(x, False)[:, 0])
+        return (values[0] + values[1] - 2 * values[2]) / h
+
+    anti, parallel = net.config.pair_cusps
+    assert torch.allclose(kink(1, base[0, 0]), torch.full((3,), 2 * parallel, dtype=F64), atol=1e-3)
+    assert torch.allclose(kink(2, base[0, 0]), torch.full((3,), 2 * anti, dtype=F64), atol=1e-3)
+    nucleus = torch.tensor(net.config.centers[0], dtype=F64)
+    assert kink(2, nucleus).abs().max() < 1e-3
+    assert net.pair_weights[-1].abs().max() > 0           # the MLP takes part

@@ -75,11 +75,14 @@ class Network(Protocol):
 @dataclass(frozen=True)
 class Layout:
     """What the memory estimate needs of a network: passes per sample (each a row of the Jacobian factors), the
-    first layer's input width F, and the MLP rows per pass (one per particle where each particle passes alone)."""
+    first layer's input width F, the MLP rows per pass (one per particle where each particle passes alone), and the
+    rows and width of a pair MLP (one row per particle pair, its jets over the pair's 2d coordinates)."""
 
     copies: int
     input_width: int
     rows: int = 1
+    pair_rows: int = 0
+    pair_width: int = 0
 
 
 @runtime_checkable

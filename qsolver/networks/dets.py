@@ -9,8 +9,10 @@ Each state l is
 with orbitals φ_lki(x) = g_lki(s_l u(x)) e_lki(x): one MLP per state maps an electron's features u (its offsets from
 the centres and their lengths, in the state's length unit 1/s_l) to the orbitals of all K determinants, and each
 orbital has its own learned envelope (:mod:`.envelopes`: exponential with the Kato slope -Z_c/((d-1)κ) at every
-nucleus, or Gaussian). J = exp(Σ_{i<j} γ_ij r_ij/(1 + r_ij/ℓ)) is the pair cusp: γ for antiparallel spins, the
-parallel-spin slope for equal spins. Orbitals depend on their own electron only, so a determinant is linear in each
+nucleus, or Gaussian). The Jastrow factor J_l = exp(Σ_{i<j} [γ_ij r_ij/(1 + r_ij/ℓ) + u_l(q_ij)]) holds the pair cusp
+(γ for antiparallel spins, the parallel-spin slope for equal spins) and a per-state MLP u_l of features q_ij of the
+pair and the nuclei that are symmetric in i ↔ j and smooth where electrons meet each other or a nucleus, so that it
+correlates electrons without moving a cusp. Orbitals depend on their own electron only, so a determinant is linear in each
 electron's column: ∇_j det A = Σ_i C_ij ∇φ_i(x_j) and ∇_j² det A = Σ_i C_ij ∇²φ_i(x_j) with the cofactors C, which
 are taken from an SVD and so stay exact where A is singular (at the nodes).
 """
@@ -24,13 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..interactions import cusp_slope
+from ..interactions import NoInteraction, cusp_slope
 from ..laplacian import activation, activation_jet
 from ..potentials import Coulomb, Harmonic, find, hydrogen_nu
 from ..sampling import SlotProducts
 from .base import Layout, Tangents, register
 from .envelopes import Exponential, Gaussian, choose_envelope
-from .mlp import jacobian_tangents, mlp_parameters
+from .mlp import jacobian_tangents, mlp_jet, mlp_layers, mlp_parameters
 from .pair import _rho
 
 ENVELOPE_CHOICES = ("exponential", "gaussian")
@@ -58,6 +60,7 @@ class DetsConfig:
     feature_scales: list[float]            # s_l per state: the inverse length unit of its MLP inputs (1/bohr)
     pair_cusps: list[float]                # γ for antiparallel and for parallel spins (1/bohr)
     pair_length: float = 1.0              # ℓ of the cusp factor (bohr)
+    jastrow: int = 0                       # width of the pair-correlation MLP u_l (two hidden layers); 0: none
     kind: str = "dets"
 
     def to_dict(self) -> dict:
@@ -108,6 +111,11 @@ class DeterminantNet(nn.Module):
         orbitals = c.determinants * c.particles
         self.weights, self.biases = mlp_parameters(c.states, [self.layout(c).input_width] + [c.hidden] * c.layers
                                                    + [orbitals], generator)
+        self.pair_weights, self.pair_biases = mlp_parameters(
+            c.states, [self._pair_width(c)] + [c.jastrow] * 2 + [1], generator) if c.jastrow else (nn.ParameterList(), nn.ParameterList())
+        if c.jastrow:
+            with torch.no_grad():       # u = 0 at the start: the cusp-only factor the other settings were chosen for
+                self.pair_weights[-1].zero_()
 
     # ---- the kind ----
     @classmethod
@@ -121,7 +129,9 @@ class DeterminantNet(nn.Module):
     @classmethod
     def layout(cls, config: DetsConfig) -> Layout:
         per_centre = config.dimension + 1 if config.envelope == Exponential.name else config.dimension
-        return Layout(copies=1, input_width=len(config.centers) * per_centre, rows=config.particles)
+        pairs = config.particles * (config.particles - 1) // 2 if config.jastrow else 0
+        return Layout(copies=1, input_width=len(config.centers) * per_centre, rows=config.particles, pair_rows=pairs,
+                      pair_width=config.jastrow)
 
     @classmethod
     def length_unit(cls, config: DetsConfig) -> float:
@@ -130,6 +140,7 @@ class DeterminantNet(nn.Module):
     @classmethod
     def check_config(cls, config: dict, system) -> list[str]:
         checks = {"hidden": config["hidden"] >= 1, "layers": config["layers"] >= 0,
+                  "jastrow": config.get("jastrow", 0) >= 0,
                   "envelope": config["envelope"] in ENVELOPE_CHOICES, "particles": config["particles"] ==
                   system.particles, "spin": config["spin"] == system.spin, "determinants": config["determinants"] >= 1}
         return [key for key, ok in checks.items() if not ok]
@@ -235,10 +246,44 @@ class DeterminantNet(nn.Module):
         a_down = per_det[:, :, up:, ..., up:]
         return a_up.movedim(2, -2), a_down.movedim(2, -2)                       # electrons next to orbitals
 
-    # ---- the pair cusp factor ----
+    # ---- the Jastrow factor ----
+    @staticmethod
+    def _pair_width(config: DetsConfig) -> int:
+        """Inputs of u: whether the spins are parallel, ρ(s r_ij), and per centre ρ_i + ρ_j and ρ_i ρ_j."""
+        return 2 + 2 * len(config.centers)
+
+    def _pair_features(self, x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, with_derivatives: bool):
+        """Features q_ij per state, in the state's length unit 1/s_l: values (L, B·P, F); with derivatives also their
+        gradients by (x_i, x_j), (L, B·P, 2d, F), and Laplacians (L, B·P, F). ρ(t) = t²/(1 + t) has no slope at 0,
+        so u leaves the electron–electron and nuclear cusps to the cusp factor and the envelopes."""
+        n, _, d = x.shape
+        s = self.feature_scales[:, None, None]                                  # (L, 1, 1)
+        parallel = ((i < self.config.spins[0]) == (j < self.config.spins[0])).to(x.dtype)
+        v = (x[:, i] - x[:, j]).reshape(-1, d)                                  # (B·P, d)
+        r = torch.linalg.vector_norm(v, dim=-1)
+        e, e_slope, e_curv = _rho(s[..., 0] * r)                                # (L, B·P)
+        dx = x[:, :, None, :] - self.centers                                    # (B, N, C, d)
+        a, a_slope, a_curv = _rho(s[..., None] * torch.linalg.vector_norm(dx, dim=-1))     # (L, B, N, C)
+        a_i, a_j = a[:, :, i].flatten(1, 2), a[:, :, j].flatten(1, 2)           # (L, B·P, C)
+        spin = parallel.repeat(n).expand(len(s), -1)
+        value = torch.cat([spin[..., None], e[..., None], a_i + a_j, a_i * a_j], -1)
+        if not with_derivatives:
+            return value
+        g_e = (s[..., 0]**2 * e_slope)[..., None] * v                                  # ∂ρ(s r_ij)/∂x_i, (L, B·P, d)
+        g_a = (s[..., None] ** 2 * a_slope)[..., None] * dx                     # ∂ρ(s r_ic)/∂x_i, (L, B, N, C, d)
+        g_i, g_j = (g_a[:, :, k].flatten(1, 2).transpose(-1, -2) for k in (i, j))   # (L, B·P, d, C)
+        zero = torch.zeros_like(g_e)[..., None]
+        grad = torch.cat([torch.cat([zero, g_e[..., None], g_i, a_j[:, :, None] * g_i], -1),     # by x_i
+                          torch.cat([zero, -g_e[..., None], g_j, a_i[:, :, None] * g_j], -1)], -2)  # by x_j
+        lap_a = s[..., None] ** 2 * (a_curv + (d - 1) * a_slope)                # (L, B, N, C)
+        l_i, l_j = lap_a[:, :, i].flatten(1, 2), lap_a[:, :, j].flatten(1, 2)
+        lap = torch.cat([zero[..., 0, :], (2 * s[..., 0]**2 * (e_curv + (d - 1) * e_slope))[..., None], l_i + l_j,
+                         a_j * l_i + a_i * l_j], -1)                            # no mixed terms: i ≠ j
+        return value, grad, lap
+
     def _log_jastrow(self, x: torch.Tensor, with_derivatives: bool):
-        """ln J = Σ_{i<j} γ_ij r_ij/(1 + r_ij/ℓ): values (B,); with derivatives also gradients (B, N·d) and
-        Laplacians (B,)."""
+        """ln J_l = Σ_{i<j} [γ_ij r_ij/(1 + r_ij/ℓ) + u_l(q_ij)]: values (L, B); with derivatives also gradients
+        (L, B, N·d) and Laplacians (L, B)."""
         n, particles, d = x.shape
         anti, parallel = self.config.pair_cusps
         i, j = torch.triu_indices(particles, particles, offset=1, device=x.device)
@@ -247,14 +292,30 @@ class DeterminantNet(nn.Module):
         ell = self.config.pair_length
         v = x[:, i] - x[:, j]                                                    # (B, P, d)
         r = torch.linalg.vector_norm(v, dim=-1)
-        value = (gamma * r / (1 + r / ell)).sum(-1)
+        n_states = self.feature_scales.shape[0]
+        value = (gamma * r / (1 + r / ell)).sum(-1).expand(n_states, -1)
+        if self.config.jastrow:
+            q = self._pair_features(x, i, j, with_derivatives)
+            if not with_derivatives:
+                u = mlp_layers(self.pair_weights, self.pair_biases, q, self.config.activation)[0]
+                return value + u.reshape(n_states, n, -1).sum(-1)
         if not with_derivatives:
             return value
         slope = gamma / (1 + r / ell) ** 2
         curv = -2 * gamma / (ell * (1 + r / ell) ** 3)
-        pull = slope[..., None] * v / r[..., None]                               # ∂/∂x_i of each pair term
-        grad = torch.zeros_like(x).index_add_(1, i, pull).index_add_(1, j, -pull)
-        return value, grad.reshape(n, -1), (2 * (curv + (d - 1) * slope / r)).sum(-1)
+        pull = (slope[..., None] * v / r[..., None]).expand(n_states, -1, -1, -1)   # ∂/∂x_i of each pair term
+        lap = (2 * (curv + (d - 1) * slope / r)).sum(-1).expand(n_states, -1)
+        if self.config.jastrow:
+            jet = mlp_jet(self.pair_weights, self.pair_biases, *q, self.config.activation)   # (L, B·P, 2d + 2)
+            jet = jet.reshape(n_states, n, len(i), -1)
+            value = value + jet[..., 0].sum(-1)
+            pull_j = -pull + jet[..., 1 + d:1 + 2 * d]
+            pull = pull + jet[..., 1:1 + d]
+            lap = lap + jet[..., -1].sum(-1)
+        else:
+            pull_j = -pull
+        grad = x.new_zeros(n_states, *x.shape).index_add_(2, i, pull).index_add_(2, j, pull_j)
+        return value, grad.reshape(n_states, n, -1), lap
 
     # ---- the network interface ----
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -265,7 +326,7 @@ class DeterminantNet(nn.Module):
 
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ψ (B, L), ∇ψ (B, L, N·d) and ∇²ψ (B, L): orbital jets, determinants through their cofactors, then the
-        cusp factor by the product rule."""
+        Jastrow factor by the product rule."""
         n, particles, d = x.shape
         phi, phi_grad, phi_lap = self._orbital_jets(x)
         spins = []
@@ -286,7 +347,7 @@ class DeterminantNet(nn.Module):
         ln_j, ln_j_grad, ln_j_lap = self._log_jastrow(x, True)
         j = torch.exp(ln_j)
         psi = j * s
-        grad = j[:, None] * (s_grad + s[..., None] * ln_j_grad)
+        grad = j[..., None] * (s_grad + s[..., None] * ln_j_grad)
         lap = j * (s_lap + 2 * (ln_j_grad * s_grad).sum(-1) + s * (ln_j_lap + (ln_j_grad**2).sum(-1)))
         return psi.T, grad.transpose(0, 1), lap.T
 
@@ -344,7 +405,9 @@ def dets_config(system, cfg) -> DetsConfig:
     parallel = cusp_slope(system.interaction, kappa, d, parallel=True)
     common = dict(dimension=d, states=n, particles=particles, spin=system.spin, determinants=k, hidden=cfg.hidden,
                   layers=cfg.layers, activation=cfg.activation, envelope=envelope, pair_cusps=[anti, parallel],
-                  pair_length=min(1.0, 1.0 / abs(anti)) if anti else 1.0)
+                  pair_length=min(1.0, 1.0 / abs(anti)) if anti else 1.0,
+                  # non-interacting electrons: their states are determinants, a pair correlation would only add noise
+                  jastrow=0 if isinstance(system.interaction, NoInteraction) else cfg.jastrow)
     if envelope == Gaussian.name:
         harmonics = find(system.potential, Harmonic)
         if harmonics:
