@@ -275,3 +275,19 @@ def test_pair_correlation_leaves_the_cusps_to_the_cusp_factor():
     nucleus = torch.tensor(net.config.centers[0], dtype=F64)
     assert kink(2, nucleus).abs().max() < 1e-3
     assert net.pair_weights[-1].abs().max() > 0           # the MLP takes part
+
+
+@pytest.mark.parametrize("envelope,particles,spin,d", CASES[:3])
+def test_tangents_equal_torch_func_per_sample_jacobians(envelope, particles, spin, d):
+    """The natural step's Jacobians from one backward pass (row sums per MLP layer, per-sample log-scales) against
+    torch.func's per-sample gradients of f = ψ·root_w by every parameter."""
+    from qsolver.networks.mlp import jacobian_tangents
+
+    net = _net(envelope, particles, spin, d)
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(9, particles, d, dtype=F64, generator=gen)
+    root_w = torch.rand(9, 1, dtype=F64, generator=gen) + 0.5
+    mine, exact = net.tangents(x, root_w).direct, jacobian_tangents(net, x, root_w).direct
+    assert set(mine) == set(exact) == {name for name, _ in net.named_parameters()}
+    for name, block in exact.items():
+        assert torch.allclose(mine[name], block, rtol=0, atol=1e-12 * float(block.abs().max())), name

@@ -27,12 +27,12 @@ import torch
 from torch import nn
 
 from ..interactions import NoInteraction, cusp_slope
-from ..laplacian import activation, activation_jet
+from ..laplacian import activation_jet
 from ..potentials import Coulomb, Harmonic, find, hydrogen_nu
 from ..sampling import SlotProducts
 from .base import Layout, Tangents, register
 from .envelopes import Exponential, Gaussian, choose_envelope
-from .mlp import jacobian_tangents, mlp_jet, mlp_layers, mlp_parameters
+from .mlp import mlp_jet, mlp_outputs, mlp_parameters, row_jacobians
 from .pair import _rho
 
 ENVELOPE_CHOICES = ("exponential", "gaussian")
@@ -181,7 +181,7 @@ class DeterminantNet(nn.Module):
         gradients (L, B·N, d, M) and Laplacians (L, B·N, M) by that electron's coordinates."""
         points = x.reshape(-1, x.shape[-1])
         n_states, n_orb = log_scale.shape[0], self.config.determinants * self.config.particles
-        scales = torch.exp(log_scale).reshape(n_states, 1, n_orb, -1)          # (L, 1, M, C | d)
+        scales = torch.exp(log_scale).reshape(n_states, log_scale.shape[1], n_orb, -1)   # (L, 1 | P, M, C | d)
         d = points.shape[-1]
         if self.envelope is Gaussian:
             dx = points - self.centers[0]                                       # (P, d)
@@ -204,14 +204,10 @@ class DeterminantNet(nn.Module):
         grad = torch.einsum("lpmc,pcd->lpdm", slope, unit)
         return value, grad, (curv + (d - 1) * slope / rr).sum(-1)
 
-    def _orbitals(self, x: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-        """φ of every orbital at every electron, (L, B, N, M)."""
-        z = self._features(x, False)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = torch.baddbmm(b, z, w)
-            if i < last:
-                z = activation(z, self.config.activation)
+    def _orbitals(self, x: torch.Tensor, log_scale: torch.Tensor, record: list | None = None) -> torch.Tensor:
+        """φ of every orbital at every electron, (L, B, N, M); log_scale (L, 1 or B·N, M·C) and ``record`` as in
+        :func:`~.mlp.mlp_outputs`."""
+        z = mlp_outputs(self.weights, self.biases, self._features(x, False), self.config.activation, record)
         phi = z * torch.exp(self._log_envelopes(x, log_scale, False))
         return phi.reshape(phi.shape[0], x.shape[0], x.shape[1], -1)
 
@@ -281,9 +277,9 @@ class DeterminantNet(nn.Module):
                          a_j * l_i + a_i * l_j], -1)                            # no mixed terms: i ≠ j
         return value, grad, lap
 
-    def _log_jastrow(self, x: torch.Tensor, with_derivatives: bool):
+    def _log_jastrow(self, x: torch.Tensor, with_derivatives: bool, record: list | None = None):
         """ln J_l = Σ_{i<j} [γ_ij r_ij/(1 + r_ij/ℓ) + u_l(q_ij)]: values (L, B); with derivatives also gradients
-        (L, B, N·d) and Laplacians (L, B)."""
+        (L, B, N·d) and Laplacians (L, B). ``record`` collects the pair MLP's layers (values only)."""
         n, particles, d = x.shape
         anti, parallel = self.config.pair_cusps
         i, j = torch.triu_indices(particles, particles, offset=1, device=x.device)
@@ -297,7 +293,7 @@ class DeterminantNet(nn.Module):
         if self.config.jastrow:
             q = self._pair_features(x, i, j, with_derivatives)
             if not with_derivatives:
-                u = mlp_layers(self.pair_weights, self.pair_biases, q, self.config.activation)[0]
+                u = mlp_outputs(self.pair_weights, self.pair_biases, q, self.config.activation, record)[..., 0]
                 return value + u.reshape(n_states, n, -1).sum(-1)
         if not with_derivatives:
             return value
@@ -352,7 +348,20 @@ class DeterminantNet(nn.Module):
         return psi.T, grad.transpose(0, 1), lap.T
 
     def tangents(self, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
-        return jacobian_tangents(self, x, root_w)
+        """Per-sample Jacobians of f = ψ·root_w from one forward and one backward pass: each MLP layer's by
+        :func:`~.mlp.row_jacobians` (every sample passes the orbital MLP once per electron, the pair MLP once per
+        pair), the envelopes' log-scales through a per-sample copy (L, B, M·C)."""
+        n, particles = x.shape[:2]
+        copy = self.log_scale.detach()[:, None, :].expand(-1, n, -1).clone().requires_grad_(True)
+        orbital, pair = [], []
+        a_up, a_down = self._blocks(self._orbitals(x, copy.repeat_interleave(particles, 1), orbital))
+        psi = (_det(a_up) * _det(a_down)).sum(-1) * torch.exp(self._log_jastrow(x, False, pair))     # (L, B)
+        outputs = [out for _, out in orbital + pair]
+        grads = torch.autograd.grad((psi * root_w.T).sum(), outputs + [copy])
+        direct = {**row_jacobians(orbital, grads[:len(orbital)], particles),
+                  **row_jacobians(pair, grads[len(orbital):-1], particles * (particles - 1) // 2, "pair_"),
+                  "log_scale": grads[-1]}
+        return Tangents([], [], [], direct)
 
     def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None) -> SlotProducts:
         """A mixture over states and determinants of products of one density per orbital slot, symmetrised over

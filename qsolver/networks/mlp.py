@@ -26,19 +26,38 @@ def mlp_parameters(states: int, widths: list[int], generator: torch.Generator | 
     return weights, biases
 
 
+def mlp_outputs(weights, biases, z: torch.Tensor, name: str, record: list | None = None) -> torch.Tensor:
+    """Outputs (L, B, fan_out) of the per-state MLPs at inputs z (L, B, F); with ``record``, every linear layer's
+    (input z, output zW + b) is appended to it (the factors of the parameter Jacobian)."""
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        out = torch.baddbmm(b, z, w)
+        if record is not None:
+            record.append((z, out))
+        z = activation(out, name) if i < last else out
+    return z
+
+
 def mlp_layers(weights, biases, z: torch.Tensor, name: str
                ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
     """Scalar outputs g (L, B) of the per-state MLPs at inputs z (L, B, F), with every linear layer's input z
     and output zW + b (the factors of the parameter Jacobian, see :class:`~qsolver.networks.base.Tangents`)."""
-    inputs, outputs = [], []
-    last = len(weights) - 1
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        inputs.append(z)
-        z = torch.baddbmm(b, z, w)
-        outputs.append(z)
-        if i < last:
-            z = activation(z, name)
-    return z[..., 0], inputs, outputs
+    record: list = []
+    g = mlp_outputs(weights, biases, z, name, record)
+    return g[..., 0], [r[0] for r in record], [r[1] for r in record]
+
+
+def row_jacobians(record: list, signals: list[torch.Tensor], rows: int, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Per-sample Jacobians (L, B, P) of f by the weights and biases of a per-state MLP that every sample passes in
+    ``rows`` rows (sample-major, B·rows): ∂f/∂W = Σ_r z_r ⊗ g_r and ∂f/∂b = Σ_r g_r, from each layer's recorded
+    (input z, output) and g = ∂f/∂output; named ``{prefix}weights.j`` and ``{prefix}biases.j``."""
+    out = {}
+    for j, ((z, _), g) in enumerate(zip(record, signals)):
+        n_states = z.shape[0]
+        z, g = z.reshape(n_states, -1, rows, z.shape[-1]), g.reshape(n_states, -1, rows, g.shape[-1])
+        out[f"{prefix}weights.{j}"] = torch.einsum("lbri,lbro->lbio", z, g).reshape(n_states, z.shape[1], -1)
+        out[f"{prefix}biases.{j}"] = g.sum(2)
+    return out
 
 
 def mlp_jet(weights, biases, value: torch.Tensor, grad_: torch.Tensor, lap: torch.Tensor, name: str
