@@ -76,10 +76,11 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, m
     margin is measured from the top reported level, so a buffer does not compress the reported levels' eigenvalues
     of T, and the buffer's own levels keep a positive one. A given ``margin`` m fixes c = E_top + m (E_top - E_min);
     ``boost`` multiplies the margins (raised while a state collapses, :func:`margin_boost`). The lowest L levels
-    are then T's largest eigenvalues, all positive. While every Ritz value lies below V_∞, c is capped at
+    are then T's largest eigenvalues, all positive. While every reported Ritz value lies below V_∞, c is capped at
     V_∞ + m_∞ (V_∞ - E_min), m_∞ = CONTINUUM_MARGIN: every bound level keeps a positive eigenvalue (no level can
     be lost to the shift), and the continuum states only a thin window of small ones, instead of eigenvalues
-    close to the top level's (for 2D hydrogen, m = ¼ puts c at ¼ |E_0| above the threshold). A cap at V_∞
+    close to the top level's (for 2D hydrogen, m = ¼ puts c at ¼ |E_0| above the threshold); buffer states still
+    in the continuum do not lift the cap (their diffuse levels often are, early on, and c would jump to ¼). A cap at V_∞
     itself leaves the top levels' eigenvalues too small to learn them (measured in results/bench/README.md).
     s = 1/(c - E_min) makes the largest eigenvalue 1. A user's ``shift`` fixes c.
     """
@@ -89,13 +90,13 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, m
         c = fixed
     else:
         limit = v_inf if v_inf is not None else math.inf
-        top = min(e_max, limit)
+        top, e_rep = min(e_max, limit), float(e[min(reported or len(e), len(e)) - 1])
         if margin is not None:
             c = top + margin * boost * (top - e_min)
         else:
-            rep = min(float(e[min(reported or len(e), len(e)) - 1]), limit)
+            rep = min(e_rep, limit)
             c = max(rep + WINDOW_MARGIN * boost * (rep - e_min), top + BUFFER_MARGIN * boost * (top - e_min))
-        if v_inf is not None and e_max < v_inf:     # all states bound: admit only a sliver of the continuum
+        if e_rep < limit:               # the reported states bound: admit only a sliver of the continuum
             c = min(c, v_inf + CONTINUUM_MARGIN * (v_inf - e_min))
     return c, 1.0 / max(c - e_min, 1e-8)
 

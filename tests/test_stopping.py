@@ -151,5 +151,8 @@ def test_the_window_is_measured_from_the_top_reported_level():
     # a given shift_margin fixes c = E_top + m (E_top - E_min); the collapse boost multiplies the margins
     assert operator_shift(ritz, inf, None, margin=0.5)[0] == pytest.approx(-0.43 + 0.5 * 0.57)
     assert operator_shift(ritz, inf, None, reported=3, boost=2.0)[0] == pytest.approx(-0.45 + 0.5 * 0.55)
-    # Coulomb: every Ritz value bound, so c stays capped just above the threshold
+    # Coulomb: every reported Ritz value bound, so c stays capped just above the threshold, even while a buffer
+    # state is still in the continuum; an unbound reported state lifts the cap (c = 0 + ¼ (0 - E_min))
     assert operator_shift(np.array([-1.0, -0.1, -0.05]), 0.0, None, reported=2)[0] == pytest.approx(0.05)
+    assert operator_shift(np.array([-1.0, -0.1, 0.02]), 0.0, None, reported=2)[0] == pytest.approx(0.05)
+    assert operator_shift(np.array([-1.0, -0.1, 0.02]), 0.0, None)[0] == pytest.approx(0.25)
