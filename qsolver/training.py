@@ -96,7 +96,7 @@ def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, m
         else:
             rep = min(e_rep, limit)
             c = max(rep + WINDOW_MARGIN * boost * (rep - e_min), top + BUFFER_MARGIN * boost * (top - e_min))
-        if e_rep < limit:               # the reported states bound: admit only a sliver of the continuum
+        if v_inf is not None and e_rep < v_inf:     # the reported states bound: admit a sliver of the continuum
             c = min(c, v_inf + CONTINUUM_MARGIN * (v_inf - e_min))
     return c, 1.0 / max(c - e_min, 1e-8)
 

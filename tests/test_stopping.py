@@ -107,9 +107,11 @@ def _stop_now(model, step, seconds):
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_an_open_ended_run_resumes_bit_for_bit(tmp_path):
+def test_an_open_ended_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     """The plateaus, the running ⟨Hψ,Hψ⟩ and the logged residuals travel with the checkpoint: a run stopped
-    midway (after some plateaus, wherever the clock puts it) and resumed ends as the uninterrupted one."""
+    midway (after some plateaus, wherever the clock puts it) and resumed ends as the uninterrupted one. Stages of
+    at least 160 steps (two log points per block) keep the three runs short."""
+    monkeypatch.setattr(stopping, "SETTLE_POINTS", 16)
     system = _open_ended("harmonic_1d")
     whole = qsolver.solve(system, **RUN)
     ckpt = tmp_path / "open.ckpt.h5"
