@@ -368,12 +368,12 @@ def step_costs(system: System, states=(4, 8, 16, 32, 64), steps: int = 20, warmu
         problem = make_problem(system, cfg)
         state = init_state(problem)
         for _ in range(warmup):
-            train_step(state, problem, 0.0)
+            train_step(state, problem, 1.0)
         sync = torch.cuda.synchronize if problem.device.type == "cuda" else (lambda: None)
         sync()
         tick = time.perf_counter()
         for _ in range(steps):
-            train_step(state, problem, 0.0)
+            train_step(state, problem, 1.0)
         sync()
         rows.append({"states": n, "seconds_per_step": (time.perf_counter() - tick) / steps})
     logs = np.log([[r["states"], r["seconds_per_step"]] for r in rows])

@@ -2,11 +2,12 @@
 for bit.
 
 Layout: root attributes (format, package version, world size, the system as JSON, the solver settings as JSON,
-step, training seconds, shift, operator_scale, skipped steps, trust factor, shift-margin boost, rewinds); ``model/*`` (the state dict in the
-training dtype), ``averaged/<i>`` (weight average), ``optimizer/<param>/<key>`` with the optimiser's
-hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``ritz``, ``norm_ratios``; ``generators`` (world, n) uint8, one sampling stream
-per rank; ``history/*``. A checkpoint continues only the run it came from: same system, settings (other than the
-thread count), package version and world size.
+step, training seconds, shift, operator_scale, skipped steps, trust factor, shift-margin boost, rewinds, plateaus
+(runs without ``steps``)); ``model/*`` (the state dict in the training dtype), ``averaged/<i>`` (weight average),
+``optimizer/<param>/<key>`` with the optimiser's hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``h2_ema``,
+``ritz``, ``residuals``, ``norm_ratios``; ``generators`` (world, n) uint8, one sampling stream per rank;
+``history/*``. A checkpoint continues only the run it came from: same system, settings (other than the thread
+count), package version and world size.
 """
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ import torch
 from .errors import InputError
 from .fields import brief
 from .io import Reader, open_hdf5, write_hdf5
+from .stopping import levels
 from .training import MAX_BOOST, MAX_REWINDS, Problem, TrainingState, init_state
 from .version import __version__
 
 FORMAT = "qsolver-checkpoint"
-FORMAT_VERSION = 4          # 4: checksums of every dataset and attribute (see qsolver.io.checksums)
+FORMAT_VERSION = 5          # 4: checksums of every dataset and attribute (see qsolver.io.checksums); 5: ⟨Hψ,Hψ⟩,
+                            # residuals and plateaus (qsolver.stopping)
 UNCHECKED = ("threads",)          # settings that may differ on resume (they change no number in float64)
 
 
@@ -48,6 +51,7 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
                         "settings": json.dumps(_settings(problem)), "step": state.step,
                         "seconds": state.seconds, "skipped": state.skipped, "trust_factor": state.trust_factor,
                         "margin_boost": state.margin_boost, "rewinds": json.dumps(state.rewinds),
+                        "plateaus": json.dumps(state.plateaus),
                         "shift": np.nan if state.shift is None else state.shift,
                         "operator_scale": np.nan if state.operator_scale is None else state.operator_scale})
         for key, value in state.model.state_dict().items():
@@ -59,10 +63,10 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
         for index, entries in opt["state"].items():
             for key, value in entries.items():
                 f[f"optimizer/{index}/{key}"] = torch.as_tensor(value).cpu().numpy()
-        for key in ("s_ema", "h_ema"):
+        for key in ("s_ema", "h_ema", "h2_ema"):
             if getattr(state, key) is not None:
                 f[key] = getattr(state, key).cpu().numpy()
-        for key in ("ritz", "norm_ratios"):
+        for key in ("ritz", "residuals", "norm_ratios"):
             if getattr(state, key) is not None:
                 f[key] = getattr(state, key)
         f["generators"] = generators
@@ -173,15 +177,15 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
         differ = _differences(reader, problem)
         if differ:
             raise InputError("the checkpoint belongs to another run: " + "; ".join(differ), source=reader.source)
-        step = _number(reader, "step", 0, problem.cfg.steps, integer=True)
+        step = _number(reader, "step", 0, problem.cfg.steps or problem.cfg.max_steps, integer=True)
         model = {key: _tensor(reader, f"model/{key}", like) for key, like in state.model.state_dict().items()}
         averaged = [_tensor(reader, f"averaged/{i}", avg) for i, avg in enumerate(state.averaged)]
         optimizer = _optimizer(reader, state, problem)
-        for key in ("s_ema", "h_ema"):
+        for key in ("s_ema", "h_ema", "h2_ema"):
             if reader.item(key, h5py.Dataset, required=False) is not None:
                 like = torch.zeros((state.model.config.states,) * 2, dtype=torch.float64)
                 setattr(state, key, _tensor(reader, key, like, finite=False).to(device))
-        for key in ("ritz", "norm_ratios"):
+        for key in ("ritz", "residuals", "norm_ratios"):
             present = reader.item(key, h5py.Dataset, required=False) is not None
             setattr(state, key, reader.numbers(key, ndim=1).astype(np.float64) if present else None)
         state.shift = _number(reader, "shift", -np.inf, np.inf, unset=True)
@@ -196,6 +200,12 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
                 isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= step for s in rewinds)):
             reader.fail(f"must list at most {MAX_REWINDS} steps between 0 and {step}, got {brief(rewinds)}", "rewinds")
         state.rewinds = rewinds
+        plateaus = reader.json(reader.attribute(f, "plateaus", "plateaus"), "plateaus", list)
+        if not (len(plateaus) <= len(levels(problem.cfg.lr_final)) and plateaus == sorted(plateaus) and all(
+                isinstance(s, int) and not isinstance(s, bool) and 0 < s <= step for s in plateaus)):
+            reader.fail(f"must list at most {len(levels(problem.cfg.lr_final))} increasing steps between 1 and "
+                        f"{step}, got {brief(plateaus)}", "plateaus")
+        state.plateaus = plateaus
         generators = reader.numbers("generators", ndim=2)
         own = state.generator.get_state()
         if generators.dtype != np.uint8 or generators.shape != (problem.comm.world, len(own)):
@@ -211,6 +221,7 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
         state.generator.set_state(torch.from_numpy(generators[problem.comm.rank].copy()))
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:      # torch's own consistency checks
         raise InputError(f"damaged checkpoint ({exc})", source=str(path)) from None
-    state.history = {key: [int(v) for v in value] if key == "step" else [row for row in value] if key == "energies"
+    state.history = {key: [int(v) for v in value] if key == "step" else
+                     [row for row in value] if key in ("energies", "residuals")
                      else [float(v) for v in value] for key, value in history.items()}
     return state

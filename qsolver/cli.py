@@ -79,10 +79,16 @@ def _report(result, directory: Path, stem: str, reference, linewidth: float | No
 
 def _energies_text(result) -> str:
     """The energies (hartree) with their error bars; for two particles also the spin and whether each state is
-    bound (more than 3 statistical errors below the continuum threshold) or above the threshold."""
+    bound (more than 3 statistical errors below the continuum threshold) or above the threshold; then why the run
+    stopped (results that record it)."""
+    from .stopping import describe
+
+    diag = result.diagnostics
+    stopped = ([f"stopped: {describe(diag['stop_reason'], diag.get('steps_done', 0), diag.get('plateau_steps'))}"]
+               if "stop_reason" in diag else [])
     rows = [f"{i:5d}  {e:16.8f}   {s:.2e}" for i, (e, s) in enumerate(zip(result.energies, result.errors))]
     if result.system.particles == 1:
-        return "\n".join(["state  energy (hartree)   std. error", *rows])
+        return "\n".join(["state  energy (hartree)   std. error", *rows, *stopped])
     from .references import ionization_threshold
     from .validate import SPIN_LABELS, state_status
 
@@ -90,7 +96,7 @@ def _energies_text(result) -> str:
     stat = result.diagnostics.get("stat_errors", result.errors)
     status = state_status(result.energies, stat, ionization_threshold(result.system))
     return "\n".join(["state  energy (hartree)   std. error  spin      status",
-                      *(f"{row}    {spin:8s}  {s}" for row, s in zip(rows, status))])
+                      *(f"{row}    {spin:8s}  {s}" for row, s in zip(rows, status)), *stopped])
 
 
 def _settings(items: list[str] | None) -> dict:
@@ -527,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="train on a system file (or shipped name) and save an HDF5 result")
     p.add_argument("system", help="a system TOML file, or the name of a shipped system (see 'qsolver systems')")
     p.add_argument("--states", type=int, help="number of states (default: the system's [solver] table)")
-    p.add_argument("--steps", type=int, help="training steps")
+    p.add_argument("--steps", type=int, help="a fixed schedule of this many training steps (default: the system's, "
+                   "else until the Ritz values settle; README, 'How a run decides it is done')")
     p.add_argument("--seed", type=int, help="random seed (same seed and device give the same numbers)")
     p.add_argument("--device", help="cpu or cuda")
     p.add_argument("--dtype", choices=CHOICES["dtype"], help="training precision")

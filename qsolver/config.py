@@ -14,8 +14,11 @@ class SolverConfig:
     """Settings of one NeuralSVD run (lengths in bohr, energies in hartree)."""
 
     states: int = 4
-    extra_states: int = 0         # networks trained beyond `states` (a buffer below the next levels), not reported
-    steps: int = 3000
+    extra_states: int | None = None  # networks trained beyond `states` (a buffer below the next levels), not
+                                     # reported; None: qsolver.stopping.buffer_states(states)
+    steps: int | None = None      # a fixed schedule of this many steps; None: until the Ritz values settle
+                                  # (qsolver.stopping), at most max_steps
+    max_steps: int = 50_000       # the cap of a run without `steps`
     budget: float = 0.0           # training wall-time limit in seconds (0 = none); the schedule follows it
     batch: int = 256              # Monte Carlo samples per step
     lr: float = 1e-2              # Adam / RMSprop learning rate at the start
@@ -43,7 +46,8 @@ class SolverConfig:
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential
     shift: float | None = None    # c in T = s (c - H); None = the adaptive rule in training.operator_shift
-    shift_margin: float = 0.25    # the adaptive rule's c = E_top + shift_margin (E_top - E_min)
+    shift_margin: float | None = None  # fixes the adaptive rule's c = E_top + shift_margin (E_top - E_min); None:
+                                       # c from the top reported level and the buffer (training.operator_shift)
     operator_scale: float | None = None  # s in T = s (c - H); None = 1/(c - E_min), largest eigenvalue 1
     laplacian: str = "forward"    # "forward" (exact forward-Laplacian), "hessian" (torch.func trace), "fd"
     fd_step: float = 1e-2         # step (bohr) of the finite-difference Laplacian, for comparison only
@@ -90,7 +94,7 @@ MAX_STATES = 1000
 # evaluation samples: the energies' statistical error falls as 1/√N, so 1e9 samples already give 1e-5 of the 1e5
 # default's; on one CPU core they take days. More is a typo, and would run until stopped.
 MAX_EVAL_SAMPLES = 10**9
-POSITIVE = ("states", "steps", "batch", "determinants", "hidden", "layers", "eval_samples", "eval_blocks",
+POSITIVE = ("states", "steps", "max_steps", "batch", "determinants", "hidden", "layers", "eval_samples", "eval_blocks",
             "shift_margin", "trust", "proposal_scale")
 # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
 # and a damping
@@ -138,17 +142,17 @@ def _check_setting(key: str, value: Any, source: str | None, field: str) -> None
         raise InputError(f"unknown setting (known: {', '.join(SOLVER_KEYS)})", source=source, field=field)
     kind = SOLVER_KEYS[key]
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    # "float | None" settings are None in SolverConfig (and in stored results) for their adaptive rule
+    # "... | None" settings are None in SolverConfig (and in stored results) for their adaptive rule
     ok = {"int": is_int, "float": finite_number(value), "str": isinstance(value, str),
-          "float | None": value is None or finite_number(value)}[kind]
+          "float | None": value is None or finite_number(value), "int | None": value is None or is_int}[kind]
     if not ok:
-        what = "a finite number" if kind.startswith("float") else f"of type {kind}"
+        what = "a finite number" if kind.startswith("float") else f"of type {kind.split(' | ')[0]}"
         raise InputError(f"must be {what}, got {brief(value)}", source=source, field=field)
     if is_int and not -MAX_INT < value < MAX_INT:
         raise InputError(f"out of range, got {brief(value)}", source=source, field=field)
-    if key in POSITIVE and value <= 0:
+    if key in POSITIVE and value is not None and value <= 0:
         raise InputError(f"must be positive, got {value}", source=source, field=field)
-    if key in ("states", "extra_states") and value > MAX_STATES:
+    if key in ("states", "extra_states") and value is not None and value > MAX_STATES:
         raise InputError(f"must be at most {MAX_STATES}, got {value}", source=source, field=field)
     if key == "eval_samples" and value > MAX_EVAL_SAMPLES:
         raise InputError(f"must be at most {MAX_EVAL_SAMPLES:.0e} (the statistical error falls as 1/√N; 1e9 samples "

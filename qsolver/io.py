@@ -366,7 +366,7 @@ DIAGNOSTICS = {"stat_errors": "states", "residuals": "states", "span_errors": "s
                "eval_seconds": "number", "steps_done": "count", "skipped_steps": "count", "eval_samples": "count",
                "threads": "count", "world": "count", "resumed_at_step": "count", "non_finite_energies": "count",
                "rewinds": "counts", "not_eigenstates": "counts", "interrupted": "flag", "diverged": "text",
-               "train_dtype": "text", "torch": "text"}
+               "train_dtype": "text", "torch": "text", "stop_reason": "text", "plateau_steps": "counts"}
 
 
 def _diagnostic_fits(value: Any, form: str, n: int) -> bool:
@@ -509,9 +509,9 @@ def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
         step = history.get("step")
         steps = len(step) if step is not None and step.ndim == 1 else None
         for key, value in history.items():     # (a run stopped before its first record has empty ones)
-            wanted = 2 if key == "energies" else 1
+            wanted = 2 if key in ("energies", "residuals") else 1
             if (value.ndim != wanted and value.size) or (steps is not None and len(value) != steps):
-                reader.fail(f"must be {'a (steps, states) table' if key == 'energies' else 'one value per step'} "
+                reader.fail(f"must be {'a (steps, states) table' if wanted == 2 else 'one value per step'} "
                             f"like the other history records, got shape {value.shape}", f"history/{key}")
         observables = {}
         group = reader.item("observables", h5py.Group, required=False)

@@ -37,18 +37,22 @@ from .observables import pair_observables
 from .parallel import Comm, current
 from .references import check_basis_names
 from .result import Result
+from .stopping import buffer_states
 from .system import System, as_system
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, init_state, make_problem,
-                       train)
+                       stop_reason, train)
 
 CHECKPOINT_EVERY = 300.0      # seconds of training between checkpoints, when a checkpoint path is given
 
 
 def resolve_config(system: System, **overrides) -> SolverConfig:
-    """Package defaults, then the system's [solver] table, then the non-None overrides; checked as a whole, with the
-    reference's basis names (refused now, not by the reference made after training)."""
+    """Package defaults, then the system's [solver] table, then the non-None overrides, an unset ``extra_states``
+    derived from ``states`` (:func:`~qsolver.stopping.buffer_states`); checked as a whole, with the reference's
+    basis names (refused now, not by the reference made after training)."""
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if cfg.extra_states is None:                    # the buffer for this many states
+        cfg = replace(cfg, extra_states=buffer_states(cfg.states))
     if cfg.damping is None:                         # the network kind's own default
         try:
             cfg = replace(cfg, damping=choose(system, cfg.network).damping)
@@ -101,7 +105,9 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
     """Lowest ``n_states`` eigenpairs of the system's Hamiltonian by NeuralSVD (energies in hartree). ``system``: a
     :class:`~qsolver.system.System`, a system file or a shipped system's name.
 
-    ``settings`` are further :class:`~qsolver.config.SolverConfig` fields (batch, lr, nesting, ...).
+    ``steps``: a fixed schedule of that many steps; unset (and unset in the system file), training runs until the
+    states level off at the smallest step size (:mod:`qsolver.stopping`); ``diagnostics["stop_reason"]`` says why
+    it stopped. ``settings`` are further :class:`~qsolver.config.SolverConfig` fields (batch, lr, nesting, ...).
     ``on_evaluate(model, step, seconds)`` is called with the averaged weights once training time passes each of
     ``evaluate_at`` (seconds) and at the end; its own time is not counted as training time.
     ``checkpoint``: file that receives the training state every ``checkpoint_every`` seconds of training
@@ -135,8 +141,8 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
     root = problem.comm.is_root
     pending = sorted(t for t in evaluate_at if state.step == 0 or t > state.seconds)   # a resumed run is past some
     last_written, start_step = state.seconds, state.step
-    bar = tqdm(total=cfg.steps, initial=state.step, disable=not (progress and root), desc=system.name, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps or cfg.max_steps, initial=state.step, disable=not (progress and root),
+               desc=system.name, unit="step", dynamic_ncols=True)
     diverged = None
     try:
         with stop_requests() as requested:
@@ -171,7 +177,7 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
         on_evaluate(averaged_model(state), state.step, state.seconds)
     result = finish(state, problem, interrupted=interrupted, resumed_at=start_step if resume else None)
     if diverged is not None:
-        result.diagnostics["diverged"] = str(diverged)
+        result.diagnostics.update(diverged=str(diverged), stop_reason="diverged")
         raise TrainingDiverged(f"{diverged}; the last good state (step {state.step}) was evaluated", result=result)
     return result
 
@@ -194,6 +200,8 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
                                    train_dtype=str(problem.train_dtype).replace("torch.", ""),
                                    torch=torch.__version__, threads=torch.get_num_threads(),
                                    world=problem.comm.world,
+                                   stop_reason="signal" if interrupted else stop_reason(state, cfg),
+                                   **({"plateau_steps": list(state.plateaus)} if cfg.steps is None else {}),
                                    **({"resumed_at_step": resumed_at} if resumed_at is not None else {}))
     missing = int(np.sum(~np.isfinite(estimate["energies"][:n])))
     if missing:                          # a span with fewer independent directions than states: say so in the file

@@ -1,9 +1,11 @@
 """The training engine: an explicit state, one step that advances it, and a loop that yields it.
 
 A step draws x ~ p (the proposal matched to the current envelopes), evaluates f = ψ/√p and Hψ/√p, updates the
-running averages of S = ⟨ψ,ψ⟩ and H = ⟨ψ,Hψ⟩ (decay 0.9), re-chooses T = s (c - H) from their Ritz values every
-LOG_EVERY steps (:func:`operator_shift`), moves the networks along the NestedLoRA direction of T (natural-gradient
-or first-order step) and the weight average towards them. Everything a run depends on lives in
+running averages of S = ⟨ψ,ψ⟩, H = ⟨ψ,Hψ⟩ and H2 = ⟨Hψ,Hψ⟩ (decay 0.9), re-chooses T = s (c - H) from their
+Ritz values every LOG_EVERY steps (:func:`operator_shift`; the Ritz values and residuals are logged then), moves
+the networks along the NestedLoRA direction of T (natural-gradient or first-order step) and the weight average
+towards them. A run without a step count trains at constant step sizes that halve each time its Ritz values and
+residuals level off (:mod:`qsolver.stopping`). Everything a run depends on lives in
 :class:`TrainingState`, so a state written to disk and read back continues bit for bit (:mod:`qsolver.checkpoint`).
 
 Steps that leave non-finite weights or overlaps, or move the Ritz values far beyond the scale of the spectrum, are
@@ -12,6 +14,7 @@ the trust region and learning rate halved, records the rewind, and after MAX_REW
 """
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -27,17 +30,19 @@ from .natural import descent_direction, natural_step
 from .nestedlora import lora_objective, nestedlora_loss
 from .networks import Network, build, choose
 from .parallel import Comm, draw
-from .ritz import rayleigh_ritz
+from .ritz import rayleigh_ritz, residual_norms
 from .scales import centre_field, extreme_field, length_unit, scale_fault, unresolved_centre
+from .stopping import LOG_EVERY, buffer_states, levels, settled
 from .system import System
 from .threshold import spectrum_edge
 
-LOG_EVERY = 10
 MAX_REWINDS = 5
 JUMP_FACTOR = 10.0      # Ritz values moving by this many times the spectrum's scale between log points diverged
 COLLAPSED = 0.2         # a state whose norm is below this fraction of its optimum has lost its level to the shift
 MAX_BOOST = 16.0        # the shift margin grows at most this many times while a state is collapsed
 CONTINUUM_MARGIN = 0.05  # c at most this fraction of V_∞ - E_min above the continuum threshold (operator_shift)
+WINDOW_MARGIN = 0.25    # c at least this fraction of E_rep - E_min above the top reported level (operator_shift)
+BUFFER_MARGIN = 0.05    # and this fraction of E_top - E_min above the buffer's top (the margin of the 36-state run)
 
 
 class Diverged(RuntimeError):
@@ -59,28 +64,39 @@ def dtypes(cfg: SolverConfig) -> tuple[torch.dtype, torch.dtype]:
     return torch.float32, torch.float64
 
 
-def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, margin: float = 0.25
-                   ) -> tuple[float, float]:
+def operator_shift(ritz: np.ndarray, v_inf: float | None, fixed: float | None, margin: float | None = None,
+                   reported: int | None = None, boost: float = 1.0) -> tuple[float, float]:
     """(c, s) in T = s (c - H).
 
     Rule: with E_min, E_max the current lowest and highest Ritz values (E_max ≥ E_L by Courant–Fischer)
     and V_∞ = lim V(x) for |x| → ∞ (0 for Coulomb systems, +∞ for confining ones), let
-    E_top = min(E_max, V_∞) and c = E_top + m (E_top - E_min), margin m = ¼ by default. The lowest L levels
-    are then T's largest eigenvalues, all positive. While every Ritz value lies below V_∞, c is capped at
+    E_top = min(E_max, V_∞), E_rep = min(E_reported, V_∞) for the highest of the ``reported`` lowest Ritz values
+    (default: all) and c = max(E_rep + ¼ (E_rep - E_min), E_top + m_b (E_top - E_min)), m_b = BUFFER_MARGIN.
+    Without a buffer of extra states (E_rep = E_top) this is c = E_top + ¼ (E_top - E_min). With one, the window's
+    margin is measured from the top reported level, so a buffer does not compress the reported levels' eigenvalues
+    of T, and the buffer's own levels keep a positive one. A given ``margin`` m fixes c = E_top + m (E_top - E_min);
+    ``boost`` multiplies the margins (raised while a state collapses, :func:`margin_boost`). The lowest L levels
+    are then T's largest eigenvalues, all positive. While every reported Ritz value lies below V_∞, c is capped at
     V_∞ + m_∞ (V_∞ - E_min), m_∞ = CONTINUUM_MARGIN: every bound level keeps a positive eigenvalue (no level can
     be lost to the shift), and the continuum states only a thin window of small ones, instead of eigenvalues
-    close to the top level's (for 2D hydrogen, m = ¼ puts c at ¼ |E_0| above the threshold). A cap at V_∞
+    close to the top level's (for 2D hydrogen, m = ¼ puts c at ¼ |E_0| above the threshold); buffer states still
+    in the continuum do not lift the cap (their diffuse levels often are, early on, and c would jump to ¼). A cap at V_∞
     itself leaves the top levels' eigenvalues too small to learn them (measured in results/bench/README.md).
     s = 1/(c - E_min) makes the largest eigenvalue 1. A user's ``shift`` fixes c.
     """
-    e = ritz[np.isfinite(ritz)]
-    e_min, e_max = float(e.min()), float(e.max())
+    e = np.sort(ritz[np.isfinite(ritz)])
+    e_min, e_max = float(e[0]), float(e[-1])
     if fixed is not None:
         c = fixed
     else:
-        top = min(e_max, v_inf) if v_inf is not None else e_max
-        c = top + margin * (top - e_min)
-        if v_inf is not None and e_max < v_inf:     # all states bound: admit only a sliver of the continuum
+        limit = v_inf if v_inf is not None else math.inf
+        top, e_rep = min(e_max, limit), float(e[min(reported or len(e), len(e)) - 1])
+        if margin is not None:
+            c = top + margin * boost * (top - e_min)
+        else:
+            rep = min(e_rep, limit)
+            c = max(rep + WINDOW_MARGIN * boost * (rep - e_min), top + BUFFER_MARGIN * boost * (top - e_min))
+        if v_inf is not None and e_rep < v_inf:     # the reported states bound: admit a sliver of the continuum
             c = min(c, v_inf + CONTINUUM_MARGIN * (v_inf - e_min))
     return c, 1.0 / max(c - e_min, 1e-8)
 
@@ -132,7 +148,10 @@ class Problem:
 
 
 def make_problem(system: System, cfg: SolverConfig, comm: Comm = Comm()) -> Problem:
-    """The fixed part of a run; a data-parallel batch must split into equal even parts."""
+    """The fixed part of a run (an unset ``extra_states`` derived from ``states``, :func:`buffer_states`); a
+    data-parallel batch must split into equal even parts."""
+    if cfg.extra_states is None:
+        cfg = replace(cfg, extra_states=buffer_states(cfg.states))
     if comm.world > 1:
         if cfg.batch % comm.world or (cfg.batch // comm.world) < 2:
             raise InputError(f"batch {cfg.batch} does not split into {comm.world} equal parts of at least 2",
@@ -165,16 +184,20 @@ class TrainingState:
     seconds: float = 0.0                      # training wall time so far (excluding hooks and checkpoints)
     s_ema: torch.Tensor | None = None         # running ⟨ψ_l,ψ_m⟩, float64 (L, L)
     h_ema: torch.Tensor | None = None         # running ⟨ψ_l,Hψ_m⟩, float64 (L, L)
+    h2_ema: torch.Tensor | None = None        # running ⟨Hψ_l,Hψ_m⟩, float64 (L, L) (the residuals)
     shift: float | None = None                # c of T = s (c - H)
     operator_scale: float | None = None       # s of T = s (c - H)
     ritz: np.ndarray | None = None            # Ritz values of (h_ema, s_ema) at the last re-choice of (c, s)
+    residuals: np.ndarray | None = None       # their residuals ‖(H - E)φ‖ (hartree), from h2_ema too
     skipped: int = 0                          # steps whose direction was not finite (nothing applied)
     trust_factor: float = 1.0                 # halved at each rewind
-    margin_boost: float = 1.0                 # factor on cfg.shift_margin, raised while a state collapses
+    margin_boost: float = 1.0                 # factor on the shift's margins, raised while a state collapses
     norm_ratios: np.ndarray | None = None     # ρ_k at the last re-choice of (c, s) (see norm_ratios)
+    plateaus: list[int] = field(default_factory=list)          # runs without `steps`: the steps at which the
+                                                               # states levelled off at each step size (stopping)
     rewinds: list[int] = field(default_factory=list)           # steps at which a divergence was undone
     history: dict[str, list] = field(default_factory=lambda: {"step": [], "loss": [], "energies": [], "shift": [],
-                                                              "time": []})
+                                                              "time": [], "residuals": []})
 
 
 def init_state(problem: Problem) -> TrainingState:
@@ -241,6 +264,7 @@ class Batch:
     overlap: torch.Tensor        # ⟨ψ_l,ψ_m⟩ in the training dtype (the descent direction's Gram matrix)
     s: torch.Tensor
     h: torch.Tensor
+    h2: torch.Tensor             # ⟨Hψ_l,Hψ_m⟩ (float64)
 
 
 def draw_batch(state: TrainingState, problem: Problem, proposal) -> Batch:
@@ -251,7 +275,8 @@ def draw_batch(state: TrainingState, problem: Problem, proposal) -> Batch:
     psi, h_psi = problem.hamiltonian.apply(state.model, x, cfg.laplacian, cfg.fd_step)
     f, hf = psi * root_w, h_psi * root_w
     overlap = comm.sum(f.T @ f) / cfg.batch
-    return Batch(x, root_w, f, hf, overlap, overlap.double(), (comm.sum(f.T @ hf) / cfg.batch).double())
+    return Batch(x, root_w, f, hf, overlap, overlap.double(), (comm.sum(f.T @ hf) / cfg.batch).double(),
+                 (comm.sum(hf.T @ hf) / cfg.batch).double())
 
 
 def rechoose_shift(state: TrainingState, problem: Problem) -> None:
@@ -261,15 +286,18 @@ def rechoose_shift(state: TrainingState, problem: Problem) -> None:
     cfg = problem.cfg
     s_now, h_now = state.s_ema.cpu().numpy(), state.h_ema.cpu().numpy()
     if not (np.isfinite(s_now).all() and np.isfinite(h_now).all()):
-        state.ritz = np.full(len(s_now), np.nan)
+        state.ritz = state.residuals = np.full(len(s_now), np.nan)
         return
     if state.shift is not None:
         ratios = norm_ratios(s_now, h_now, state.shift, state.operator_scale)
         state.margin_boost = margin_boost(state.margin_boost, ratios, state.norm_ratios)
         state.norm_ratios = ratios
-    state.ritz = rayleigh_ritz(s_now, h_now).energies
-    state.shift, state.operator_scale = operator_shift(state.ritz, problem.v_inf, cfg.shift,
-                                                       cfg.shift_margin * state.margin_boost)
+    solution = rayleigh_ritz(s_now, h_now)
+    state.ritz = solution.energies
+    with np.errstate(all="ignore"):             # a non-finite ⟨Hψ,Hψ⟩ leaves NaN residuals: not settled
+        state.residuals = residual_norms(solution, s_now, h_now, state.h2_ema.cpu().numpy())
+    state.shift, state.operator_scale = operator_shift(state.ritz, problem.v_inf, cfg.shift, cfg.shift_margin,
+                                                       cfg.states, state.margin_boost)
     if cfg.operator_scale is not None:
         state.operator_scale = cfg.operator_scale
 
@@ -311,17 +339,18 @@ def move(state: TrainingState, problem: Problem, batch: Batch, gram: torch.Tenso
         state.skipped += 1
 
 
-def train_step(state: TrainingState, problem: Problem, fraction: float) -> dict:
-    """Advance ``state`` by one step at ``fraction`` of the schedule; returns the batch's S and H (float64)."""
+def train_step(state: TrainingState, problem: Problem, decay: float) -> dict:
+    """Advance ``state`` by one step with the step sizes ``decay`` times their start (:func:`step_decay`); returns
+    the batch's S and H (float64)."""
     cfg = problem.cfg
     state.step += 1
-    decay = schedule(fraction, cfg.lr_final)
     for group in state.optimizer.param_groups:
         group["lr"] = cfg.lr * decay * state.trust_factor
     proposal = state.model.proposal(problem.train_dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
     batch = draw_batch(state, problem, proposal)
     state.s_ema = batch.s if state.s_ema is None else 0.9 * state.s_ema + 0.1 * batch.s
     state.h_ema = batch.h if state.h_ema is None else 0.9 * state.h_ema + 0.1 * batch.h
+    state.h2_ema = batch.h2 if state.h2_ema is None else 0.9 * state.h2_ema + 0.1 * batch.h2
     if state.shift is None or state.step % LOG_EVERY == 0:
         rechoose_shift(state, problem)
     if state.shift is None:                 # no finite estimate yet (overflowing samples): nothing to step along
@@ -343,6 +372,7 @@ def _log(state: TrainingState, batch: dict) -> float:
     hist["step"].append(state.step)
     hist["loss"].append(value)
     hist["energies"].append(state.ritz)
+    hist["residuals"].append(state.residuals)
     hist["shift"].append(state.shift)
     hist["time"].append(state.seconds)
     return value
@@ -358,7 +388,10 @@ def snapshot(state: TrainingState) -> dict:
                             norm_ratios=None if state.norm_ratios is None else state.norm_ratios.copy(),
                             s_ema=None if state.s_ema is None else state.s_ema.clone(),
                             h_ema=None if state.h_ema is None else state.h_ema.clone(),
-                            ritz=None if state.ritz is None else state.ritz.copy()),
+                            h2_ema=None if state.h2_ema is None else state.h2_ema.clone(),
+                            ritz=None if state.ritz is None else state.ritz.copy(),
+                            residuals=None if state.residuals is None else state.residuals.copy(),
+                            plateaus=list(state.plateaus)),
             "history": {k: len(v) for k, v in state.history.items()}}
 
 
@@ -405,18 +438,61 @@ def divergence(state: TrainingState, batch: dict) -> str | None:
     return None
 
 
+def step_decay(state: TrainingState, cfg: SolverConfig) -> float:
+    """The factor on the step sizes at the next step. A fixed schedule: the cosine of max(step/steps,
+    seconds/budget). A run without ``steps``: the level of its current stage (:func:`~qsolver.stopping.levels`),
+    at most the cosine of max(step/max_steps, seconds/budget), so that the cap or the budget, when they come
+    first, still end the run at the smallest step size."""
+    if cfg.steps is not None:
+        return schedule(max((state.step + 1) / cfg.steps, state.seconds / cfg.budget if cfg.budget else 0.0),
+                        cfg.lr_final)
+    stages = levels(cfg.lr_final)
+    horizon = max((state.step + 1) / cfg.max_steps, state.seconds / cfg.budget if cfg.budget else 0.0)
+    return min(stages[min(len(state.plateaus), len(stages) - 1)], schedule(horizon, cfg.lr_final))
+
+
+def finished(state: TrainingState, cfg: SolverConfig) -> bool:
+    """Whether training is over: the budget spent, the fixed ``steps`` done, or (without ``steps``) the states
+    levelled off at the last step size or the cap ``max_steps`` reached."""
+    if cfg.budget and state.seconds >= cfg.budget:
+        return True
+    if cfg.steps is not None:
+        return state.step >= cfg.steps
+    return len(state.plateaus) >= len(levels(cfg.lr_final)) or state.step >= cfg.max_steps
+
+
+def check_plateau(state: TrainingState, problem: Problem) -> None:
+    """A run without ``steps``, at a log point: record a plateau (and so move to the next step size) when the
+    reported states' Ritz values and residuals logged since the current stage began have levelled off
+    (:func:`~qsolver.stopping.settled`)."""
+    cfg, hist = problem.cfg, state.history
+    if cfg.steps is not None:
+        return
+    start = bisect.bisect_right(hist["step"], state.plateaus[-1] if state.plateaus else 0)
+    if settled(hist["energies"][start:], hist["residuals"][start:], cfg.states):
+        state.plateaus.append(state.step)
+
+
+def stop_reason(state: TrainingState, cfg: SolverConfig) -> str:
+    """Why a finished run stopped (a key of :data:`qsolver.stopping.REASONS`), signals and divergence aside."""
+    if cfg.steps is not None:
+        return "steps" if state.step >= cfg.steps else "budget"
+    if len(state.plateaus) >= len(levels(cfg.lr_final)):
+        return "converged"
+    return "budget" if cfg.budget and state.seconds >= cfg.budget else "cap"
+
+
 def train(state: TrainingState, problem: Problem, stop: Callable[[], bool] = lambda: False,
           ) -> Iterator[TrainingState]:
-    """Run steps until cfg.steps, the budget or ``stop()`` (asked on rank 0, obeyed by all); yield the state
+    """Run steps until :func:`finished` or ``stop()`` (asked on rank 0, obeyed by all); yield the state
     after every step. Only the steps' own time counts as training time, not the consumer's; rank 0's clock is
     every rank's, so all ranks see the same state.seconds and make the same decisions."""
     cfg, comm = problem.cfg, problem.comm
     good = snapshot(state)
     state.seconds, halt = comm.broadcast([state.seconds, float(stop())])
-    while state.step < cfg.steps and not halt and not (cfg.budget and state.seconds >= cfg.budget):
+    while not finished(state, cfg) and not halt:
         tick = time.perf_counter()
-        fraction = max((state.step + 1) / cfg.steps, state.seconds / cfg.budget if cfg.budget else 0.0)
-        batch = train_step(state, problem, fraction)
+        batch = train_step(state, problem, step_decay(state, cfg))
         logged = state.step % LOG_EVERY == 0 or state.step == cfg.steps
         if logged:
             _log(state, batch)
@@ -429,6 +505,7 @@ def train(state: TrainingState, problem: Problem, stop: Callable[[], bool] = lam
             if len(state.rewinds) > MAX_REWINDS:
                 raise Diverged(f"training diverged at step {failed} ({reason}) after {MAX_REWINDS} rewinds", state)
         elif logged:
+            check_plateau(state, problem)
             good = snapshot(state)
         state.seconds, halt = comm.broadcast([state.seconds + time.perf_counter() - tick, float(stop())])
         yield state

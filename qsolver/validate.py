@@ -16,6 +16,7 @@ import numpy as np
 from .checks import LevelCheck, check_levels
 from .references import Reference, analytic_reference, ionization_threshold
 from .result import Result
+from .stopping import describe
 
 DEGENERACY_RTOL = 1e-9
 
@@ -187,14 +188,16 @@ def _error_summary(abs_err: np.ndarray, rel_err: np.ndarray, err: np.ndarray, st
 
 
 def _run_summary(diag: dict) -> dict:
-    """How the run went, from its diagnostics: orthogonality, steps and time, processes, resumption, rewinds,
-    states without a finite energy, divergence."""
+    """How the run went, from its diagnostics: orthogonality, steps and time, why it stopped, processes,
+    resumption, rewinds, states without a finite energy, divergence."""
     summary = {"gram_deviation_final": f"{diag.get('gram_deviation', float('nan')):.2e}",
                "gram_deviation_trained_networks": f"{diag.get('raw_gram_deviation', float('nan')):.2e}"}
     if "steps_done" in diag:
         summary["training"] = (f"{diag['steps_done']} steps in {diag.get('train_seconds', float('nan')):.0f} s "
                                f"({diag.get('train_dtype', '?')}, {diag.get('threads', '?')} threads); "
                                f"Rayleigh-Ritz on {diag.get('eval_samples', '?')} fresh samples")
+    if "stop_reason" in diag:                   # results written before qsolver.stopping do not say
+        summary["stopped"] = describe(diag["stop_reason"], diag.get("steps_done", 0), diag.get("plateau_steps"))
     if diag.get("world", 1) > 1:
         summary["processes"] = f"{diag['world']} (data-parallel)"
     if "resumed_at_step" in diag:
