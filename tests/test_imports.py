@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # exact levels from the physics alone; the one-particle network fits its envelopes to fd_grid's coarse states
     "references": ("qsolver.references", "qsolver.fd_grid"),
     "wavefunctions": ("qsolver.sampling", "qsolver.networks"),
-    "engine": ("qsolver.training", "qsolver.estimation", "qsolver.natural", "qsolver.nestedlora", "qsolver.ritz",
+    "engine": ("qsolver.training", "qsolver.stopping", "qsolver.estimation", "qsolver.natural", "qsolver.nestedlora", "qsolver.ritz",
                "qsolver.parallel", "qsolver.observables", "qsolver.scales", "qsolver.dipoles"),
     "store": ("qsolver.result", "qsolver.io"),
     "run": ("qsolver.solver", "qsolver.checkpoint", "qsolver.memory"),
