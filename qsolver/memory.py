@@ -130,7 +130,13 @@ def check_memory(problem: Problem) -> None:
     largest = max(phases, key=phases.get)
     knobs = _KNOBS[largest]
     field = max(knobs, key=lambda k: getattr(cfg, k) / getattr(DEFAULTS, k))   # the one farthest above its default
-    sizes = " × ".join(f"{k}={getattr(cfg, k) + (cfg.extra_states if k == 'states' else 0)}" for k in knobs)
+
+    def size(key: str) -> str:
+        """A knob's value; the states with the buffer trained above them (the networks the memory holds)."""
+        extra = f" (+{cfg.extra_states} buffer)" if key == "states" and cfg.extra_states else ""
+        return f"{key}={getattr(cfg, key)}{extra}"
+
+    sizes = " × ".join(size(k) for k in knobs)
     raise InputError(f"{sizes} need about {phases[largest] / 2**30:.3g} GiB for the {largest} (peak about "
                      f"{need / 2**30:.3g} GiB); {free / 2**30:.3g} GiB available on {problem.device}: lower "
                      f"{' or '.join(knobs)}", source=problem.system.source, field=field)

@@ -142,7 +142,7 @@ def test_requests_that_cannot_fit_are_refused_before_allocating_with_the_estimat
     hydrogen = qsolver.load_system("hydrogen_2d")
     error = _refusal(hydrogen, states=64, batch=200_000)
     assert error.field == "batch" and "natural-step kernels" in error.detail and "GiB" in error.detail
-    assert "states=64 × batch=200000" in error.detail
+    assert "states=64 (+28 buffer) × batch=200000" in error.detail      # 64 states train ⌈(64 - 9)/2⌉ buffer ones
     assert _refusal(hydrogen, states=4, hidden=200_000).field == "hidden"                 # the parameters alone
     assert _refusal(hydrogen, states=4, eval_blocks=10**10, eval_samples=10**9).field == "eval_blocks"
     assert _refusal(qsolver.load_system("helium_singlet"), batch=100_000).field == "batch"    # 2B × 2B kernels
