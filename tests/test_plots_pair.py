@@ -80,8 +80,9 @@ def test_observables_are_normalised(pair_results, name):
 
 
 def test_energies_text_has_spin_and_status(pair_results):
-    lines = _energies_text(pair_results["he"]).splitlines()
+    *lines, stopped = _energies_text(pair_results["he"]).splitlines()
     assert "spin" in lines[0] and "status" in lines[0] and len(lines) == 3
+    assert stopped.startswith("stopped: steps")          # the run's fixed schedule, as validate prints it
     for line in lines[1:]:
         assert "singlet" in line and any(s in line for s in ("bound", "above threshold", "at threshold"))
 
