@@ -314,11 +314,17 @@ class DeterminantNet(nn.Module):
         return value, grad.reshape(n_states, n, -1), lap
 
     # ---- the network interface ----
+    def _values(self, x: torch.Tensor, log_scale: torch.Tensor, orbital: list | None = None,
+                pair: list | None = None) -> torch.Tensor:
+        """ψ_l(x) (L, B) with the envelopes' log-scales ``log_scale`` (L, 1 or B·N, M·C); ``orbital`` and ``pair``
+        collect the orbital and pair MLPs' layers (:func:`~.mlp.mlp_outputs`)."""
+        a_up, a_down = self._blocks(self._orbitals(x, log_scale, orbital))
+        dets = _det(a_up) * _det(a_down)                                        # (L, B, K); det of 0×0 = 1
+        return dets.sum(-1) * torch.exp(self._log_jastrow(x, False, pair))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ψ_l(x) for configurations x (B, N, d) -> (B, L)."""
-        a_up, a_down = self._blocks(self._orbitals(x, self.log_scale[:, None, :]))
-        dets = _det(a_up) * _det(a_down)                                        # (L, B, K); det of 0×0 = 1
-        return (dets.sum(-1) * torch.exp(self._log_jastrow(x, False))).T
+        return self._values(x, self.log_scale[:, None, :]).T
 
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """ψ (B, L), ∇ψ (B, L, N·d) and ∇²ψ (B, L): orbital jets, determinants through their cofactors, then the
@@ -354,8 +360,7 @@ class DeterminantNet(nn.Module):
         n, particles = x.shape[:2]
         copy = self.log_scale.detach()[:, None, :].expand(-1, n, -1).clone().requires_grad_(True)
         orbital, pair = [], []
-        a_up, a_down = self._blocks(self._orbitals(x, copy.repeat_interleave(particles, 1), orbital))
-        psi = (_det(a_up) * _det(a_down)).sum(-1) * torch.exp(self._log_jastrow(x, False, pair))     # (L, B)
+        psi = self._values(x, copy.repeat_interleave(particles, 1), orbital, pair)                  # (L, B)
         outputs = [out for _, out in orbital + pair]
         grads = torch.autograd.grad((psi * root_w.T).sum(), outputs + [copy])
         direct = {**row_jacobians(orbital, grads[:len(orbital)], particles),
