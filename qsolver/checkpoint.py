@@ -3,7 +3,7 @@ for bit.
 
 Layout: root attributes (format, package version, world size, the system as JSON, the solver settings as JSON,
 step, training seconds, shift, operator_scale, skipped steps, trust factor, shift-margin boost, rewinds, plateaus
-(runs without ``steps``)); ``model/*`` (the state dict in the training dtype), ``averaged/<i>`` (weight average),
+(runs without ``steps``), waypoints (JSON, :mod:`qsolver.extrapolation`)); ``model/*`` (the state dict in the training dtype), ``averaged/<i>`` (weight average),
 ``optimizer/<param>/<key>`` with the optimiser's hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``h2_ema``,
 ``ritz``, ``residuals``, ``norm_ratios``; ``generators`` (world, n) uint8, one sampling stream per rank;
 ``history/*``. A checkpoint continues only the run it came from: same system, settings (other than the thread
@@ -28,8 +28,8 @@ from .training import MAX_BOOST, MAX_REWINDS, Problem, TrainingState, init_state
 from .version import __version__
 
 FORMAT = "qsolver-checkpoint"
-FORMAT_VERSION = 5          # 4: checksums of every dataset and attribute (see qsolver.io.checksums); 5: ⟨Hψ,Hψ⟩,
-                            # residuals and plateaus (qsolver.stopping)
+FORMAT_VERSION = 6          # 4: checksums of every dataset and attribute (see qsolver.io.checksums); 5: ⟨Hψ,Hψ⟩,
+                            # residuals and plateaus (qsolver.stopping); 6: waypoints (qsolver.extrapolation)
 UNCHECKED = ("threads",)          # settings that may differ on resume (they change no number in float64)
 
 
@@ -51,7 +51,7 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
                         "settings": json.dumps(_settings(problem)), "step": state.step,
                         "seconds": state.seconds, "skipped": state.skipped, "trust_factor": state.trust_factor,
                         "margin_boost": state.margin_boost, "rewinds": json.dumps(state.rewinds),
-                        "plateaus": json.dumps(state.plateaus),
+                        "plateaus": json.dumps(state.plateaus), "waypoints": json.dumps(state.waypoints),
                         "shift": np.nan if state.shift is None else state.shift,
                         "operator_scale": np.nan if state.operator_scale is None else state.operator_scale})
         for key, value in state.model.state_dict().items():
@@ -75,6 +75,25 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
             hist[key] = np.asarray(values, dtype=float)
 
     return write_hdf5(path, write)
+
+
+def _waypoints(reader, f: h5py.File, step: int, states: int) -> list[dict]:
+    """The attribute ``waypoints``: a JSON list of {step, energies, sigma2}, steps increasing up to ``step``, one
+    number (or NaN) per network in each list."""
+    found = reader.json(reader.attribute(f, "waypoints", "waypoints"), "waypoints", list)
+
+    def numbers(values) -> bool:
+        return isinstance(values, list) and len(values) == states and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+    steps = [w.get("step") if isinstance(w, dict) else None for w in found]
+    if not (all(isinstance(w, dict) and set(w) == {"step", "energies", "sigma2"} and numbers(w["energies"])
+                and numbers(w["sigma2"]) for w in found)
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= step for s in steps)
+            and steps == sorted(steps)):
+        reader.fail(f"must list {{step, energies, sigma2}} at increasing steps up to {step} with {states} numbers "
+                    f"each, got {brief(found)}", "waypoints")
+    return found
 
 
 def _plain(value: Any) -> Any:
@@ -206,6 +225,7 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
             reader.fail(f"must list at most {len(levels(problem.cfg.lr_final))} increasing steps between 1 and "
                         f"{step}, got {brief(plateaus)}", "plateaus")
         state.plateaus = plateaus
+        state.waypoints = _waypoints(reader, f, step, state.model.config.states)
         generators = reader.numbers("generators", ndim=2)
         own = state.generator.get_state()
         if generators.dtype != np.uint8 or generators.shape != (problem.comm.world, len(own)):

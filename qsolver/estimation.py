@@ -1,11 +1,14 @@
 """Final estimation: Rayleigh–Ritz energies of the trained span with error bars and sampling diagnostics."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
 from .config import SolverConfig
 from .dipoles import dipole_sums, transition_dipoles
+from .extrapolation import WAYPOINT_SHARE
 from .hamiltonian import Hamiltonian, spin_squared
 from .networks import Network
 from .parallel import Comm, draw
@@ -20,8 +23,10 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
 
     Three uncertainty columns per state: the jackknife standard error (``stat_errors``), the estimated remaining
     error of the learned span (``bias_errors``: Kato–Temple with the residual's sampling noise removed,
-    :func:`qsolver.ritz.bias_errors`) and the Kato–Temple/Weinstein bound σ_i²/Δ_i (``span_errors``,
-    :func:`qsolver.ritz.span_errors`); the headline ``errors`` = :func:`headline_errors` of the first two.
+    :func:`qsolver.ritz.bias_errors`, from the de-noised σ_i² in ``denoised_sigma2``; the solver replaces it by
+    variance extrapolation where training left waypoints, :mod:`qsolver.extrapolation`) and the Kato–Temple/Weinstein
+    bound σ_i²/Δ_i (``span_errors``, :func:`qsolver.ritz.span_errors`); the headline ``errors`` =
+    :func:`headline_errors` of the first two.
 
     Also reports the effective sample size per state, ESS_l = (Σ w ψ_l²)² / Σ (w ψ_l²)² / N, and the
     deviation of the trained networks' normalised Gram matrix from the identity (their orthogonality), and the
@@ -81,7 +86,8 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     h2 /= per_block
     residuals = residual_norms(solution, s, h_blocks.mean(0), h2.mean(0))
     span = span_errors(solution.energies, residuals, spectrum_edge(system))
-    bias = bias_errors(solution.energies, denoised_residuals(s_blocks, h_blocks, h2), residuals, spectrum_edge(system))
+    sigma2 = denoised_residuals(s_blocks, h_blocks, h2)
+    bias = bias_errors(solution.energies, sigma2, residuals, spectrum_edge(system))
     errors = headline_errors(stat_errors, bias)
     norm = np.sqrt(np.diag(s))
     raw_gram = s / np.outer(norm, norm)
@@ -90,13 +96,22 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
             "dipoles": transition_dipoles(solution.vectors, s_blocks, d_blocks),
             "diagnostics": {"eval_samples": per_block * n_blocks, "stat_errors": stat_errors,
                             "residuals": residuals, "span_errors": span,
-                            "bias_errors": bias,
+                            "bias_errors": bias, "denoised_sigma2": sigma2,
                             "ess_fraction": w1**2 / w2 / (per_block * n_blocks),
                             "raw_gram_deviation": float(np.abs(raw_gram - np.eye(n_states)).max()),
                             "gram_deviation": float(np.abs(final_gram - np.eye(n_states)).max()),
                             **({"exchange_symmetry_error": symmetry} if symmetry is not None else {}),
                             **(spin_of_states(solution.vectors, s_blocks, s2_blocks / per_block) if s2 is not None
                                else {})}}
+
+
+def waypoint(model: Network, system: System, cfg: SolverConfig, dtype: torch.dtype, hamiltonian: Hamiltonian,
+             generator: torch.Generator, comm: Comm = Comm()) -> dict:
+    """The Ritz values and de-noised σ_i² (hartree²) of ``model`` on 1/WAYPOINT_SHARE of the final evaluation's
+    samples, from ``generator``: a point on the line of :func:`qsolver.extrapolation.extrapolated_bias`."""
+    share = replace(cfg, eval_samples=max(cfg.eval_samples // WAYPOINT_SHARE, 2 * cfg.eval_blocks))
+    est = evaluate(model, system, share, generator, dtype, hamiltonian, comm=comm)
+    return {"energies": est["energies"].tolist(), "sigma2": est["diagnostics"]["denoised_sigma2"].tolist()}
 
 
 HEADLINE_FACTOR = 2.0    # the headline ± is this many combined standard errors: ~95 % for Gaussian noise

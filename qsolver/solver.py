@@ -29,7 +29,8 @@ from .config import SolverConfig, argument_name, check_arguments, check_settings
 from .errors import InputError, Interrupted, TrainingDiverged, WriteError
 from .fields import brief, finite_number
 from .dipoles import transitions
-from .estimation import evaluate
+from .estimation import evaluate, headline_errors, waypoint
+from .extrapolation import WAYPOINTS_USED, extrapolated_bias, waypoints_due
 from .ritz import not_eigenstates
 from .memory import check_memory
 from .networks import choose
@@ -39,8 +40,8 @@ from .references import check_basis_names
 from .result import Result
 from .stopping import buffer_states
 from .system import System, as_system
-from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, init_state, make_problem,
-                       stop_reason, train)
+from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, finished, fraction_done,
+                       init_state, make_problem, stop_reason, train)
 
 CHECKPOINT_EVERY = 300.0      # seconds of training between checkpoints, when a checkpoint path is given
 
@@ -152,6 +153,7 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
                     if state.history["step"] and state.history["step"][-1] == state.step:
                         bar.set_postfix_str(f"loss {state.history['loss'][-1]:.4g}  "
                                             f"E {np.array2string(state.ritz[:4], precision=4)}")
+                    take_waypoint(state, problem)
                     if pending and state.seconds >= pending[0] and on_evaluate is not None:
                         while pending and state.seconds >= pending[0]:
                             pending.pop(0)
@@ -182,6 +184,20 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
     return result
 
 
+def take_waypoint(state: TrainingState, problem: Problem) -> None:
+    """Evaluate the averaged weights when a waypoint is due (:func:`~qsolver.extrapolation.waypoints_due`; not at
+    the end, which the final evaluation covers), on samples from a stream of their own seeded by the run's seed: every
+    waypoint sees the same samples, and a resumed run takes the same waypoints."""
+    cfg = problem.cfg
+    if finished(state, cfg) or not waypoints_due(fraction_done(state, cfg), len(state.waypoints),
+                                                 None if cfg.steps is not None else len(state.plateaus)):
+        return
+    stream = torch.Generator(device=state.generator.device).manual_seed(problem.comm.rank_seed(cfg.seed) + 1)
+    point = waypoint(averaged_model(state, problem.eval_dtype), problem.system, cfg, problem.eval_dtype,
+                     problem.hamiltonian, stream, problem.comm)
+    state.waypoints.append({"step": state.step, **point})
+
+
 def finish(state: TrainingState, problem: Problem, interrupted: bool = False, resumed_at: int | None = None) -> Result:
     """Rayleigh–Ritz of the averaged weights (in the evaluation dtype) and the result with its diagnostics."""
     tick = time.perf_counter()
@@ -190,9 +206,20 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     estimate = evaluate(model, system, cfg, state.generator, problem.eval_dtype, problem.hamiltonian,
                         comm=problem.comm)
     n, diag = cfg.states, estimate["diagnostics"]
-    for key in ("stat_errors", "residuals", "span_errors", "bias_errors", "spin_squared", "spin_squared_errors"):
+    for key in ("stat_errors", "residuals", "span_errors", "bias_errors", "denoised_sigma2", "spin_squared",
+                "spin_squared_errors"):
         if key in diag:                                              # report the lowest `states` of the trained span
             diag[key] = diag[key][:n]
+    used = state.waypoints[-WAYPOINTS_USED:]
+    if used:                       # the bias by variance extrapolation, the Kato–Temple estimate as its ceiling
+        way_e, way_s2 = (np.array([w[k][:n] for w in used]) for k in ("energies", "sigma2"))
+        diag["bias_errors"] = extrapolated_bias(way_e, way_s2, estimate["energies"][:n], diag["denoised_sigma2"],
+                                                diag["bias_errors"])
+        estimate["errors"] = headline_errors(diag["stat_errors"], diag["bias_errors"])
+        diag.update(bias_method="variance extrapolation", waypoint_steps=[w["step"] for w in used],
+                    waypoint_energies=way_e, waypoint_sigma2=way_s2)
+    else:
+        diag["bias_method"] = "Kato-Temple"
     hist = {k: np.asarray(v, dtype=float) for k, v in state.history.items()}
     estimate["diagnostics"].update(steps_done=state.step, interrupted=interrupted, skipped_steps=state.skipped,
                                    rewinds=list(state.rewinds), train_seconds=state.seconds,

@@ -196,6 +196,8 @@ class TrainingState:
     plateaus: list[int] = field(default_factory=list)          # runs without `steps`: the steps at which the
                                                                # states levelled off at each step size (stopping)
     rewinds: list[int] = field(default_factory=list)           # steps at which a divergence was undone
+    waypoints: list[dict] = field(default_factory=list)        # evaluations of the averaged weights on the way:
+                                                               # step, Ritz values, σ² (qsolver.extrapolation)
     history: dict[str, list] = field(default_factory=lambda: {"step": [], "loss": [], "energies": [], "shift": [],
                                                               "time": [], "residuals": []})
 
@@ -444,11 +446,17 @@ def step_decay(state: TrainingState, cfg: SolverConfig) -> float:
     at most the cosine of max(step/max_steps, seconds/budget), so that the cap or the budget, when they come
     first, still end the run at the smallest step size."""
     if cfg.steps is not None:
-        return schedule(max((state.step + 1) / cfg.steps, state.seconds / cfg.budget if cfg.budget else 0.0),
-                        cfg.lr_final)
+        return schedule(fraction_done(state, cfg, ahead=1), cfg.lr_final)
     stages = levels(cfg.lr_final)
-    horizon = max((state.step + 1) / cfg.max_steps, state.seconds / cfg.budget if cfg.budget else 0.0)
-    return min(stages[min(len(state.plateaus), len(stages) - 1)], schedule(horizon, cfg.lr_final))
+    return min(stages[min(len(state.plateaus), len(stages) - 1)], schedule(fraction_done(state, cfg, ahead=1),
+                                                                          cfg.lr_final))
+
+
+def fraction_done(state: TrainingState, cfg: SolverConfig, ahead: int = 0) -> float:
+    """max(step/N, seconds/budget) after ``ahead`` more steps, N the fixed ``steps`` or else the cap ``max_steps``:
+    how far the cosine schedule (a run's ceiling without ``steps``) has come."""
+    return max((state.step + ahead) / (cfg.steps if cfg.steps is not None else cfg.max_steps),
+               state.seconds / cfg.budget if cfg.budget else 0.0)
 
 
 def finished(state: TrainingState, cfg: SolverConfig) -> bool:

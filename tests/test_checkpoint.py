@@ -44,6 +44,7 @@ def test_resume_after_sigterm_reproduces_the_uninterrupted_run(tmp_path):
     # the same arithmetic on the same machine: identical to the last bit (the issue asks 1e-12 in float64)
     np.testing.assert_array_equal(resumed.energies, whole.energies)
     np.testing.assert_array_equal(resumed.history["loss"], whole.history["loss"])
+    np.testing.assert_array_equal(resumed.errors, whole.errors)          # the waypoints' bias estimate too
     for a, b in zip(resumed.model.parameters(), whole.model.parameters()):
         assert torch.equal(a, b)
 
@@ -69,6 +70,9 @@ def test_periodic_checkpoints_and_refusal_of_another_run(tmp_path):
     qsolver.solve(system, checkpoint=ckpt, checkpoint_every=1e-9, **RUN)     # one after every step
     with h5py.File(ckpt) as f:
         assert int(f.attrs["step"]) == RUN["steps"]
+    cfg = qsolver.solver.resolve_config(system, steps=60, dtype="float64", eval_samples=2000, eval_blocks=10, threads=1)
+    kept = qsolver.checkpoint.read_checkpoint(ckpt, training.make_problem(system, cfg))
+    assert [w["step"] for w in kept.waypoints] == [30, 45]          # the waypoints travel with the state
     with pytest.raises(InputError, match="solver setting steps = 60 .this run: 80"):
         qsolver.solve(system, resume=ckpt, **{**RUN, "steps": 80})
     with pytest.raises(InputError, match="system 'harmonic_1d' .this run: 'harmonic_2d'; they differ in dimension"):

@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "references": ("qsolver.references", "qsolver.fd_grid"),
     "wavefunctions": ("qsolver.sampling", "qsolver.networks"),
     "engine": ("qsolver.training", "qsolver.stopping", "qsolver.estimation", "qsolver.natural", "qsolver.nestedlora", "qsolver.ritz",
-               "qsolver.parallel", "qsolver.observables", "qsolver.scales", "qsolver.dipoles"),
+               "qsolver.extrapolation", "qsolver.parallel", "qsolver.observables", "qsolver.scales", "qsolver.dipoles"),
     "store": ("qsolver.result", "qsolver.io"),
     "run": ("qsolver.solver", "qsolver.checkpoint", "qsolver.memory"),
     "reporting": ("qsolver.compare", "qsolver.plots", "qsolver.validate", "qsolver.checks", "qsolver.spectrum"),

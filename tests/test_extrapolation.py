@@ -1,0 +1,56 @@
+"""Variance extrapolation of the bias (qsolver.extrapolation): the line E = λ + σ²/ε through the waypoints."""
+import numpy as np
+import pytest
+
+from qsolver.extrapolation import extrapolated_bias, waypoints_due
+from qsolver.solver import solve
+
+
+def test_line_gives_the_distance_to_the_level():
+    # two states on exact lines E = λ + σ²/ε (ε = 5 and 40 hartree): the bias of the last point is σ²/ε
+    sigma2 = np.array([[4e-3, 2e-3], [2e-3, 1e-3]])
+    level, eps = np.array([-1.0, -0.5]), np.array([5.0, 40.0])
+    energies = level + sigma2 / eps
+    final_s2 = np.array([1e-3, 5e-4])
+    bias = extrapolated_bias(energies, sigma2, level + final_s2 / eps, final_s2, cap=np.array([1.0, 1.0]))
+    assert bias == pytest.approx(final_s2 / eps, rel=1e-12)
+
+
+def test_flat_levels_have_no_bias_and_the_cap_stands_where_the_line_says_nothing():
+    way_e = np.array([[-1.0, -0.5, -0.2], [-1.0, -0.5, -0.2]])
+    way_s2 = np.array([[4e-3, 4e-3, 1e-3], [2e-3, 2e-3, 1e-3]])
+    final_e = np.array([-1.0, -0.5 + 1e-4, -0.2])       # the second rose as its residual fell: slope < 0
+    final_s2 = np.array([1e-3, 1e-3, 1e-3])             # the third's residual never moved
+    cap = np.array([0.3, 0.3, 0.3])
+    bias = extrapolated_bias(way_e, way_s2, final_e, final_s2, cap)
+    assert bias[:2] == pytest.approx([0.0, 0.0], abs=1e-15)
+    assert bias[2] == 0.3
+    # never above the Kato–Temple cap, NaN where the state is not finite
+    steep = extrapolated_bias([[-0.9]], [[2e-3]], [-1.0], [1e-3], [1e-5])
+    assert steep[0] == 1e-5
+    assert np.isnan(extrapolated_bias([[np.nan]], [[2e-3]], [np.nan], [1e-3], [np.nan])[0])
+
+
+def test_waypoints_at_fractions_of_a_fixed_schedule_and_at_each_stage():
+    assert [waypoints_due(f, 0, None) for f in (0.2, 0.5, 0.9)] == [False, True, True]
+    assert [waypoints_due(f, 1, None) for f in (0.6, 0.75, 1.0)] == [False, True, True]
+    assert not waypoints_due(1.0, 2, None)
+    assert waypoints_due(0.01, 0, 1) and not waypoints_due(0.01, 1, 1) and waypoints_due(0.01, 1, 2)
+
+
+def test_a_short_run_extrapolates_from_its_waypoints():
+    # 400 steps of the 1D oscillator: waypoints at steps 200 and 300, the bias from their line with the final
+    # evaluation, never above the Kato–Temple estimate, and the headline ± built from it
+    result = solve("harmonic_1d", n_states=3, steps=400, seed=0, progress=False, threads=1, damping=1e-2,
+                   eval_samples=8000)
+    d = result.diagnostics
+    assert d["bias_method"] == "variance extrapolation"
+    assert d["waypoint_steps"] == [200, 300]
+    assert np.asarray(d["waypoint_energies"]).shape == (2, 3)
+    bias = np.asarray(d["bias_errors"])
+    assert np.all(bias >= 0)
+    exact = np.array([0.5, 1.5, 2.5])
+    assert np.all(np.abs(result.energies - exact) <= result.errors)    # unconverged levels, inside their bars
+    assert result.errors == pytest.approx(2 * np.hypot(d["stat_errors"], bias))
+    actual = np.abs(result.energies - exact)
+    assert np.median(result.errors) <= 10 * np.median(actual)         # the calibration target of the bars
