@@ -36,7 +36,11 @@ from .mlp import mlp_jet, mlp_outputs, mlp_parameters, row_jacobians
 from .pair import _rho
 
 ENVELOPE_CHOICES = ("exponential", "gaussian")
-TAIL = 0.6                # slot scale over the envelope's: above ½ keeps ψ²/p bounded (bounded MLP outputs)
+# slot scales over the envelope's, one mixture component each: the wide one (above ½) keeps ψ²/p bounded (bounded MLP
+# outputs), the narrow one follows orbitals that the MLP draws in from the wider product of exponentials over the
+# centres (a bond's); a trap's Gaussian orbitals are their envelopes times polynomials, and the wide one alone fits
+TAILS = (0.4, 0.6)
+GAUSSIAN_TAILS = (0.6,)
 CENTRE_FLOOR = 0.2        # every centre's least share of a slot's mixture
 MIN_DECAY = 1e-2          # the slowest decay (1/bohr) an orbital envelope starts with (vanishing charges)
 
@@ -369,21 +373,25 @@ class DeterminantNet(nn.Module):
         return Tangents([], [], [], direct)
 
     def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None) -> SlotProducts:
-        """A mixture over states and determinants of products of one density per orbital slot, symmetrised over
-        each spin block (:class:`~qsolver.sampling.SlotProducts`): orbital i's envelope e ~ exp(-Σ_c a_c r_c)
-        (or exp(-½ Σ β x²)) gives slot i a density with tails TAIL times as wide in the exponent as e², so that
-        ψ²/p stays bounded while a core and a valence electron are drawn where their orbitals are."""
+        """A mixture over states, determinants and TAILS of products of one density per orbital slot, symmetrised
+        over each spin block (:class:`~qsolver.sampling.SlotProducts`): orbital i's envelope e ~ exp(-Σ_c a_c r_c)
+        (or exp(-½ Σ β x²)) gives slot i a density with tails t times as wide in the exponent as e² for each t of
+        TAILS (GAUSSIAN_TAILS), so that ψ²/p stays bounded (t > ½ in the mixture) while a core and a valence
+        electron are drawn where their orbitals are."""
         c = self.config
-        n_states, n_orb = self.log_scale.shape[0], c.determinants * c.particles
+        n_states = self.log_scale.shape[0]
+        tails = torch.tensor(GAUSSIAN_TAILS if self.envelope is Gaussian else TAILS, dtype=dtype)
         rates = torch.exp(self.log_scale.detach()).to(dtype).reshape(n_states * c.determinants, c.particles, -1)
+        rates = rates.repeat(len(tails), 1, 1)                            # (tails × states × determinants, N, C)
+        tails = tails.to(rates.device).repeat_interleave(rates.shape[0] // len(tails))[:, None, None]
         weights = torch.full((rates.shape[0],), 1.0 / rates.shape[0], dtype=dtype, device=rates.device)
         centers = self.centers.to(dtype)
         if self.envelope is Gaussian:
-            return SlotProducts(centers, torch.sqrt(TAIL / rates), weights, c.spins, kind="gaussian")
+            return SlotProducts(centers, torch.sqrt(tails / rates), weights, c.spins, kind="gaussian")
         # the centre of a slot's mixture by the envelope's mass there (∝ a_c^d), with a floor for every centre
         mass = rates ** c.dimension
         share = (1 - CENTRE_FLOOR) * mass / mass.sum(-1, keepdim=True) + CENTRE_FLOOR / rates.shape[-1]
-        return SlotProducts(centers, TAIL / rates, weights, c.spins, centre_weights=share)
+        return SlotProducts(centers, tails / rates, weights, c.spins, centre_weights=share)
 
     def extent(self) -> tuple[np.ndarray, np.ndarray] | None:
         c = self.config
