@@ -15,6 +15,8 @@ import numpy as np
 WAYPOINT_FRACTIONS = (0.5, 0.75)   # a fixed schedule's fractions at which the averaged weights are evaluated
 WAYPOINTS_USED = 2                 # the latest this many waypoints, with the final evaluation, make the line
 WAYPOINT_SHARE = 4                 # a waypoint's evaluation draws 1/this of the final evaluation's samples
+MOVING = 0.01                      # a level that fell by more than this fraction of its cap since the first waypoint
+                                   # is still moving: the cap is its bias
 
 
 def waypoints_due(progress: float, taken: int, plateaus: int | None) -> bool:
@@ -28,20 +30,25 @@ def waypoints_due(progress: float, taken: int, plateaus: int | None) -> bool:
 
 def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies: np.ndarray,
                       sigma2: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Per state, b σ_i² (hartree) with b ≥ 0 the least-squares slope of E against σ² through the waypoints
-    (K, L) and the final values (L,), at most ``cap`` (the Kato–Temple estimate σ²/Δ: ε_i ≥ Δ_i).
+    """Per state (hartree), from the waypoints (K, L) and the final values (L,), at most ``cap`` (the Kato–Temple
+    estimate σ²/Δ, as ε_i ≥ Δ_i):
 
-    A level that did not fall while its residual shrank has b ≈ 0: converged, its statistical error is its
-    uncertainty. Where the residuals did not change (a spread of σ² below a tenth of the final one, where the slope
-    is noise) the line says nothing and the cap stands. NaN stays NaN."""
+    - b σ_i², b ≥ 0 the least-squares slope of E against σ²: a level that did not fall while its residual shrank
+      has b ≈ 0 (converged; its statistical error is its uncertainty);
+    - where the residuals did not change (a spread of σ² below a tenth of the final one, where the slope is noise):
+      how far the level fell since the first waypoint;
+    - the cap itself where the level fell since the first waypoint by more than MOVING of it: a state still far
+      from its level, whose error is then of long wavelength too (ε falls as training goes on) and the line
+      underestimates it (results/bench/README.md, 'Error bars').
+
+    NaN stays NaN."""
     e = np.vstack([np.asarray(way_energies, dtype=float), np.asarray(energies, dtype=float)])
     s = np.vstack([np.asarray(way_sigma2, dtype=float), np.asarray(sigma2, dtype=float)])
     cap = np.asarray(cap, dtype=float)
-    out = cap.copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         ds, de = s - s.mean(0), e - e.mean(0)
-        spread = np.sqrt((ds**2).mean(0))
         slope = (ds * de).sum(0) / (ds**2).sum(0)
-        known = np.isfinite(slope) & np.isfinite(cap) & (spread > 0.1 * s[-1])
-        out[known] = np.minimum(np.maximum(slope[known], 0.0) * s[-1, known], cap[known])
-    return out
+        fell = np.maximum(e[0] - e[-1], 0.0)
+        steady = np.sqrt((ds**2).mean(0)) > 0.1 * s[-1]
+        line = np.where(steady & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell)
+        return np.where(fell > MOVING * cap, cap, np.minimum(line, cap))

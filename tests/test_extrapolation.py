@@ -16,18 +16,18 @@ def test_line_gives_the_distance_to_the_level():
     assert bias == pytest.approx(final_s2 / eps, rel=1e-12)
 
 
-def test_flat_levels_have_no_bias_and_the_cap_stands_where_the_line_says_nothing():
-    way_e = np.array([[-1.0, -0.5, -0.2], [-1.0, -0.5, -0.2]])
-    way_s2 = np.array([[4e-3, 4e-3, 1e-3], [2e-3, 2e-3, 1e-3]])
-    final_e = np.array([-1.0, -0.5 + 1e-4, -0.2])       # the second rose as its residual fell: slope < 0
-    final_s2 = np.array([1e-3, 1e-3, 1e-3])             # the third's residual never moved
-    cap = np.array([0.3, 0.3, 0.3])
+def test_flat_levels_have_no_bias_moving_ones_the_cap():
+    way_e = np.array([[-1.0, -0.5, -0.2, -0.1], [-1.0, -0.5, -0.2, -0.1]])
+    way_s2 = np.array([[4e-3, 4e-3, 1e-3, 1e-3], [2e-3, 2e-3, 1e-3, 1e-3]])
+    final_e = np.array([-1.0, -0.5 + 1e-4, -0.2, -0.1 - 2e-4])   # the second rose as its residual fell: slope < 0
+    final_s2 = np.array([1e-3, 1e-3, 1e-3, 1e-3])                # the last two residuals never moved
+    cap = np.array([0.3, 0.3, 0.3, 0.3])
     bias = extrapolated_bias(way_e, way_s2, final_e, final_s2, cap)
-    assert bias[:2] == pytest.approx([0.0, 0.0], abs=1e-15)
-    assert bias[2] == 0.3
-    # never above the Kato–Temple cap, NaN where the state is not finite
-    steep = extrapolated_bias([[-0.9]], [[2e-3]], [-1.0], [1e-3], [1e-5])
-    assert steep[0] == 1e-5
+    # the line's slope where σ² moved; where it did not, how far the level fell (nothing, 2e-4)
+    assert bias == pytest.approx([0.0, 0.0, 0.0, 2e-4], abs=1e-15)
+    # a level that fell by more than MOVING of its cap since the first waypoint is far from converged: the cap
+    assert extrapolated_bias([[-0.9]], [[2e-3]], [-1.0], [1e-3], [1.0])[0] == 1.0
+    assert extrapolated_bias([[-0.9]], [[2e-3]], [-1.0], [1e-3], [1e-5])[0] == 1e-5
     assert np.isnan(extrapolated_bias([[np.nan]], [[2e-3]], [np.nan], [1e-3], [np.nan])[0])
 
 
