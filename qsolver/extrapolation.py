@@ -45,7 +45,7 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
     e = np.vstack([np.asarray(way_energies, dtype=float), np.asarray(energies, dtype=float)])
     s = np.vstack([np.asarray(way_sigma2, dtype=float), np.asarray(sigma2, dtype=float)])
     cap = np.asarray(cap, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):          # non-finite states (and overflowing magnitudes) end as NaN or the cap
         ds, de = s - s.mean(0), e - e.mean(0)
         slope = (ds * de).sum(0) / (ds**2).sum(0)
         fell = np.maximum(e[0] - e[-1], 0.0)
