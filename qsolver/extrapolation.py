@@ -4,9 +4,11 @@ Write a Ritz state as φ_i = ψ_i + δ_i with δ_i ⊥ ψ_i and split δ_i over 
 and σ_i² = ‖(H - E_i)φ_i‖² ≈ Σ|c_k|² (λ_k - λ_i)², so E_i - λ_i ≈ σ_i²/ε_i with ε_i the error's mean excitation
 energy (hartree). Kato–Temple bounds the ratio by ε_i ≥ Δ_i, the gap to the next level, and uses that bound; a
 network's error is mostly of short wavelength (cusps, tails), with ε_i tens of hartree for atoms, where σ²/Δ
-overstates the bias 100–1000×. Along training ε_i stays nearly fixed while σ_i² shrinks, so the waypoints (E_ik, σ_ik²)
-evaluated on the way and the final (E_i, σ_i²) lie near the line E = λ_i + σ²/ε_i: its slope gives the bias σ_i²/ε_i
-of the final state without knowing λ_i (the extrapolation to zero variance of quantum Monte Carlo).
+overstates the bias 100–1000×. Late in training ε_i changes slowly while σ_i² shrinks, so the waypoints
+(E_ik, σ_ik²) evaluated on the way and the final (E_i, σ_i²) lie near the line E = λ_i + σ²/ε_i: its slope gives the
+bias σ_i²/ε_i of the final state without knowing λ_i (the extrapolation to zero variance of quantum Monte Carlo).
+Far from convergence a state sheds its short-wavelength error first, ε_i falls, and the line underestimates the
+bias; such a state, recognised by how far it still falls, keeps the Kato–Temple estimate.
 """
 from __future__ import annotations
 
