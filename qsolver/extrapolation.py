@@ -17,7 +17,7 @@ import numpy as np
 WAYPOINT_FRACTIONS = (0.5, 0.75)   # a fixed schedule's fractions at which the averaged weights are evaluated
 WAYPOINTS_USED = 2                 # the latest this many waypoints, with the final evaluation, make the line
 WAYPOINT_SHARE = 4                 # a waypoint's evaluation draws 1/this of the final evaluation's samples
-MOVING = 0.01                      # a level that fell by more than this fraction of its cap since the first waypoint
+MOVING = 0.03                      # a level that fell by more than this fraction of its cap since the first waypoint
                                    # is still moving: the cap is its bias
 
 
