@@ -4,10 +4,10 @@ for bit.
 Layout: root attributes (format, package version, world size, the system as JSON, the solver settings as JSON,
 step, training seconds, shift, operator_scale, skipped steps, trust factor, shift-margin boost, rewinds, plateaus
 (runs without ``steps``), waypoints (JSON, :mod:`qsolver.extrapolation`)); ``model/*`` (the state dict in the
-training dtype), ``averaged/<i>`` (weight average), ``optimizer/<param>/<key>`` with the optimiser's hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``h2_ema``,
-``ritz``, ``residuals``, ``norm_ratios``; ``generators`` (world, n) uint8, one sampling stream per rank;
-``history/*``. A checkpoint continues only the run it came from: same system, settings (other than the thread
-count), package version and world size.
+training dtype), ``averaged/<i>`` (weight average), ``optimizer/<param>/<key>`` with the optimiser's
+hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``h2_ema``, ``ritz``, ``residuals``, ``norm_ratios``;
+``generators`` (world, n) uint8, one sampling stream per rank; ``history/*``. A checkpoint continues only the
+run it came from: same system, settings (other than the thread count), package version and world size.
 """
 from __future__ import annotations
 

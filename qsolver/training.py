@@ -445,11 +445,11 @@ def step_decay(state: TrainingState, cfg: SolverConfig) -> float:
     seconds/budget). A run without ``steps``: the level of its current stage (:func:`~qsolver.stopping.levels`),
     at most the cosine of max(step/max_steps, seconds/budget), so that the cap or the budget, when they come
     first, still end the run at the smallest step size."""
+    cosine = schedule(fraction_done(state, cfg, ahead=1), cfg.lr_final)
     if cfg.steps is not None:
-        return schedule(fraction_done(state, cfg, ahead=1), cfg.lr_final)
+        return cosine
     stages = levels(cfg.lr_final)
-    return min(stages[min(len(state.plateaus), len(stages) - 1)], schedule(fraction_done(state, cfg, ahead=1),
-                                                                          cfg.lr_final))
+    return min(stages[min(len(state.plateaus), len(stages) - 1)], cosine)
 
 
 def fraction_done(state: TrainingState, cfg: SolverConfig, ahead: int = 0) -> float:

@@ -42,9 +42,9 @@ class Validation:
                  *(f"**FLAGGED**: {m}" for m in self.check.messages()), *([""] if self.check.flagged else []),
                  "Energies in hartree; ± is the headline uncertainty, built from stat. (the jackknife standard error "
                  "of the Monte Carlo estimate) and bias (the estimated remaining error of the learned span: variance "
-                 "extrapolation along training where the run has waypoints, else Kato–Temple with de-noised σ); bound is "
-                 "the Kato–Temple/Weinstein σ²/Δ (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level), an upper "
-                 "limit on that error, usually far above it (docs/comparing.md); z = |E - E_ref| / ±.", "",
+                 "extrapolation along training where the run has waypoints, else Kato–Temple with de-noised σ); "
+                 "bound is the Kato–Temple/Weinstein σ²/Δ (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level), "
+                 "an upper limit on that error, usually far above it (docs/comparing.md); z = |E - E_ref| / ±.", "",
                  "| state | spin | status | group | E (NeuralSVD) | ± | stat. | bias | bound | E_ref | abs. error | "
                  "rel. error | z |",
                  "|---:|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -73,6 +73,13 @@ def test_periodic_checkpoints_and_refusal_of_another_run(tmp_path):
     cfg = qsolver.solver.resolve_config(system, steps=60, dtype="float64", eval_samples=2000, eval_blocks=10, threads=1)
     kept = qsolver.checkpoint.read_checkpoint(ckpt, training.make_problem(system, cfg))
     assert [w["step"] for w in kept.waypoints] == [30, 45]          # the waypoints travel with the state
+    damaged = tmp_path / "damaged.ckpt.h5"
+    damaged.write_bytes(ckpt.read_bytes())
+    with h5py.File(damaged, "r+") as f:
+        f.attrs["waypoints"] = '[{"step": 30, "energies": [0.5], "sigma2": [0.1]}]'     # one number for 4 networks
+    seal(damaged)
+    with pytest.raises(InputError, match="field 'waypoints': must list .step, energies, sigma2. at increasing steps"):
+        qsolver.checkpoint.read_checkpoint(damaged, training.make_problem(system, cfg))
     with pytest.raises(InputError, match="solver setting steps = 60 .this run: 80"):
         qsolver.solve(system, resume=ckpt, **{**RUN, "steps": 80})
     with pytest.raises(InputError, match="system 'harmonic_1d' .this run: 'harmonic_2d'; they differ in dimension"):
