@@ -29,7 +29,7 @@ from .potentials import asymptote
 from .references import exact_or_own
 from .references.strengths import HELIUM_1S_2P, hydrogen_strength
 from .result import Result
-from .estimation import evaluate
+from .estimation import bar_ratio, coverage, evaluate
 from .solver import resolve_config, solve
 from .training import init_state, make_problem, train_step
 from .system import System
@@ -533,66 +533,70 @@ def strength_markdown(summary: dict) -> str:
 
 
 # the committed results `qsolver bench calibration` re-evaluates (their references are exact: analytic or quoted)
-CALIBRATION_RESULTS = ("harmonic_1d", "harmonic_2d", "harmonic_3d", "box_2d", "hydrogen_3d", "h2plus")
 # short fresh runs (unconverged levels, where the span's error dominates): system, steps, seeds
 CALIBRATION_RUNS = (("harmonic_1d", 300, (0, 1, 2)), ("harmonic_2d", 200, (0, 1)), ("box_2d", 200, (0, 1)),
                     ("hydrogen_2d", 150, (0,)))
-
-
-def coverage(actual: np.ndarray, bars: np.ndarray) -> float:
-    """Fraction of levels whose actual error |E - E_exact| is at most the error bar."""
-    actual, bars = np.asarray(actual, dtype=float), np.asarray(bars, dtype=float)
-    return float(np.mean(actual <= bars)) if actual.size else float("nan")
-
-
-def bar_ratio(actual: np.ndarray, bars: np.ndarray) -> float:
-    """median(error bar) / median(actual error): 1 for bars the size of the errors, ≫ 1 for bars far too wide."""
-    median = float(np.median(np.asarray(actual, dtype=float)))
-    return float(np.median(np.asarray(bars, dtype=float))) / median if median > 0 else float("inf")
 
 
 def _level_rows(label: str, energies, diag: dict, errors, levels) -> list[dict]:
     n = min(len(levels), len(energies))
     return [{"case": label, "state": i, "actual": float(abs(energies[i] - levels[i])),
              "stat": float(diag["stat_errors"][i]), "bias": float(diag["bias_errors"][i]),
-             "bound": float(diag["span_errors"][i]), "headline": float(errors[i])} for i in range(n)]
+             "bound": float(diag["span_errors"][i]), "headline": float(errors[i]),
+             "method": str(diag.get("bias_method", "Kato-Temple"))} for i in range(n)]
 
 
-def calibration_bench(results: Path, samples: int = 200_000, seed: int = 1, runs=CALIBRATION_RUNS,
-                      names=CALIBRATION_RESULTS, log=print) -> dict:
-    """The error bars against the exact levels: the committed results in ``results`` (:data:`CALIBRATION_RESULTS`)
-    re-evaluated on ``samples`` fresh samples, and short fresh runs (:data:`CALIBRATION_RUNS`, unconverged).
-    Per level: the actual error, the three columns (statistical, bias estimate, Kato–Temple bound) and the
-    headline ±; per case and overall: the coverage and median(bar)/median(actual) of the headline and of the old
-    bar √(stat² + bound²)."""
-    from .config import SolverConfig
-    from .hamiltonian import hamiltonian
+def _committed_rows(results: Path, log) -> list[dict]:
+    """The committed results whose reference is exact (analytic or quoted from the literature for every state),
+    with the bars stored in their files: what a user reads."""
     from .io import load_result
-    from .references import exact_or_own
-    from .training import SPIN_SHIFT
 
     rows = []
-    for name in names:
-        path = results / name / f"{name}.h5"
-        if not path.is_file():
-            continue
+    for path in sorted(results.glob("*/*.h5")):
         result = load_result(path)
-        cfg = SolverConfig(**{k: v for k, v in result.config.items() if k in SolverConfig.__dataclass_fields__})
-        cfg.eval_samples = samples
-        shift = cfg.spin_shift if cfg.spin_shift is not None else 0.0 if result.model.spin_adapted else SPIN_SHIFT
-        est = evaluate(result.model, result.system, cfg, torch.Generator().manual_seed(seed), torch.float64,
-                       hamiltonian(result.system, shift))
-        levels = np.asarray(exact_or_own(result.system, result.n_states).energies, dtype=float)
-        n = result.n_states
-        rows += _level_rows(f"{name} (committed)", est["energies"][:n], est["diagnostics"], est["errors"][:n], levels)
-        log(f"{name}: re-evaluated")
+        if "bias_errors" not in result.diagnostics:
+            continue
+        try:
+            ref = exact_or_own(result.system, result.n_states)
+        except InputError:
+            continue
+        if ref.kind not in ("analytic", "literature"):
+            continue
+        rows += _level_rows(f"{path.stem} (committed)", result.energies, result.diagnostics, result.errors,
+                            np.asarray(ref.energies, dtype=float))
+        log(f"{path.stem}: read")
+    return rows
+
+
+def _seeds_rows(bench: Path, log) -> list[dict]:
+    """Every level of every seed of the seeds tables (``seeds_*.json``) that store their bars."""
+    rows = []
+    for path in sorted(bench.glob("seeds_*.json")):
+        summary = json.loads(path.read_text())
+        runs = [r for r in summary["seeds"] if "errors" in r]
+        label = f"{summary['system']} (seeds table, {len(runs)} runs)"
+        for r in runs:
+            diag = {key: r[key] for key in ("stat_errors", "bias_errors", "span_errors", "bias_method")}
+            rows += _level_rows(label, r["energies"], diag, r["errors"], r["levels"])
+        if runs:
+            log(f"{path.name}: {len(runs)} runs")
+    return rows
+
+
+def calibration_bench(results: Path, runs=CALIBRATION_RUNS, log=print) -> dict:
+    """The error bars against the exact levels: the seeds tables in ``results``/bench, the committed results in
+    ``results`` whose reference is exact (each with the bars stored in its file) and short fresh runs
+    (:data:`CALIBRATION_RUNS`, unconverged). Per level: the actual error, the three columns (statistical, bias
+    estimate, Kato–Temple bound), the headline ± and how the bias was estimated; per case and overall: the
+    coverage and median(bar)/median(actual) of the headline and of the old bar √(stat² + bound²)."""
+    rows = _seeds_rows(results / "bench", log) + _committed_rows(results, log)
     for name, steps, seeds in runs:
         for s in seeds:
             result = solve(name, steps=steps, seed=s, progress=False, threads=1)
             levels = np.asarray(exact_or_own(result.system, result.n_states).energies, dtype=float)
             rows += _level_rows(f"{name} ({steps} steps)", result.energies, result.diagnostics, result.errors, levels)
             log(f"{name}, {steps} steps, seed {s}: done")
-    return calibration_summary(rows, samples=samples, seed=seed)
+    return calibration_summary(rows)
 
 
 def calibration_summary(rows: list[dict], **meta) -> dict:
@@ -601,7 +605,9 @@ def calibration_summary(rows: list[dict], **meta) -> dict:
         actual = np.array([r["actual"] for r in part])
         new = np.array([r["headline"] for r in part])
         old = np.hypot([r["stat"] for r in part], np.nan_to_num([r["bound"] for r in part], nan=np.inf))
+        methods = [r.get("method", "Kato-Temple") for r in part]
         return {"levels": len(part), "coverage": coverage(actual, new), "ratio": bar_ratio(actual, new),
+                "bias_by": ", ".join(f"{m} {methods.count(m)}" for m in dict.fromkeys(methods)),
                 "old_coverage": coverage(actual, old), "old_ratio": bar_ratio(actual, old)}
 
     cases = list(dict.fromkeys(r["case"] for r in rows))
@@ -614,12 +620,14 @@ def calibration_markdown(summary: dict) -> str:
     lines = ["# Error bars against the exact levels", "",
              "Coverage: fraction of levels with |E - E_exact| ≤ the bar; ratio: median(bar) / median(|E - E_exact|) "
              "per case. New: the headline ± (qsolver.estimation.headline_errors); old: √(stat² + bound²), the bar "
-             f"before. Committed results re-evaluated on {summary.get('samples')} fresh samples (seed "
-             f"{summary.get('seed')}); short runs: fresh solves of the shipped systems with few steps (unconverged). "
-             "Made by `qsolver bench calibration`.", "",
-             "| case | levels | coverage (new) | ratio (new) | coverage (old) | ratio (old) |",
-             "|:---|---:|---:|---:|---:|---:|"]
+             "before. Seeds tables: every level of every seed of `qsolver bench seeds`; committed: the shipped results "
+             "whose reference is exact, with the bars stored in their files; short runs: fresh solves of the shipped "
+             "systems with few steps (unconverged). Bias by: how each level's bias was estimated (variance "
+             "extrapolation along training, or the Kato–Temple fallback of results without waypoints). Made by "
+             "`qsolver bench calibration`.", "",
+             "| case | levels | bias by (levels) | coverage (new) | ratio (new) | coverage (old) | ratio (old) |",
+             "|:---|---:|:---|---:|---:|---:|---:|"]
     for case, s in [*summary["cases"].items(), ("**all**", summary["all"])]:
-        lines.append(f"| {case} | {s['levels']} | {s['coverage']:.0%} | {s['ratio']:.1f} | {s['old_coverage']:.0%} | "
-                     f"{s['old_ratio']:.1f} |")
+        lines.append(f"| {case} | {s['levels']} | {s['bias_by']} | {s['coverage']:.0%} | {s['ratio']:.1f} | "
+                     f"{s['old_coverage']:.0%} | {s['old_ratio']:.1f} |")
     return "\n".join(lines) + "\n"

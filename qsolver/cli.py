@@ -344,7 +344,7 @@ def cmd_bench(args) -> int:
         return _bench_strengths(args, out)
     if args.what == "calibration":
         from . import bench
-        summary = bench.calibration_bench(Path(args.results), args.samples, args.seed or 1)
+        summary = bench.calibration_bench(Path(args.results))
         _write_bench(summary, bench.calibration_markdown(summary), out / "calibration")
         return 0
     if not args.system:
@@ -596,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=10, help="number of seeds, from --seed on (seeds)")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained at a time, one thread each (seeds)")
     p.add_argument("--samples", type=int, default=1_000_000, help="fresh samples per result (strengths)")
-    p.add_argument("--results", default="results", help="folder of the committed results (strengths)")
+    p.add_argument("--results", default="results", help="folder of the committed results (strengths, calibration)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")

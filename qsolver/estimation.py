@@ -124,6 +124,18 @@ def headline_errors(stat: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return HEADLINE_FACTOR * np.sqrt(stat**2 + np.nan_to_num(bias, nan=0.0) ** 2)
 
 
+def coverage(actual: np.ndarray, bars: np.ndarray) -> float:
+    """Fraction of levels whose actual error |E - E_exact| is at most the error bar."""
+    actual, bars = np.asarray(actual, dtype=float), np.asarray(bars, dtype=float)
+    return float(np.mean(actual <= bars)) if actual.size else float("nan")
+
+
+def bar_ratio(actual: np.ndarray, bars: np.ndarray) -> float:
+    """median(error bar) / median(actual error): 1 for bars the size of the errors, ≫ 1 for bars far too wide."""
+    median = float(np.median(np.asarray(actual, dtype=float)))
+    return float(np.median(np.asarray(bars, dtype=float))) / median if median > 0 else float("inf")
+
+
 def spin_of_states(vectors: np.ndarray, s_blocks: np.ndarray, s2_blocks: np.ndarray) -> dict:
     """⟨Ŝ²⟩_i = c_iᵀ Ŝ² c_i / c_iᵀ S c_i of each Ritz state over all blocks, with the standard error of its per-block
     values (blocks of independent samples; the Ritz vectors held fixed)."""

@@ -4,7 +4,9 @@ Each seed is one ``solve`` with one torch thread, ``jobs`` of them at a time in 
 mean and largest relative error |E - E_ref| / |E_ref| against the system's reference levels (quoted literature
 levels when the file has them), and whether :mod:`qsolver.checks` flags the run (a state that is not an
 eigenstate, or a level skipped below the highest learned one). The summary gives the median and the worst seed's
-mean error, their ratio and the count of flagged runs.
+mean error, their ratio and the count of flagged runs. Each seed also keeps its three uncertainty columns and the
+headline ± per level, so the table states how often the ± holds the reference level (coverage) and
+median(±)/median(|E - E_ref|) over all seeds' levels: the calibration of the error bars.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from .checks import check_levels
+from .estimation import bar_ratio, coverage
 from .references import Reference, exact_or_own, ionization_threshold
 from .solver import resolve_config, solve
 from .system import load_system
@@ -29,9 +32,13 @@ def _one_seed(system_name: str, seed: int, settings: dict, ref: Reference) -> di
     rel = np.abs(result.energies[: len(levels)] - levels) / np.abs(levels)
     rel = np.where(np.isfinite(rel), rel, np.inf)
     check = check_levels(result, ref, ionization_threshold(system))
+    diag = result.diagnostics
+    bars = {key: np.asarray(diag[key], dtype=float)[: len(levels)].tolist()
+            for key in ("stat_errors", "bias_errors", "span_errors")}
     return {"seed": seed, "mean_rel_error": float(rel.mean()), "max_rel_error": float(rel.max()),
             "flagged": check.flagged, "not_eigenstates": check.not_eigenstates, "skipped_levels": check.skipped,
-            "energies": result.energies.tolist(),
+            "energies": result.energies.tolist(), "levels": levels.tolist(),
+            "errors": result.errors[: len(levels)].tolist(), **bars, "bias_method": str(diag.get("bias_method", "Kato-Temple")),
             "steps": int(result.diagnostics["steps_done"]), "train_seconds": float(result.diagnostics["train_seconds"]),
             "seconds": time.perf_counter() - tick}
 
@@ -53,11 +60,14 @@ def seeds_bench(system_name: str, seeds: list[int], jobs: int = 1, log=print, **
                 f"{', FLAGGED' if row['flagged'] else ''} ({row['seconds']:.0f} s)")
     means = np.array([r["mean_rel_error"] for r in rows])
     median = float(np.median(means))
+    actual = np.concatenate([np.abs(np.subtract(r["energies"][: len(r["levels"])], r["levels"])) for r in rows])
+    bars = np.concatenate([r["errors"] for r in rows])
     return {"system": system.name, "reference": ref.method, "settings": settings, "states": cfg.states,
             "steps": cfg.steps, "seeds": rows, "median_mean_rel_error": median,
             "worst_mean_rel_error": float(means.max()),
             "worst_over_median": float(means.max() / median) if median > 0 else float("inf"),
-            "flagged_runs": int(sum(r["flagged"] for r in rows)), "runs": len(rows)}
+            "flagged_runs": int(sum(r["flagged"] for r in rows)), "runs": len(rows),
+            "coverage": coverage(actual, bars), "bar_ratio": bar_ratio(actual, bars)}
 
 
 def seeds_markdown(summary: dict) -> str:
@@ -67,14 +77,20 @@ def seeds_markdown(summary: dict) -> str:
              f"Settings: {settings} ({summary['states']} states, {summary['steps']} steps, one thread per run). "
              f"Reference: {summary['reference']}. Flagged: a state that is not an eigenstate or a skipped level "
              "(qsolver.checks).", "",
-             "| seed | mean rel. error | max rel. error | flagged | steps | training s |",
-             "|---:|---:|---:|:---|---:|---:|"]
+             "| seed | mean rel. error | max rel. error | flagged | within ± | median(±)/median(error) | steps | "
+             "training s |",
+             "|---:|---:|---:|:---|---:|---:|---:|---:|"]
     for r in summary["seeds"]:
         flag = "; ".join([f"not eigenstates: {', '.join(map(str, r['not_eigenstates']))}"] * bool(r["not_eigenstates"])
                          + [f"{r['skipped_levels']} level(s) skipped"] * bool(r["skipped_levels"])) or "no"
-        lines.append(f"| {r['seed']} | {r['mean_rel_error']:.2e} | {r['max_rel_error']:.2e} | {flag} | {r['steps']} | "
+        actual = np.abs(np.subtract(r["energies"][: len(r["levels"])], r["levels"]))
+        held = int(np.sum(actual <= np.asarray(r["errors"])))
+        lines.append(f"| {r['seed']} | {r['mean_rel_error']:.2e} | {r['max_rel_error']:.2e} | {flag} | "
+                     f"{held}/{len(actual)} | {bar_ratio(actual, r['errors']):.1f} | {r['steps']} | "
                      f"{r['train_seconds']:.0f} |")
     lines += ["", f"- median of the mean errors: {summary['median_mean_rel_error']:.2e}",
               f"- worst seed: {summary['worst_mean_rel_error']:.2e} ({summary['worst_over_median']:.1f}× the median)",
-              f"- flagged (trapped or missing level): {summary['flagged_runs']}/{summary['runs']}"]
+              f"- flagged (trapped or missing level): {summary['flagged_runs']}/{summary['runs']}",
+              f"- the headline ± holds the reference level for {summary['coverage']:.0%} of all seeds' levels; "
+              f"median(±)/median(|E - E_ref|) = {summary['bar_ratio']:.1f}"]
     return "\n".join(lines) + "\n"

@@ -119,13 +119,17 @@ def test_committed_results_pass_both_checks(path):
 
 def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
     """`qsolver bench seeds` (two short seeds in a worker process): each row's errors are those of its energies
-    against the oscillator's n + ½, the flagged count matches the rows, and the JSON and Markdown are written."""
+    against the oscillator's n + ½, the flagged count matches the rows, the coverage of the stored bars is counted
+    against those levels, the JSON and Markdown are written, and `bench calibration` reads every level back."""
     import json
 
+    from qsolver.bench import calibration_bench
+
+    bench = tmp_path / "bench"
     code = cli.main(["bench", "seeds", "harmonic_1d", "--seeds", "2", "--seed", "3", "--steps", "60",
-                     "--set", "eval_samples=2000", "--set", "eval_blocks=4", "--quiet", "--out", str(tmp_path)])
+                     "--set", "eval_samples=2000", "--set", "eval_blocks=4", "--quiet", "--out", str(bench)])
     assert code == 0
-    (path,) = tmp_path.glob("seeds_harmonic_1d*.json")
+    (path,) = bench.glob("seeds_harmonic_1d*.json")
     summary = json.loads(path.read_text())
     assert [r["seed"] for r in summary["seeds"]] == [3, 4]
     levels = np.arange(4) + 0.5
@@ -135,8 +139,15 @@ def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
     means = [r["mean_rel_error"] for r in summary["seeds"]]
     assert np.isclose(summary["worst_over_median"], max(means) / np.median(means))
     assert summary["flagged_runs"] == sum(r["flagged"] for r in summary["seeds"])
+    actual = np.abs(np.array([r["energies"] for r in summary["seeds"]]) - levels)
+    bars = np.array([r["errors"] for r in summary["seeds"]])
+    assert np.allclose(bars, 2 * np.hypot([r["stat_errors"] for r in summary["seeds"]],
+                                          [r["bias_errors"] for r in summary["seeds"]]))
+    assert np.isclose(summary["coverage"], np.mean(actual <= bars))
     table = path.with_suffix(".md").read_text()
     assert table.count("\n| 3 |") + table.count("\n| 4 |") == 2
+    calibration = calibration_bench(tmp_path, runs=(), log=lambda *_: None)     # no committed results in tmp_path
+    assert calibration["all"]["levels"] == 8 and np.isclose(calibration["all"]["coverage"], summary["coverage"])
 
 
 COMMITTED = "results/harmonic_1d/harmonic_1d.h5"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsolver.bench import bar_ratio, calibration_summary, coverage
+from qsolver.bench import calibration_summary
+from qsolver.estimation import bar_ratio, coverage
 from qsolver.ritz import bias_errors, denoised_residuals, residual_norms, rayleigh_ritz, span_errors
 
 LEVELS = np.array([0.5, 1.5, 2.5, 3.5])          # the 1D oscillator, ω = 1
