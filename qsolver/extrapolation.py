@@ -19,6 +19,8 @@ WAYPOINTS_USED = 2                 # the latest this many waypoints, with the fi
 WAYPOINT_SHARE = 4                 # a waypoint's evaluation draws 1/this of the final evaluation's samples
 MOVING = 0.03                      # a level that fell by more than this fraction of its cap since the first waypoint
                                    # is still moving: the cap is its bias
+STUCK = 10.0                       # a state whose residual stood still at more than this many times the median σ²
+                                   # of the run's states is stuck above its level: the cap is its bias
 
 
 def waypoints_due(progress: float, taken: int, plateaus: int | None) -> bool:
@@ -38,7 +40,9 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
     - b σ_i², b ≥ 0 the least-squares slope of E against σ²: a level that did not fall while its residual shrank
       has b ≈ 0 (converged; its statistical error is its uncertainty);
     - where the residuals did not change (a spread of σ² below a tenth of the final one, where the slope is noise):
-      how far the level fell since the first waypoint;
+      how far the level fell since the first waypoint, for a state at the run's noise floor; one whose σ² stands
+      still at over STUCK times the median of all states' is stuck (a mixed or wrong state the steps no longer
+      improve) and nothing in its trend bounds its error: the cap;
     - the cap itself where the level fell since the first waypoint by more than MOVING of it: a state still far
       from its level, whose error is then of long wavelength too (ε falls as training goes on) and the line
       underestimates it (results/bench/README.md, 'Error bars').
@@ -51,6 +55,7 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
         ds, de = s - s.mean(0), e - e.mean(0)
         slope = (ds * de).sum(0) / (ds**2).sum(0)
         fell = np.maximum(e[0] - e[-1], 0.0)
-        steady = np.sqrt((ds**2).mean(0)) > 0.1 * s[-1]
-        line = np.where(steady & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell)
-        return np.where(fell > MOVING * cap, cap, np.minimum(line, cap))
+        moved = np.sqrt((ds**2).mean(0)) > 0.1 * s[-1]
+        stuck = ~moved & (s[-1] > STUCK * np.nanmedian(s[-1]))
+        line = np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell)
+        return np.where((fell > MOVING * cap) | stuck, cap, np.minimum(line, cap))

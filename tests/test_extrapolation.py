@@ -31,6 +31,16 @@ def test_flat_levels_have_no_bias_moving_ones_the_cap():
     assert np.isnan(extrapolated_bias([[np.nan]], [[2e-3]], [np.nan], [1e-3], [np.nan])[0])
 
 
+def test_a_stuck_state_keeps_the_cap():
+    # three states at the noise floor and one whose residual stands still 50× above theirs while its level even
+    # rose (fermions_2d's top state with two buffer states: 39 mHa off, 'fell' gave it no bias at all)
+    way_e = np.array([[1.0, 2.0, 3.0, 4.036], [1.0, 2.0, 3.0, 4.037]])
+    way_s2 = np.array([[1e-3, 1e-3, 1e-3, 0.0625], [1e-3, 1e-3, 1e-3, 0.0637]])
+    final_e, final_s2, cap = np.array([1.0, 2.0, 3.0, 4.039]), np.array([1e-3, 1e-3, 1e-3, 0.065]), np.full(4, 0.07)
+    bias = extrapolated_bias(way_e, way_s2, final_e, final_s2, cap)
+    assert bias == pytest.approx([0.0, 0.0, 0.0, 0.07], abs=1e-15)
+
+
 def test_waypoints_at_fractions_of_a_fixed_schedule_and_at_each_stage():
     assert [waypoints_due(f, 0, None) for f in (0.2, 0.5, 0.9)] == [False, True, True]
     assert [waypoints_due(f, 1, None) for f in (0.6, 0.75, 1.0)] == [False, True, True]
