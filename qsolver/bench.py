@@ -532,7 +532,6 @@ def strength_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-# the committed results `qsolver bench calibration` re-evaluates (their references are exact: analytic or quoted)
 # short fresh runs (unconverged levels, where the span's error dominates): system, steps, seeds
 CALIBRATION_RUNS = (("harmonic_1d", 300, (0, 1, 2)), ("harmonic_2d", 200, (0, 1)), ("box_2d", 200, (0, 1)),
                     ("hydrogen_2d", 150, (0,)))

@@ -43,6 +43,11 @@ def _one_seed(system_name: str, seed: int, settings: dict, ref: Reference) -> di
             "seconds": time.perf_counter() - tick}
 
 
+def _actual(row: dict) -> np.ndarray:
+    """|E - E_ref| (hartree) of one seed's levels."""
+    return np.abs(np.subtract(row["energies"][: len(row["levels"])], row["levels"]))
+
+
 def seeds_bench(system_name: str, seeds: list[int], jobs: int = 1, log=print, **settings) -> dict:
     """Train ``system_name`` (a shipped name or a file) from each seed with the system's own settings updated by
     ``settings``; returns the per-seed rows and the summary."""
@@ -60,7 +65,7 @@ def seeds_bench(system_name: str, seeds: list[int], jobs: int = 1, log=print, **
                 f"{', FLAGGED' if row['flagged'] else ''} ({row['seconds']:.0f} s)")
     means = np.array([r["mean_rel_error"] for r in rows])
     median = float(np.median(means))
-    actual = np.concatenate([np.abs(np.subtract(r["energies"][: len(r["levels"])], r["levels"])) for r in rows])
+    actual = np.concatenate([_actual(r) for r in rows])
     bars = np.concatenate([r["errors"] for r in rows])
     return {"system": system.name, "reference": ref.method, "settings": settings, "states": cfg.states,
             "steps": cfg.steps, "seeds": rows, "median_mean_rel_error": median,
@@ -83,7 +88,7 @@ def seeds_markdown(summary: dict) -> str:
     for r in summary["seeds"]:
         flag = "; ".join([f"not eigenstates: {', '.join(map(str, r['not_eigenstates']))}"] * bool(r["not_eigenstates"])
                          + [f"{r['skipped_levels']} level(s) skipped"] * bool(r["skipped_levels"])) or "no"
-        actual = np.abs(np.subtract(r["energies"][: len(r["levels"])], r["levels"]))
+        actual = _actual(r)
         held = int(np.sum(actual <= np.asarray(r["errors"])))
         lines.append(f"| {r['seed']} | {r['mean_rel_error']:.2e} | {r['max_rel_error']:.2e} | {flag} | "
                      f"{held}/{len(actual)} | {bar_ratio(actual, r['errors']):.1f} | {r['steps']} | "
