@@ -344,6 +344,8 @@ def cmd_bench(args) -> int:
         return _bench_strengths(args, out)
     if args.what == "calibration":
         from . import bench
+        if not Path(args.results).is_dir():
+            raise InputError("not a folder of results", source=args.results, field="--results")
         summary = bench.calibration_bench(Path(args.results))
         _write_bench(summary, bench.calibration_markdown(summary), out / "calibration")
         return 0

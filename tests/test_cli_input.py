@@ -419,3 +419,11 @@ def test_console_script_reports_bad_input_without_traceback(tmp_path):
     assert str(bad) in lines[0] and "'potential.terms[1].kind'" in lines[0]
     assert proc.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_bench_calibration_refuses_a_missing_results_folder(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["bench", "calibration", "--results", str(missing), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--results" in err and str(missing) in err
+    assert not (tmp_path / "out").exists()
