@@ -4,9 +4,9 @@ the Ritz values and residuals, and the stages of a run without a fixed step coun
 A run with ``steps`` unset trains in stages of constant step size, levels 1, ½, ¼, ... of the start down to
 ``lr_final`` (:func:`levels`). At a fixed step size the states approach the levels only to a noise floor set by
 that size; every LOG_EVERY steps :func:`settled` fits a line to the block means of each reported state's Ritz value
-and log-residual ‖(H - E)φ‖ logged since the stage began, and when no trend exceeds SETTLE_Z standard errors the
-states have reached that floor: the step size halves. The run stops ("converged") when they level off at the
-smallest one. So the number of steps follows the problem: states that keep improving keep their step size,
+and log-residual ‖(H - E)φ‖ over the stage's last SETTLE_POINTS log points, and when no trend is significant (at a
+family-wise level over all those series) the states have reached that floor: the step size halves. The run stops
+("converged") when they level off at the smallest one. So the number of steps follows the problem: states that keep improving keep their step size,
 states at their floor move on at once. Halving on a plateau rather than a cosine towards a horizon: any horizon
 fixed in advance (the cap) would leave the step sizes, and the noise of the weights, near their start when the
 states settle. The cap ``max_steps`` and the ``budget`` bound the run: the step sizes never exceed the cosine of
@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 
 LOG_EVERY = 10           # steps between log points (Ritz values, shift, divergence check, the plateau test)
-SETTLE_Z = 2.0           # a state still moves while its trend exceeds this many standard errors (t, 6 dof: 91 %)
-SETTLE_WINDOW = 0.25     # the trailing window: this fraction of the stage's log points ...
-SETTLE_POINTS = 40       # ... and at least this many (400 steps)
-SETTLE_BLOCKS = 8        # block means in the window
+SETTLE_POINTS = 80       # the trailing window of the plateau test: this many log points (800 steps) of the stage
+SETTLE_BLOCKS = 16       # block means in the window (5 log points each, nearly independent)
+SETTLE_ALPHA = 0.1       # noise alone fails a plateau test with this probability, over all its series together
 STAGE_FACTOR = 0.5       # the step sizes halve at each plateau
 SMALLEST = 2.0 ** -8     # the last stage's level when lr_final is 0 (a cosine to 0 has no last level)
 BUFFER_FROM = 9          # runs of more states than this train a buffer (see buffer_states)
@@ -71,16 +71,18 @@ def settled(energies: list[np.ndarray], residuals: list[np.ndarray], reported: i
 def steady(rows: list[np.ndarray], reported: int) -> bool:
     """Whether the first ``reported`` columns of ``rows`` (one row per log point) show no significant trend.
 
-    The trailing window (the last max(SETTLE_POINTS, SETTLE_WINDOW × rows) rows) is cut into SETTLE_BLOCKS
-    blocks; a least-squares line through each column's block means has slope a_k and standard error σ_k (from the
-    means' scatter about the line, which the trend does not inflate; blocks of ≥ 5 log points are nearly
-    independent, the running averages forgetting 0.9 per step). Steady when |a_k| ≤ SETTLE_Z σ_k for every k:
-    both ways, as the training estimates of the energies lie below the levels by the Monte Carlo bias of
-    Rayleigh–Ritz, which shrinks (they rise) as the states approach eigenfunctions."""
-    n = max(SETTLE_POINTS, math.ceil(SETTLE_WINDOW * len(rows)))
-    if len(rows) < n:
+    The last SETTLE_POINTS rows are cut into SETTLE_BLOCKS blocks; a least-squares line through each column's
+    block means has slope a_k and standard error σ_k (from the means' scatter about the line, which the trend does
+    not inflate; the running averages forget 0.9 per step, so blocks of 5 log points are nearly independent).
+    Steady when |a_k| ≤ t σ_k for every k, t the Šidák threshold of :func:`threshold` for this many columns and
+    both kinds of series: pure noise passes with probability 1 - SETTLE_ALPHA however many states there are.
+    Both ways, as the training estimates of the energies lie below the levels by the Monte Carlo bias of
+    Rayleigh–Ritz, which shrinks (they rise) as the states approach eigenfunctions. The window is fixed, not a
+    share of the stage: over a window growing with the stage a slowly improving state's drift grows while the
+    block means' scatter shrinks, and the stage would never end."""
+    if len(rows) < SETTLE_POINTS:
         return False
-    size = n // SETTLE_BLOCKS
+    size = SETTLE_POINTS // SETTLE_BLOCKS
     window = np.asarray(rows[-size * SETTLE_BLOCKS:], dtype=float)[:, :reported]
     if not np.all(np.isfinite(window)):
         return False
@@ -89,7 +91,14 @@ def steady(rows: list[np.ndarray], reported: int) -> bool:
     slope = t @ means / (t @ t)
     scatter = means - means.mean(0) - np.outer(t, slope)
     error = np.sqrt((scatter**2).sum(0) / (SETTLE_BLOCKS - 2) / (t @ t))
-    return bool(np.all(np.abs(slope) <= SETTLE_Z * error))
+    return bool(np.all(np.abs(slope) <= threshold(2 * reported) * error))
+
+
+def threshold(series: int) -> float:
+    """The Šidák threshold on |slope|/σ for ``series`` tests at once: the Student t quantile (SETTLE_BLOCKS - 2
+    degrees of freedom) at two-sided level 1 - (1 - SETTLE_ALPHA)^(1/series): 2.1 for one state, 3.2 for nine."""
+    level = 1.0 - (1.0 - SETTLE_ALPHA) ** (1.0 / series)
+    return float(stats.t.ppf(1.0 - level / 2, SETTLE_BLOCKS - 2))
 
 
 def describe(reason: str, steps_done: int, plateaus: list[int] | None = None) -> str:
