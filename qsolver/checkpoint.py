@@ -7,7 +7,8 @@ step, training seconds, shift, operator_scale, skipped steps, trust factor, shif
 training dtype), ``averaged/<i>`` (weight average), ``optimizer/<param>/<key>`` with the optimiser's
 hyper-parameters as JSON; ``s_ema``, ``h_ema``, ``h2_ema``, ``ritz``, ``residuals``, ``norm_ratios``;
 ``generators`` (world, n) uint8, one sampling stream per rank; ``history/*``. A checkpoint continues only the
-run it came from: same system, settings (other than the thread count), package version and world size.
+run it came from: same system, settings (other than the thread count and the bounds ``budget`` and ``max_steps``),
+package version and world size.
 """
 from __future__ import annotations
 
@@ -30,11 +31,10 @@ from .version import __version__
 FORMAT = "qsolver-checkpoint"
 FORMAT_VERSION = 6          # 4: checksums of every dataset and attribute (see qsolver.io.checksums); 5: ⟨Hψ,Hψ⟩,
                             # residuals and plateaus (qsolver.stopping); 6: waypoints (qsolver.extrapolation)
-UNCHECKED = ("threads",)          # settings that may differ on resume (they change no number in float64)
-
-
-def _settings(problem: Problem) -> dict:
-    return {k: v for k, v in asdict(problem.cfg).items() if k not in UNCHECKED}
+# Settings that may differ on resume: the thread count changes no number in float64; the bounds `budget` and
+# `max_steps` change nothing before the checkpoint, so a resumed run may get more time, or one already spent (the
+# state is then evaluated as it stands).
+UNCHECKED = ("threads", "budget", "max_steps")
 
 
 def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -> Path | None:
@@ -48,7 +48,7 @@ def write_checkpoint(path: str | Path, state: TrainingState, problem: Problem) -
     def write(f: h5py.File) -> None:
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__,
                         "world": problem.comm.world, "system": problem.system.to_json(),
-                        "settings": json.dumps(_settings(problem)), "step": state.step,
+                        "settings": json.dumps(asdict(problem.cfg)), "step": state.step,
                         "seconds": state.seconds, "skipped": state.skipped, "trust_factor": state.trust_factor,
                         "margin_boost": state.margin_boost, "rewinds": json.dumps(state.rewinds),
                         "plateaus": json.dumps(state.plateaus), "waypoints": json.dumps(state.waypoints),
@@ -122,8 +122,8 @@ def _differences(reader: Reader, problem: Problem) -> list[str]:
         out.append(f"system {brief(stored_system.get('name'))} (this run: '{system.get('name')}'; they differ in "
                    f"{', '.join(map(str, keys))})")
     stored = reader.json(reader.attribute(f, "settings", "settings"), "settings")
-    settings = json.loads(json.dumps(_settings(problem)))
-    for key in sorted(set(stored) | set(settings), key=str):
+    settings = json.loads(json.dumps(asdict(problem.cfg)))
+    for key in sorted((set(stored) | set(settings)) - set(UNCHECKED), key=str):
         if stored.get(key) != settings.get(key):
             out.append(f"solver setting {key} = {brief(stored.get(key))} (this run: {settings.get(key)!r})")
     return out
@@ -196,7 +196,9 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
         differ = _differences(reader, problem)
         if differ:
             raise InputError("the checkpoint belongs to another run: " + "; ".join(differ), source=reader.source)
-        step = _number(reader, "step", 0, problem.cfg.steps or problem.cfg.max_steps, integer=True)
+        written_cap = reader.json(reader.attribute(f, "settings", "settings"), "settings").get("max_steps")
+        cap = max(problem.cfg.max_steps, written_cap if isinstance(written_cap, int) else 0)
+        step = _number(reader, "step", 0, problem.cfg.steps or cap, integer=True)
         model = {key: _tensor(reader, f"model/{key}", like) for key, like in state.model.state_dict().items()}
         averaged = [_tensor(reader, f"averaged/{i}", avg) for i, avg in enumerate(state.averaged)]
         optimizer = _optimizer(reader, state, problem)

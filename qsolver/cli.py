@@ -5,6 +5,7 @@ Bad input is reported in one line naming the file and field, with exit status 2 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -621,9 +622,10 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         if os.environ.get("RANK", "0") != "0":          # under torchrun only rank 0 speaks
             return 143 if exc.signal_name == "SIGTERM" else 130
-        again = _without_resume(list(argv if argv is not None else sys.argv[1:]))
-        print(f"qsolver: {exc}\nresume with: qsolver {shlex.join(again + ['--resume', str(exc.checkpoint)])}",
-              file=sys.stderr)
+        again = _without_resume(list(argv if argv is not None else sys.argv[1:])) + ["--resume", str(exc.checkpoint)]
+        spent = math.floor(exc.seconds * 1000) / 1000        # a budget already spent: evaluated at once on resume
+        now = f"\nevaluate it as it stands: qsolver {shlex.join(again + ['--set', f'budget={spent:g}'])}" if spent else ""
+        print(f"qsolver: {exc}\nresume with: qsolver {shlex.join(again)}{now}", file=sys.stderr)
         return 143 if exc.signal_name == "SIGTERM" else 130
     except KeyboardInterrupt:
         print("qsolver: interrupted", file=sys.stderr)

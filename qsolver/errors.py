@@ -16,9 +16,10 @@ class InputError(ValueError):
 class Interrupted(Exception):
     """Training was stopped by a signal after writing its checkpoint; the CLI exits 130 (SIGINT) or 143 (SIGTERM)."""
 
-    def __init__(self, message: str, *, checkpoint, signal_name: str):
+    def __init__(self, message: str, *, checkpoint, signal_name: str, seconds: float = 0.0):
         self.checkpoint = checkpoint
         self.signal_name = signal_name
+        self.seconds = seconds              # training seconds in the checkpoint
         super().__init__(message)
 
 

@@ -174,7 +174,7 @@ def solve(system: System | str | Path, n_states: int | None = None, steps: int |
     if interrupted and checkpoint is not None and diverged is None:
         write_checkpoint(checkpoint, state, problem)
         raise Interrupted(f"stopped by {signal_name} after {state.step} steps; the training state is in {checkpoint}",
-                          checkpoint=Path(checkpoint), signal_name=signal_name)
+                          checkpoint=Path(checkpoint), signal_name=signal_name, seconds=state.seconds)
     if on_evaluate is not None and evaluate_at:
         on_evaluate(averaged_model(state), state.step, state.seconds)
     result = finish(state, problem, interrupted=interrupted, resumed_at=start_step if resume else None)

@@ -1,7 +1,9 @@
 """Checkpoints, resume, stop requests and divergence rewinds of the training engine."""
 from __future__ import annotations
 
+import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -150,6 +152,18 @@ def test_cli_ctrl_c_writes_a_checkpoint_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 130, err
     assert "resume with: qsolver solve harmonic_1d" in err and f"--resume {ckpt}" in err
     assert ckpt.exists() and not out.exists()
+    with h5py.File(ckpt) as f:
+        step, seconds = int(f.attrs["step"]), float(f.attrs["seconds"])
+    # the printed command that evaluates the state as it stands: a budget already spent (a bound, which a resume
+    # may change) ends training at once; the result is the checkpoint's weights at its step
+    line = next(x for x in err.splitlines() if x.startswith("evaluate it as it stands: qsolver "))
+    words = shlex.split(line.split(": ", 1)[1])[1:]
+    assert words[-2:] == ["--set", f"budget={math.floor(seconds * 1000) / 1000:g}"]
+    done = subprocess.run([sys.executable, "-m", "qsolver", *words], env=env, capture_output=True, text=True)
+    assert done.returncode in (0, 4), done.stderr             # 4: half a second of training may fail the checks
+    diag = load_result(out).diagnostics
+    assert diag["steps_done"] == step and diag["stop_reason"] == "budget" and diag["resumed_at_step"] == step
+    assert not ckpt.exists()
 
 
 def _poison(first: int, last: float = float("inf")):
