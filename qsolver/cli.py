@@ -622,10 +622,12 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         if os.environ.get("RANK", "0") != "0":          # under torchrun only rank 0 speaks
             return 143 if exc.signal_name == "SIGTERM" else 130
-        again = _without_resume(list(argv if argv is not None else sys.argv[1:])) + ["--resume", str(exc.checkpoint)]
+        again = _without_resume(list(argv if argv is not None else sys.argv[1:]))
+        again += ["--resume", str(exc.checkpoint)]
         spent = math.floor(exc.seconds * 1000) / 1000        # a budget already spent: evaluated at once on resume
-        now = f"\nevaluate it as it stands: qsolver {shlex.join(again + ['--set', f'budget={spent:g}'])}" if spent else ""
-        print(f"qsolver: {exc}\nresume with: qsolver {shlex.join(again)}{now}", file=sys.stderr)
+        now = shlex.join(again + ["--set", f"budget={spent:g}"])
+        print(f"qsolver: {exc}\nresume with: qsolver {shlex.join(again)}"
+              + (f"\nevaluate it as it stands: qsolver {now}" if spent else ""), file=sys.stderr)
         return 143 if exc.signal_name == "SIGTERM" else 130
     except KeyboardInterrupt:
         print("qsolver: interrupted", file=sys.stderr)

@@ -6,11 +6,12 @@ A run with ``steps`` unset trains in stages of constant step size, levels 1, ½,
 that size; every LOG_EVERY steps :func:`settled` fits a line to the block means of each reported state's Ritz value
 and log-residual ‖(H - E)φ‖ over the stage's last SETTLE_POINTS log points, and when no trend is significant (at a
 family-wise level over all those series) the states have reached that floor: the step size halves. The run stops
-("converged") when they level off at the smallest one. So the number of steps follows the problem: states that keep improving keep their step size,
-states at their floor move on at once. Halving on a plateau rather than a cosine towards a horizon: any horizon
-fixed in advance (the cap) would leave the step sizes, and the noise of the weights, near their start when the
-states settle. The cap ``max_steps`` and the ``budget`` bound the run: the step sizes never exceed the cosine of
-max(step/max_steps, seconds/budget), so a run they end ("cap", "budget") still ends at the smallest step size.
+("converged") when they level off at the smallest one. So the number of steps follows the problem: states that
+keep improving keep their step size, states at their floor move on at once. Halving on a plateau rather than a
+cosine towards a horizon: any horizon fixed in advance (the cap) would leave the step sizes, and the noise of the
+weights, near their start when the states settle. The cap ``max_steps`` and the ``budget`` bound the run: the
+step sizes never exceed the cosine of max(step/max_steps, seconds/budget), so a run they end ("cap", "budget")
+still ends at the smallest step size.
 """
 from __future__ import annotations
 
