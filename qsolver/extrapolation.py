@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 WAYPOINT_FRACTIONS = (0.5, 0.75)   # a fixed schedule's fractions at which the averaged weights are evaluated
+WAYPOINTS_USED = 2                 # the latest this many waypoints, with the final evaluation, make the line
 WAYPOINT_SHARE = 4                 # a waypoint's evaluation draws 1/this of the final evaluation's samples
 MOVING = 0.03                      # a level that fell by more than this fraction of its cap since the first waypoint
                                    # is still moving: the cap is its bias
@@ -29,21 +30,6 @@ def waypoints_due(progress: float, taken: int, plateaus: int | None) -> bool:
     if plateaus is not None:
         return taken < plateaus
     return taken < sum(progress >= f for f in WAYPOINT_FRACTIONS)
-
-
-def waypoints_used(waypoints: list[dict], steps_done: int, staged: bool) -> list[dict]:
-    """The waypoints (dicts with a "step") that make the line with the final evaluation: a fixed schedule's, taken at
-    WAYPOINT_FRACTIONS of its steps. A run in stages takes one where each stage begins, ever closer together as the
-    step size shrinks, so that its latest ones barely differ from the end and the line would read no bias; it uses
-    those nearest to WAYPOINT_FRACTIONS of the steps done, where a fixed schedule of that length takes its own."""
-    count = len(WAYPOINT_FRACTIONS)
-    if not staged or len(waypoints) <= count:
-        return list(waypoints[-count:])
-    chosen: list[int] = []
-    for fraction in WAYPOINT_FRACTIONS:
-        free = [i for i in range(len(waypoints)) if i not in chosen]
-        chosen.append(min(free, key=lambda i: abs(waypoints[i]["step"] - fraction * steps_done)))
-    return [waypoints[i] for i in sorted(chosen)]
 
 
 def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies: np.ndarray,

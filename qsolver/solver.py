@@ -30,7 +30,7 @@ from .errors import InputError, Interrupted, TrainingDiverged, WriteError
 from .fields import brief, finite_number
 from .dipoles import transitions
 from .estimation import evaluate, headline_errors, waypoint
-from .extrapolation import extrapolated_bias, waypoints_due, waypoints_used
+from .extrapolation import WAYPOINTS_USED, extrapolated_bias, waypoints_due
 from .ritz import not_eigenstates
 from .memory import check_memory
 from .networks import choose
@@ -210,7 +210,7 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
                 "spin_squared_errors"):
         if key in diag:                                              # report the lowest `states` of the trained span
             diag[key] = diag[key][:n]
-    used = waypoints_used(state.waypoints, state.step, staged=cfg.steps is None)
+    used = state.waypoints[-WAYPOINTS_USED:]
     if used:                       # the bias by variance extrapolation, the Kato–Temple estimate as its ceiling
         way_e, way_s2 = (np.array([w[k][:n] for w in used]) for k in ("energies", "sigma2"))
         diag["bias_errors"] = extrapolated_bias(way_e, way_s2, estimate["energies"][:n], diag["denoised_sigma2"],

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from qsolver.extrapolation import extrapolated_bias, waypoints_due, waypoints_used
+from qsolver.extrapolation import extrapolated_bias, waypoints_due
 from qsolver.solver import solve
 
 
@@ -46,17 +46,6 @@ def test_waypoints_at_fractions_of_a_fixed_schedule_and_at_each_stage():
     assert [waypoints_due(f, 1, None) for f in (0.6, 0.75, 1.0)] == [False, True, True]
     assert not waypoints_due(1.0, 2, None)
     assert waypoints_due(0.01, 0, 1) and not waypoints_due(0.01, 1, 1) and waypoints_due(0.01, 1, 2)
-
-
-def test_a_staged_run_uses_the_waypoints_nearest_to_half_and_three_quarters():
-    # the nine-singlet trap's stages began at 3820, 4620, ..., 7820 and it ended at 8620: the latest two (7020,
-    # 7820) would lie within 1600 steps at the two smallest step sizes; those nearest 4310 and 6465 are used
-    stages = [{"step": s} for s in (3820, 4620, 5420, 6220, 7020, 7820)]
-    assert [w["step"] for w in waypoints_used(stages, 8620, staged=True)] == [4620, 6220]
-    # one nearest to both fractions is used once; a fixed schedule's (or too few) are used as they are
-    assert [w["step"] for w in waypoints_used(stages[:3], 20000, staged=True)] == [4620, 5420]
-    assert waypoints_used(stages[:2], 8620, staged=True) == stages[:2]
-    assert waypoints_used([{"step": 200}, {"step": 300}], 400, staged=False) == [{"step": 200}, {"step": 300}]
 
 
 def test_a_short_run_extrapolates_from_its_waypoints():
