@@ -101,8 +101,8 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _differences(reader: Reader, problem: Problem) -> list[str]:
-    """What keeps the checkpoint read by ``reader`` from continuing this run, in words."""
+def _differences(reader: Reader, problem: Problem) -> tuple[list[str], dict]:
+    """What keeps the checkpoint read by ``reader`` from continuing this run, in words, and its settings."""
     f, out = reader.f, []
     version = _plain(reader.attribute(f, "format_version", "format_version"))
     if version != FORMAT_VERSION:
@@ -126,7 +126,7 @@ def _differences(reader: Reader, problem: Problem) -> list[str]:
     for key in sorted((set(stored) | set(settings)) - set(UNCHECKED), key=str):
         if stored.get(key) != settings.get(key):
             out.append(f"solver setting {key} = {brief(stored.get(key))} (this run: {settings.get(key)!r})")
-    return out
+    return out, stored
 
 
 def _number(reader: Reader, key: str, low: float, high: float, integer: bool = False,
@@ -193,10 +193,10 @@ def read_checkpoint(path: str | Path, problem: Problem) -> TrainingState:
         f = reader.f
         if reader.attribute(f, "format", "format") != FORMAT:
             reader.fail("not a qsolver checkpoint (attribute 'format')", "format")
-        differ = _differences(reader, problem)
+        differ, stored = _differences(reader, problem)
         if differ:
             raise InputError("the checkpoint belongs to another run: " + "; ".join(differ), source=reader.source)
-        written_cap = reader.json(reader.attribute(f, "settings", "settings"), "settings").get("max_steps")
+        written_cap = stored.get("max_steps")                  # a bound that may change on resume: either holds
         cap = max(problem.cfg.max_steps, written_cap if isinstance(written_cap, int) else 0)
         step = _number(reader, "step", 0, problem.cfg.steps or cap, integer=True)
         model = {key: _tensor(reader, f"model/{key}", like) for key, like in state.model.state_dict().items()}
