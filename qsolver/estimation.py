@@ -12,7 +12,7 @@ from .extrapolation import WAYPOINT_SHARE
 from .hamiltonian import Hamiltonian, spin_squared
 from .networks import Network
 from .parallel import Comm, draw
-from .ritz import bias_errors, denoised_residuals, jackknife_ritz, residual_norms, span_errors
+from .ritz import bias_errors, denoised_residuals, expectations, jackknife_ritz, residual_norms, span_errors
 from .system import System
 from .threshold import spectrum_edge
 
@@ -21,7 +21,9 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
              dtype: torch.dtype, hamiltonian: Hamiltonian, chunk: int = 4096, comm: Comm = Comm()) -> dict:
     """Rayleigh–Ritz with ``cfg.eval_samples`` fresh samples in ``cfg.eval_blocks`` blocks.
 
-    Three uncertainty columns per state: the jackknife standard error (``stat_errors``), the estimated remaining
+    The energies are ⟨H⟩ of the trained operator's Ritz states; where that operator holds a spin shift they are its
+    Ritz values less λ(⟨Ŝ²⟩_i - S(S+1)) (``spin_penalty``), so a state's small share of another spin selected out
+    by the shift does not raise its energy by λ times that share. Three uncertainty columns per state: the jackknife standard error (``stat_errors``), the estimated remaining
     error of the learned span (``bias_errors``: Kato–Temple with the residual's sampling noise removed,
     :func:`qsolver.ritz.bias_errors`, from the de-noised σ_i² in ``denoised_sigma2``; the solver replaces it by
     variance extrapolation where training left waypoints, :mod:`qsolver.extrapolation`) and the Kato–Temple/Weinstein
@@ -81,7 +83,12 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     s_blocks /= per_block
     h_blocks /= per_block
     d_blocks /= per_block
-    solution, stat_errors = jackknife_ritz(s_blocks, h_blocks)
+    s2_blocks /= per_block
+    # the spin shift selects the states; their energies are ⟨H⟩ without it (qsolver.ritz.jackknife_ritz)
+    penalty = None
+    if s2 is not None and hamiltonian.spin_penalty:
+        penalty = hamiltonian.spin_penalty * (s2_blocks - 0.25 * system.spin * (system.spin + 2) * s_blocks)
+    solution, energies, stat_errors = jackknife_ritz(s_blocks, h_blocks, penalty)
     s = s_blocks.mean(0)
     h2 /= per_block
     residuals = residual_norms(solution, s, h_blocks.mean(0), h2.mean(0))
@@ -92,7 +99,7 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     norm = np.sqrt(np.diag(s))
     raw_gram = s / np.outer(norm, norm)
     final_gram = solution.vectors.T @ s @ solution.vectors
-    return {"energies": solution.energies, "errors": errors, "vectors": solution.vectors,
+    return {"energies": energies, "errors": errors, "vectors": solution.vectors,
             "dipoles": transition_dipoles(solution.vectors, s_blocks, d_blocks),
             "diagnostics": {"eval_samples": per_block * n_blocks, "stat_errors": stat_errors,
                             "residuals": residuals, "span_errors": span,
@@ -101,8 +108,8 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
                             "raw_gram_deviation": float(np.abs(raw_gram - np.eye(n_states)).max()),
                             "gram_deviation": float(np.abs(final_gram - np.eye(n_states)).max()),
                             **({"exchange_symmetry_error": symmetry} if symmetry is not None else {}),
-                            **(spin_of_states(solution.vectors, s_blocks, s2_blocks / per_block) if s2 is not None
-                               else {})}}
+                            **(spin_of_states(solution.vectors, s_blocks, s2_blocks) if s2 is not None else {}),
+                            **({"spin_penalty": solution.energies - energies} if penalty is not None else {})}}
 
 
 def waypoint(model: Network, system: System, cfg: SolverConfig, dtype: torch.dtype, hamiltonian: Hamiltonian,
@@ -139,11 +146,6 @@ def bar_ratio(actual: np.ndarray, bars: np.ndarray) -> float:
 def spin_of_states(vectors: np.ndarray, s_blocks: np.ndarray, s2_blocks: np.ndarray) -> dict:
     """⟨Ŝ²⟩_i = c_iᵀ Ŝ² c_i / c_iᵀ S c_i of each Ritz state over all blocks, with the standard error of its per-block
     values (blocks of independent samples; the Ritz vectors held fixed)."""
-    def per_state(s: np.ndarray, s2: np.ndarray) -> np.ndarray:
-        sym = 0.5 * (s2 + s2.swapaxes(-1, -2))                       # Ŝ² is self-adjoint
-        return np.einsum("...mi,...mn,...ni->...i", vectors, sym, vectors) / \
-            np.einsum("...mi,...mn,...ni->...i", vectors, s, vectors)
-
-    blocks = per_state(s_blocks, s2_blocks)
-    return {"spin_squared": per_state(s_blocks.mean(0), s2_blocks.mean(0)),
+    blocks = expectations(vectors, s_blocks, s2_blocks)               # Ŝ² is self-adjoint: symmetrised there
+    return {"spin_squared": expectations(vectors, s_blocks.mean(0), s2_blocks.mean(0)),
             "spin_squared_errors": blocks.std(0, ddof=1) / np.sqrt(len(blocks))}

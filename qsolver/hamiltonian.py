@@ -78,6 +78,7 @@ class Hamiltonian:
     kinetic: float
     local: tuple[LocalTerm, ...] = ()
     operators: tuple[OperatorTerm, ...] = ()
+    spin_penalty: float = 0.0     # λ of a spin shift among the operators (hartree): a device of training, not physics
 
     def __add__(self, term: LocalTerm) -> "Hamiltonian":
         return replace(self, local=self.local + (term,))
@@ -131,5 +132,5 @@ def hamiltonian(system, shift: float = 0.0) -> Hamiltonian:
     if system.particles > 1:
         h = h + two_body(system.interaction)
     if shift > 0 and min(system.spin_sector) > 0:
-        h = h.with_operator(spin_shift(system.spin_sector, system.spin, shift))
+        h = replace(h.with_operator(spin_shift(system.spin_sector, system.spin, shift)), spin_penalty=shift)
     return h

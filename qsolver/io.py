@@ -361,7 +361,7 @@ def _typed(value: Any, annotation: str) -> Any:
 # present ("states": one number or null per state); other keys are kept as stored.
 DIAGNOSTICS = {"stat_errors": "states", "residuals": "states", "span_errors": "states", "bias_errors": "states",
                "ess_fraction": "numbers",
-               "spin_squared": "states", "spin_squared_errors": "states",
+               "spin_squared": "states", "spin_squared_errors": "states", "spin_penalty": "states",
                "gram_deviation": "number", "raw_gram_deviation": "number", "train_seconds": "number",
                "eval_seconds": "number", "steps_done": "count", "skipped_steps": "count", "eval_samples": "count",
                "threads": "count", "world": "count", "resumed_at_step": "count", "non_finite_energies": "count",

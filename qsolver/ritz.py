@@ -5,7 +5,9 @@ With fresh samples x ~ p and w = 1/p, S_lm = mean(w ψ_l ψ_m) and H_lm = mean(w
 out S-orthonormal; if the span is invariant under H the error this leaves in the Ritz values is second
 order in the sampling noise of S (near zero-variance), so the statistical error shrinks with the error
 of the learned span. Ritz values bound the exact levels from above
-(Hylleraas–Undheim–MacDonald) up to that statistical error.
+(Hylleraas–Undheim–MacDonald) up to that statistical error. Where the trained operator carries a spin shift
+λ(Ŝ² - S(S+1)) ≥ 0, the Ritz states are those of the shifted operator and each one's energy is ⟨H⟩ without the
+shift (:func:`jackknife_ritz`): lower than its Ritz value by λ(⟨Ŝ²⟩ - S(S+1)), the share of other spins it holds.
 """
 from __future__ import annotations
 
@@ -42,15 +44,36 @@ def rayleigh_ritz(s: np.ndarray, h: np.ndarray, rcond: float = 1e-12) -> RitzSol
     return RitzSolution(energies, vectors)
 
 
-def jackknife_ritz(s_blocks: np.ndarray, h_blocks: np.ndarray) -> tuple[RitzSolution, np.ndarray]:
-    """Ritz solution from block sums (n_blocks, L, L) and delete-one-block jackknife standard errors."""
+def expectations(vectors: np.ndarray, s: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """⟨A⟩_i = v_iᵀ A v_i / v_iᵀ S v_i of each Ritz state from its vector and the matrices (..., L, L) of S and A."""
+    sym = 0.5 * (a + a.swapaxes(-1, -2))
+    with np.errstate(invalid="ignore", divide="ignore"):          # dropped directions (zero vectors) give nan
+        return np.einsum("...mi,...mn,...ni->...i", vectors, sym, vectors) / \
+            np.einsum("...mi,...mn,...ni->...i", vectors, s, vectors)
+
+
+def jackknife_ritz(s_blocks: np.ndarray, h_blocks: np.ndarray, penalty_blocks: np.ndarray | None = None
+                   ) -> tuple[RitzSolution, np.ndarray, np.ndarray]:
+    """Ritz solution of the trained operator H from block sums (n_blocks, L, L), each state's energy and the
+    delete-one-block jackknife standard errors of those energies.
+
+    With ``penalty_blocks`` (the matrix of a part P of H that only steers training, the spin shift) the energy of
+    Ritz state i is ⟨H - P⟩_i = E_i - ⟨P⟩_i, the physical energy of the state the trained operator selected;
+    without, it is the Ritz value E_i."""
     n = s_blocks.shape[0]
     s_all, h_all = s_blocks.sum(0), h_blocks.sum(0)
-    full = rayleigh_ritz(s_all / n, h_all / n)
-    reps = np.stack([rayleigh_ritz((s_all - s_blocks[b]) / (n - 1), (h_all - h_blocks[b]) / (n - 1)).energies
+    p_all = None if penalty_blocks is None else penalty_blocks.sum(0)
+
+    def energies(s: np.ndarray, h: np.ndarray, p: np.ndarray | None) -> tuple[RitzSolution, np.ndarray]:
+        sol = rayleigh_ritz(s, h)
+        return sol, sol.energies if p is None else sol.energies - expectations(sol.vectors, s, p)
+
+    full, e = energies(s_all / n, h_all / n, None if p_all is None else p_all / n)
+    reps = np.stack([energies((s_all - s_blocks[b]) / (n - 1), (h_all - h_blocks[b]) / (n - 1),
+                              None if p_all is None else (p_all - penalty_blocks[b]) / (n - 1))[1]
                      for b in range(n)])
     errors = np.sqrt((n - 1) / n * ((reps - reps.mean(0)) ** 2).sum(0))
-    return full, errors
+    return full, e, errors
 
 
 def residual_norms(solution: RitzSolution, s: np.ndarray, h: np.ndarray, h2: np.ndarray) -> np.ndarray:

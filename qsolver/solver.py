@@ -207,7 +207,7 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
                         comm=problem.comm)
     n, diag = cfg.states, estimate["diagnostics"]
     for key in ("stat_errors", "residuals", "span_errors", "bias_errors", "denoised_sigma2", "spin_squared",
-                "spin_squared_errors"):
+                "spin_squared_errors", "spin_penalty"):
         if key in diag:                                              # report the lowest `states` of the trained span
             diag[key] = diag[key][:n]
     used = state.waypoints[-WAYPOINTS_USED:]
