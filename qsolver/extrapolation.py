@@ -33,14 +33,16 @@ def waypoints_due(progress: float, taken: int, plateaus: int | None) -> bool:
 
 
 def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies: np.ndarray,
-                      sigma2: np.ndarray, cap: np.ndarray) -> np.ndarray:
+                      sigma2: np.ndarray, cap: np.ndarray, stat: np.ndarray) -> np.ndarray:
     """Per state (hartree), from the waypoints (K, L) and the final values (L,), at most ``cap`` (the Kato–Temple
-    estimate σ²/Δ, as ε_i ≥ Δ_i):
+    estimate σ²/Δ, as ε_i ≥ Δ_i); ``stat`` (L,) the final values' statistical errors:
 
     - b σ_i², b ≥ 0 the least-squares slope of E against σ²: a level that did not fall while its residual shrank
       has b ≈ 0 (converged; its statistical error is its uncertainty);
     - where the residuals did not change (a spread of σ² below a tenth of the final one, where the slope is noise):
-      how far the level fell since the first waypoint, for a state at the run's noise floor; one whose σ² stands
+      how far the level fell since the first waypoint, for a state at the run's noise floor, and at least that
+      fall's own standard error, stat_i √(1 + WAYPOINT_SHARE) (the waypoint drew 1/WAYPOINT_SHARE of the samples):
+      a fall below it cannot be told from none, and a level can still sit that far above its end; one whose σ² stands
       still at over STUCK times the median of all states' is stuck (a mixed or wrong state the steps no longer
       improve) and nothing in its trend bounds its error: the cap;
     - the cap itself where the level fell since the first waypoint by more than MOVING of it: a state still far
@@ -55,7 +57,8 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
         ds, de = s - s.mean(0), e - e.mean(0)
         slope = (ds * de).sum(0) / (ds**2).sum(0)
         fell = np.maximum(e[0] - e[-1], 0.0)
+        noise = np.asarray(stat, dtype=float) * np.sqrt(1.0 + WAYPOINT_SHARE)      # standard error of e[0] - e[-1]
         moved = np.sqrt((ds**2).mean(0)) > 0.1 * s[-1]
         stuck = ~moved & (s[-1] > STUCK * np.nanmedian(s[-1]))
-        line = np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell)
+        line = np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], np.maximum(fell, noise))
         return np.where((fell > MOVING * cap) | stuck, cap, np.minimum(line, cap))

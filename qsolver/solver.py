@@ -214,7 +214,7 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     if used:                       # the bias by variance extrapolation, the Kato–Temple estimate as its ceiling
         way_e, way_s2 = (np.array([w[k][:n] for w in used]) for k in ("energies", "sigma2"))
         diag["bias_errors"] = extrapolated_bias(way_e, way_s2, estimate["energies"][:n], diag["denoised_sigma2"],
-                                                diag["bias_errors"])
+                                                diag["bias_errors"], diag["stat_errors"])
         estimate["errors"] = headline_errors(diag["stat_errors"], diag["bias_errors"])
         diag.update(bias_method="variance extrapolation", waypoint_steps=[w["step"] for w in used],
                     waypoint_energies=way_e, waypoint_sigma2=way_s2)
