@@ -38,13 +38,14 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
     estimate σ²/Δ, as ε_i ≥ Δ_i); ``stat`` (L,) the final values' statistical errors:
 
     - b σ_i², b ≥ 0 the least-squares slope of E against σ²: a level that did not fall while its residual shrank
-      has b ≈ 0 (converged; its statistical error is its uncertainty);
+      has b ≈ 0 (converged);
     - where the residuals did not change (a spread of σ² below a tenth of the final one, where the slope is noise):
-      how far the level fell since the first waypoint, for a state at the run's noise floor, and at least that
-      fall's own standard error, stat_i √(1 + WAYPOINT_SHARE) (the waypoint drew 1/WAYPOINT_SHARE of the samples):
-      a fall below it cannot be told from none, and a level can still sit that far above its end; one whose σ² stands
-      still at over STUCK times the median of all states' is stuck (a mixed or wrong state the steps no longer
-      improve) and nothing in its trend bounds its error: the cap;
+      how far the level fell since the first waypoint, for a state at the run's noise floor;
+    - either at least stat_i √(1 + WAYPOINT_SHARE), the standard error of the difference between the first waypoint
+      and the end (the waypoint drew 1/WAYPOINT_SHARE of the samples): the line and the fall are measured from
+      that difference, and a level can sit that far above its end without either showing it;
+    - the cap for a state whose σ² stands still at over STUCK times the median of all states' (stuck: a mixed or
+      wrong state the steps no longer improve; nothing in its trend bounds its error);
     - the cap itself where the level fell since the first waypoint by more than MOVING of it: a state still far
       from its level, whose error is then of long wavelength too (ε falls as training goes on) and the line
       underestimates it (results/bench/README.md, 'Error bars').
@@ -60,5 +61,5 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
         noise = np.asarray(stat, dtype=float) * np.sqrt(1.0 + WAYPOINT_SHARE)      # standard error of e[0] - e[-1]
         moved = np.sqrt((ds**2).mean(0)) > 0.1 * s[-1]
         stuck = ~moved & (s[-1] > STUCK * np.nanmedian(s[-1]))
-        line = np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], np.maximum(fell, noise))
+        line = np.maximum(np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell), noise)
         return np.where((fell > MOVING * cap) | stuck, cap, np.minimum(line, cap))

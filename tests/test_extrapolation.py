@@ -15,6 +15,10 @@ def test_line_gives_the_distance_to_the_level():
     bias = extrapolated_bias(energies, sigma2, level + final_s2 / eps, final_s2, cap=np.array([1.0, 1.0]),
                              stat=np.zeros(2))
     assert bias == pytest.approx(final_s2 / eps, rel=1e-12)
+    # never below the standard error of the comparison it is read from, √5 stat (waypoints on 1/4 of the samples)
+    stat = np.array([1e-4, 1e-7])
+    bias = extrapolated_bias(energies, sigma2, level + final_s2 / eps, final_s2, np.array([1.0, 1.0]), stat)
+    assert bias == pytest.approx([np.sqrt(5) * 1e-4, final_s2[1] / eps[1]], rel=1e-12)
 
 
 def test_flat_levels_have_no_bias_moving_ones_the_cap():
@@ -23,7 +27,7 @@ def test_flat_levels_have_no_bias_moving_ones_the_cap():
     final_e = np.array([-1.0, -0.5 + 1e-4, -0.2, -0.1 - 2e-4])   # the second rose as its residual fell: slope < 0
     final_s2 = np.array([1e-3, 1e-3, 1e-3, 1e-3])                # the last two residuals never moved
     cap = np.array([0.3, 0.3, 0.3, 0.3])
-    stat = np.array([1e-6, 1e-6, 1e-5, 1e-5])
+    stat = np.array([0.0, 0.0, 1e-5, 1e-5])
     bias = extrapolated_bias(way_e, way_s2, final_e, final_s2, cap, stat)
     # the line's slope where σ² moved; where it did not, how far the level fell (nothing, 2e-4), but never less than
     # the standard error of that fall, √5 stat with the waypoints on a quarter of the samples
