@@ -36,6 +36,7 @@ from .memory import check_memory
 from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
+from .potentials import asymptote
 from .references import check_basis_names
 from .result import Result
 from .stopping import buffer_states
@@ -53,7 +54,7 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if cfg.extra_states is None:                    # the buffer for this many states
-        cfg = replace(cfg, extra_states=buffer_states(cfg.states))
+        cfg = replace(cfg, extra_states=buffer_states(cfg.states, asymptote(system.potential)))
     if cfg.damping is None:                         # the network kind's own default
         try:
             cfg = replace(cfg, damping=choose(system, cfg.network).damping)

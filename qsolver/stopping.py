@@ -37,17 +37,25 @@ REASONS = {"converged": "the Ritz values and residuals levelled off at every ste
            "diverged": "training diverged; the last good state was evaluated"}
 
 
-def buffer_states(states: int) -> int:
-    """Networks trained beyond the reported ``states`` L: B = ⌈(L - BUFFER_FROM)/2⌉, none for L ≤ BUFFER_FROM.
+def buffer_states(states: int, v_inf: float | None) -> int:
+    """Networks trained beyond the reported ``states`` L: B = ⌈(L - BUFFER_FROM)/2⌉, none for L ≤ BUFFER_FROM or
+    where V_∞ = lim V(x), |x| → ∞, is +∞ (a confining potential; None: not known).
 
-    The reported top level competes with the levels just above it (their eigenvalues of T lie within a few per
-    cent); networks trained above it let the final Rayleigh–Ritz step take that competition off the reported
-    states (36 states of 2D hydrogen: mean relative error 5.7e-2 without, 5.8e-3 with 13 extra states,
-    results/bench/README.md). The next degenerate group grows with L (2√L + 1 states for 2D shells, about (3L)^⅔
-    for 3D Coulomb ones), and so does B: 14 at L = 36, where 2D hydrogen's next shell has 13; a step's cost,
-    linear in the networks, grows by less than half. Runs of up to nine states (every N-electron system
-    shipped), whose groups are small and whose networks are costly, train none.
+    Where a continuum lies above the bound levels (Coulomb centres), the levels crowd below it and the operator's
+    window reaches past them to V_∞ (:func:`qsolver.training.operator_shift`): the reported top level competes with
+    the levels just above it (their eigenvalues of T lie within a few per cent), and networks trained above it let the
+    final Rayleigh–Ritz step take that competition off the reported states (36 states of 2D hydrogen: mean
+    relative error 5.7e-2 without, 5.8e-3 with 13 extra states, results/bench/README.md). The next degenerate group
+    grows with L (2√L + 1 states for 2D shells, about (3L)^⅔ for 3D Coulomb ones), and so does B: 14 at L = 36, where
+    2D hydrogen's next shell has 13; a step's cost, linear in the networks, grows by less than half. In a confining
+    potential the window of the reported states alone, c = E_L + ¼ (E_L - E_min), often ends below the next level,
+    so nothing above competes; a buffer must lie inside the window and lifts c over the next levels (harmonic_3d's 20
+    states: six buffer states put c above its next shell and the mean error rose from 1.24e-5 to 1.51e-5). Runs of up
+    to nine states (every N-electron system shipped), whose groups are small and whose networks are costly, train
+    none.
     """
+    if v_inf is not None and math.isinf(v_inf):
+        return 0
     return max(0, math.ceil((states - BUFFER_FROM) / 2))
 
 

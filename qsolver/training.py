@@ -30,6 +30,7 @@ from .natural import descent_direction, natural_step
 from .nestedlora import lora_objective, nestedlora_loss
 from .networks import Network, build, choose
 from .parallel import Comm, draw
+from .potentials import asymptote
 from .ritz import rayleigh_ritz, residual_norms
 from .scales import centre_field, extreme_field, length_unit, scale_fault, unresolved_centre
 from .stopping import LOG_EVERY, buffer_states, levels, settled
@@ -151,7 +152,7 @@ def make_problem(system: System, cfg: SolverConfig, comm: Comm = Comm()) -> Prob
     """The fixed part of a run (an unset ``extra_states`` derived from ``states``, :func:`buffer_states`); a
     data-parallel batch must split into equal even parts."""
     if cfg.extra_states is None:
-        cfg = replace(cfg, extra_states=buffer_states(cfg.states))
+        cfg = replace(cfg, extra_states=buffer_states(cfg.states, asymptote(system.potential)))
     if comm.world > 1:
         if cfg.batch % comm.world or (cfg.batch // comm.world) < 2:
             raise InputError(f"batch {cfg.batch} does not split into {comm.world} equal parts of at least 2",

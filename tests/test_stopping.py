@@ -140,15 +140,20 @@ def test_an_open_ended_run_resumes_bit_for_bit(tmp_path, monkeypatch):
         assert torch.equal(a, b)
 
 
-def test_the_buffer_grows_with_the_number_of_states():
-    counts = [buffer_states(n) for n in range(1, 101)]
+def test_the_buffer_grows_with_the_number_of_states_below_a_continuum_only():
+    counts = [buffer_states(n, 0.0) for n in range(1, 101)]
     assert counts[:9] == [0] * 9                          # up to nine states (every N-electron system shipped): none
     assert np.all(np.diff(counts) >= 0) and np.all(np.diff(counts) <= 1)
-    assert buffer_states(16) == 4 and buffer_states(36) == 14   # 36: about 2D hydrogen's next shell (13 states)
+    assert buffer_states(16, 0.0) == 4 and buffer_states(36, 0.0) == 14   # 36: about 2D hydrogen's next shell (13)
+    assert buffer_states(36, None) == 14                  # V_∞ not known (a formula): a continuum may lie above
+    assert buffer_states(36, float("inf")) == 0           # confining: no continuum, the window alone
     hydrogen = qsolver.load_system("hydrogen_2d")
     assert resolve_config(hydrogen, states=36).extra_states == 14
     assert resolve_config(hydrogen, states=36, extra_states=3).extra_states == 3     # a given count is kept
     assert training.make_problem(hydrogen, qsolver.SolverConfig(states=20)).network_cfg.states == 20 + 6
+    oscillator = qsolver.load_system("harmonic_3d")
+    assert resolve_config(oscillator).extra_states == 0 and resolve_config(oscillator, extra_states=2).extra_states == 2
+    assert training.make_problem(oscillator, qsolver.SolverConfig(states=20)).network_cfg.states == 20
 
 
 def test_the_window_is_measured_from_the_top_reported_level():
