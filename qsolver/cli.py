@@ -530,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .version import __version__
 
     parser = _Parser(prog="qsolver", description="Lowest eigenstates of H = Σ_i (-κ∇_i² + V(x_i)) "
-                     "+ W(r_12) for one or two particles by NeuralSVD (Hartree atomic units).")
+                     "+ Σ_{i<j} W(|x_i - x_j|) for N particles by NeuralSVD (Hartree atomic units).")
     parser.add_argument("--version", action="version", version=f"qsolver {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("solve", help="train on a system file (or shipped name) and save an HDF5 result")

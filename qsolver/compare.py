@@ -224,11 +224,15 @@ def compare(result: Result, references: list[Reference], labels: list[str] | Non
 
 def _notes(result: Result, labels: list[str], references: list[Reference], first: int, merged: bool,
            groups: list[dict], rows: list[dict], exact: str | None, unavailable: dict[str, str]) -> list[str]:
-    hamiltonian = "H = -κ∇² + V" if result.system.particles == 1 else "H = Σ_i (-κ∇_i² + V(x_i)) + W(r_12)"
-    notes = [f"Energies in hartree ({hamiltonian}, κ = {result.system.kinetic:g}). ± for NeuralSVD "
-             "combines its jackknife standard error with the Kato–Temple estimate σ²/Δ of the learned span's error "
-             "(σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; conservative), and is the stated error of each reference (its per-level estimate, else its bound over all "
-             "levels); ΔE = E(NeuralSVD) - E_ref; z = |ΔE| / ±(NeuralSVD).", ""]
+    hamiltonian = ("H = -κ∇² + V" if result.system.particles == 1
+                   else "H = Σ_i (-κ∇_i² + V(x_i)) + Σ_{i<j} W(r_ij)")
+    notes = [f"Energies in hartree ({hamiltonian}, κ = {result.system.kinetic:g}). ± for NeuralSVD is its headline "
+             "uncertainty, 2 √(stat² + bias²): the jackknife standard error and the estimated remaining error of the "
+             "learned span (variance extrapolation along training where the run has waypoints, else Kato–Temple "
+             "σ²/Δ, σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level; results saved before the bias column: "
+             "√(stat² + (σ²/Δ)²); docs/comparing.md); for a reference it is "
+             "the stated error (its per-level estimate, else its bound over all levels); ΔE = E(NeuralSVD) - E_ref; "
+             "z = |ΔE| / ±(NeuralSVD).", ""]
     molecule = result.system.molecule
     if molecule is not None:
         repulsion = molecule.nuclear_repulsion()
