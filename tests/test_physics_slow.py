@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 # N electrons: the committed runs' accuracy with a margin (results/bench/README.md, "N electrons"), not yet the
 # issue's targets (fermions 1e-5 relative; Li 2S within 1 mHa, 2P spread 0.3 mHa; Be excitations within 1.6 mHa)
-FERMIONS_REL = 2e-3          # committed: 5.3e-4 (top doublet), the others ≤ 3.7e-5
+FERMIONS_REL = 1e-4          # committed: at most 2.1e-5 (state 7), mean 5.5e-6; 1e-5 on 8 of 9 (the issue's target)
+FERMIONS_MEAN = 2e-5
 LITHIUM_GROUND = 1e-3        # committed: 0.11 mHa above the exact 2²S (the issue's target: 1 mHa)
 LITHIUM_EXCITATION = 1e-3    # committed: 2²S → 2²P 0.03 mHa from exact (the issue's target: 0.5 mHa)
 LITHIUM_SPREAD = 1.5e-3      # committed: 0.17 mHa over the three 2²P states (the issue's target: 0.3 mHa)
@@ -104,7 +105,7 @@ def test_fermions_2d_every_doublet_exact():
     system, result = solved("fermions_2d")
     exact = qsolver.reference(system, result.n_states).energies
     rel = np.abs(result.energies - exact) / np.abs(exact)
-    assert rel.max() <= FERMIONS_REL, (result.energies, exact)
+    assert rel.max() <= FERMIONS_REL and rel.mean() <= FERMIONS_MEAN, (result.energies, exact)
     assert np.allclose(result.diagnostics["spin_squared"], 0.75, atol=0.02)
 
 
