@@ -9,7 +9,7 @@ import torch
 from .config import SolverConfig
 from .dipoles import dipole_sums, transition_dipoles
 from .extrapolation import WAYPOINT_SHARE
-from .hamiltonian import Hamiltonian, spin_squared
+from .hamiltonian import Hamiltonian, spin_eigenvalue, spin_squared
 from .networks import Network
 from .parallel import Comm, draw
 from .ritz import bias_errors, denoised_residuals, expectations, jackknife_ritz, residual_norms, span_errors
@@ -87,7 +87,7 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     # the spin shift selects the states; their energies are ⟨H⟩ without it (qsolver.ritz.jackknife_ritz)
     penalty = None
     if s2 is not None and hamiltonian.spin_penalty:
-        penalty = hamiltonian.spin_penalty * (s2_blocks - 0.25 * system.spin * (system.spin + 2) * s_blocks)
+        penalty = hamiltonian.spin_penalty * (s2_blocks - spin_eigenvalue(system.spin) * s_blocks)
     solution, energies, stat_errors = jackknife_ritz(s_blocks, h_blocks, penalty)
     s = s_blocks.mean(0)
     h2 /= per_block

@@ -59,11 +59,16 @@ def spin_squared(spins: tuple[int, int]) -> OperatorTerm:
     return term
 
 
+def spin_eigenvalue(spin: int) -> float:
+    """S(S + 1) of the total spin S = ``spin``/2 (2S as in PySCF), Ŝ²'s eigenvalue on those states."""
+    return 0.25 * spin * (spin + 2)
+
+
 def spin_shift(spins: tuple[int, int], spin: int, strength: float) -> OperatorTerm:
     """λ (Ŝ² - S(S + 1)) with S = ``spin``/2: zero on states of total spin S, λ(S'(S' + 1) - S(S + 1)) > 0 on those of
     higher S' (the only others in the S_z = S sector), which it moves up by that much (hartree)."""
     s2 = spin_squared(spins)
-    target = 0.25 * spin * (spin + 2)
+    target = spin_eigenvalue(spin)
 
     def term(model: torch.nn.Module, x: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
         return strength * (s2(model, x, psi) - target * psi)

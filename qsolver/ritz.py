@@ -61,17 +61,16 @@ def jackknife_ritz(s_blocks: np.ndarray, h_blocks: np.ndarray, penalty_blocks: n
     Ritz state i is ⟨H - P⟩_i = E_i - ⟨P⟩_i, the physical energy of the state the trained operator selected;
     without, it is the Ritz value E_i."""
     n = s_blocks.shape[0]
-    s_all, h_all = s_blocks.sum(0), h_blocks.sum(0)
-    p_all = None if penalty_blocks is None else penalty_blocks.sum(0)
+    p_blocks = np.zeros_like(s_blocks) if penalty_blocks is None else penalty_blocks
+    s_all, h_all, p_all = s_blocks.sum(0), h_blocks.sum(0), p_blocks.sum(0)
 
-    def energies(s: np.ndarray, h: np.ndarray, p: np.ndarray | None) -> tuple[RitzSolution, np.ndarray]:
+    def energies(s: np.ndarray, h: np.ndarray, p: np.ndarray) -> tuple[RitzSolution, np.ndarray]:
         sol = rayleigh_ritz(s, h)
-        return sol, sol.energies if p is None else sol.energies - expectations(sol.vectors, s, p)
+        return sol, sol.energies - expectations(sol.vectors, s, p)
 
-    full, e = energies(s_all / n, h_all / n, None if p_all is None else p_all / n)
+    full, e = energies(s_all / n, h_all / n, p_all / n)
     reps = np.stack([energies((s_all - s_blocks[b]) / (n - 1), (h_all - h_blocks[b]) / (n - 1),
-                              None if p_all is None else (p_all - penalty_blocks[b]) / (n - 1))[1]
-                     for b in range(n)])
+                              (p_all - p_blocks[b]) / (n - 1))[1] for b in range(n)])
     errors = np.sqrt((n - 1) / n * ((reps - reps.mean(0)) ** 2).sum(0))
     return full, e, errors
 

@@ -36,25 +36,22 @@ from .memory import check_memory
 from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
-from .potentials import asymptote
 from .references import check_basis_names
 from .result import Result
-from .stopping import buffer_states
 from .system import System, as_system
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, finished, fraction_done,
-                       init_state, make_problem, stop_reason, train)
+                       init_state, make_problem, stop_reason, train, with_buffer)
 
 CHECKPOINT_EVERY = 300.0      # seconds of training between checkpoints, when a checkpoint path is given
 
 
 def resolve_config(system: System, **overrides) -> SolverConfig:
     """Package defaults, then the system's [solver] table, then the non-None overrides, an unset ``extra_states``
-    derived from ``states`` (:func:`~qsolver.stopping.buffer_states`); checked as a whole, with the reference's
+    derived from ``states`` (:func:`~qsolver.training.with_buffer`); checked as a whole, with the reference's
     basis names (refused now, not by the reference made after training)."""
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if cfg.extra_states is None:                    # the buffer for this many states
-        cfg = replace(cfg, extra_states=buffer_states(cfg.states, asymptote(system.potential)))
+    cfg = with_buffer(cfg, system)                  # the buffer for this many states
     if cfg.damping is None:                         # the network kind's own default
         try:
             cfg = replace(cfg, damping=choose(system, cfg.network).damping)

@@ -148,11 +148,17 @@ class Problem:
         return self.cfg.batch // self.comm.world
 
 
+def with_buffer(cfg: SolverConfig, system: System) -> SolverConfig:
+    """``cfg`` with an unset ``extra_states`` derived from ``states`` and the potential (:func:`buffer_states`)."""
+    if cfg.extra_states is not None:
+        return cfg
+    return replace(cfg, extra_states=buffer_states(cfg.states, asymptote(system.potential)))
+
+
 def make_problem(system: System, cfg: SolverConfig, comm: Comm = Comm()) -> Problem:
     """The fixed part of a run (an unset ``extra_states`` derived from ``states``, :func:`buffer_states`); a
     data-parallel batch must split into equal even parts."""
-    if cfg.extra_states is None:
-        cfg = replace(cfg, extra_states=buffer_states(cfg.states, asymptote(system.potential)))
+    cfg = with_buffer(cfg, system)
     if comm.world > 1:
         if cfg.batch % comm.world or (cfg.batch // comm.world) < 2:
             raise InputError(f"batch {cfg.batch} does not split into {comm.world} equal parts of at least 2",
