@@ -42,7 +42,9 @@ class SolverConfig:
     trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays too)
     damping: float | None = None  # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ; None = the
                                   # network kind's default
-    proposal: str = "auto"        # "auto" (matched to the envelopes) or "gaussian" (fixed, proposal_scale)
+    proposal: str = "auto"        # "auto" (matched to the envelopes; N-electron determinants blend in one fitted to
+                                  # ψ² as they train), "envelope" (matched to the envelopes only) or "gaussian"
+                                  # (fixed, proposal_scale)
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential
     shift: float | None = None    # c in T = s (c - H); None = the adaptive rule in training.operator_shift
@@ -84,7 +86,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("auto", "float32", "float64"),
     "envelope": ("auto", "exponential", "gaussian", "box", "none"),
     "optimizer": ("adam", "rmsprop", "natural"),
-    "proposal": ("auto", "gaussian"),
+    "proposal": ("auto", "envelope", "gaussian"),
     "activation": ("tanh", "softplus", "silu"),
 }
 MAX_INT = 2**63          # solver integers are torch/NumPy int64 (seeds, counts); TOML integers are 64-bit too

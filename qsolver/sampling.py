@@ -6,7 +6,7 @@ Batch means of ψ_l ψ_m / p are then unbiased Lebesgue inner products ⟨ψ_l, 
 - Gaussian mixtures with diagonal covariances, for confining potentials;
 - the uniform density on a box;
 and, for two particles, mixtures of symmetrised products of such densities (exact, normalised in 2d dimensions
-and symmetric under exchange).
+and symmetric under exchange); :class:`Blend` mixes two proposals.
 """
 from __future__ import annotations
 
@@ -244,4 +244,30 @@ class SlotProducts:
         return torch.logsumexp(total, dim=-1)
 
 
-Proposal = SingleParticle | PairMixture | IndependentElectrons | SlotProducts
+@dataclass
+class Blend:
+    """p = a p_1 + (1 - a) p_2 for two normalised proposals over the same configurations and a share a in (0, 1):
+    normalised, and ψ²/p ≤ (ψ²/p_1)/a wherever p_1 bounds the importance weights."""
+
+    first: "Proposal"
+    second: "Proposal"
+    share: float
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        device = generator.device
+        pick = torch.rand(n, generator=generator, device=device) < self.share
+        x = None
+        for member, mine in ((self.first, pick), (self.second, ~pick)):
+            count = int(mine.sum())
+            if count:                   # a member's sampler refuses zero samples
+                part = member.sample(count, generator)
+                x = part.new_empty((n, *part.shape[1:])) if x is None else x
+                x[mine] = part
+        return x
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.logaddexp(self.first.log_prob(x) + math.log(self.share),
+                               self.second.log_prob(x) + math.log1p(-self.share))
+
+
+Proposal = SingleParticle | PairMixture | IndependentElectrons | SlotProducts | Blend

@@ -4,7 +4,7 @@ A step draws x ~ p (the proposal matched to the current envelopes), evaluates f 
 running averages of S = ⟨ψ,ψ⟩, H = ⟨ψ,Hψ⟩ and H2 = ⟨Hψ,Hψ⟩ (decay 0.9), re-chooses T = s (c - H) from their
 Ritz values every LOG_EVERY steps (:func:`operator_shift`; the Ritz values and residuals are logged then), moves
 the networks along the NestedLoRA direction of T (natural-gradient or first-order step) and the weight average
-towards them. A run without a step count trains at constant step sizes that halve each time its Ritz values and
+towards them, and (N-electron determinants) fits the proposal's fitted part one step to ψ² on the same batch. A run without a step count trains at constant step sizes that halve each time its Ritz values and
 residuals level off (:mod:`qsolver.stopping`). Everything a run depends on lives in
 :class:`TrainingState`, so a state written to disk and read back continues bit for bit (:mod:`qsolver.checkpoint`).
 
@@ -366,6 +366,9 @@ def train_step(state: TrainingState, problem: Problem, decay: float) -> dict:
         state.skipped += 1
         return {"s": batch.s, "h": batch.h}
     move(state, problem, batch, gram_matrix(state, problem, proposal, batch), decay)
+    fit = getattr(state.model, "fit_proposal", None)          # kinds whose proposal learns from ψ² (dets)
+    if fit is not None:
+        fit(batch.x, batch.f, problem.comm)
     with torch.no_grad():
         for avg, p in zip(state.averaged, state.model.parameters()):
             avg.lerp_(p, 1.0 - cfg.ema)

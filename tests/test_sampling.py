@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from qsolver.sampling import ExponentialMixture, GaussianMixture, SlotProducts, UniformBox
+from qsolver.sampling import Blend, ExponentialMixture, GaussianMixture, SlotProducts, UniformBox
 
 torch.set_default_dtype(torch.float64)
 
@@ -79,11 +79,13 @@ def slot_products(kind):
                         (3, 1), centre_weights=torch.softmax(torch.randn(3, 4, 2, generator=g), -1))
 
 
-@pytest.mark.parametrize("kind", ["exponential", "gaussian"])
+@pytest.mark.parametrize("kind", ["exponential", "gaussian", "blend"])
 def test_slot_products_sampler_matches_its_density(kind):
     # E_s[q/p] = ∫ q (s/p) is 1 for every normalised q only if the sampler's density s is p: three Gaussian
-    # products q of different widths (4 electrons in 2D, normalised in 8 dimensions)
-    p = slot_products(kind)
+    # products q of different widths (4 electrons in 2D, normalised in 8 dimensions); a blend of the two kinds at
+    # share 0.3 checks Blend's sampler against its density
+    p = Blend(slot_products("exponential"), slot_products("gaussian"), 0.3) if kind == "blend" else slot_products(kind)
+    assert p.sample(1, torch.Generator().manual_seed(0)).shape == (1, 4, 2)      # one member draws nothing
     x = p.sample(200_000, torch.Generator().manual_seed(8))
     log_p = p.log_prob(x)
     for width in (0.8, 1.0, 1.5):

@@ -9,6 +9,8 @@ estimation, checkpoints, io and memory estimates use only this interface:
 - ``proposal(dtype, fixed_scale)`` → a normalised density over configurations matched to the states;
 - ``extent()`` → the box (bohr) of one particle's coordinates that holds the states, None without an envelope;
 - ``symmetry_error(x, psi)`` → the exchange symmetry's relative error as built, None for one particle;
+- ``fit_proposal(x, f, comm)`` (optional) → moves a part of ``proposal`` fitted to ψ² one step, from a batch x and
+  f = ψ/√p (kept in the state dict's buffers, so checkpoints and results hold it);
 - ``config``: a dataclass with ``kind``, ``dimension``, ``states``, ``centers`` and ``to_dict()``; with the state dict
   it rebuilds the network exactly (saved results and checkpoints).
 

@@ -29,7 +29,7 @@ from torch import nn
 from ..interactions import NoInteraction, cusp_slope
 from ..laplacian import activation_jet
 from ..potentials import Coulomb, Harmonic, find, hydrogen_nu
-from ..sampling import SlotProducts
+from ..sampling import Blend, SlotProducts
 from .base import Layout, Tangents, register
 from .envelopes import Exponential, Gaussian, choose_envelope
 from .mlp import mlp_jet, mlp_outputs, mlp_parameters, row_jacobians
@@ -42,6 +42,12 @@ ENVELOPE_CHOICES = ("exponential", "gaussian")
 TAILS = (0.4, 0.6)
 GAUSSIAN_TAILS = (0.6,)
 CENTRE_FLOOR = 0.2        # every centre's least share of a slot's mixture
+# The fitted proposal: the share of samples still drawn from the envelopes' slot products (it bounds every importance
+# weight by 1/ENVELOPE_SHARE times their bound, whatever the fit does), the step size of the fit and the bound on its
+# shifts of log-scales and logits (a factor e³ either way)
+ENVELOPE_SHARE = 0.25
+FIT_RATE = 0.5
+FIT_RANGE = 3.0
 MIN_DECAY = 1e-2          # the slowest decay (1/bohr) an orbital envelope starts with (vanishing charges)
 
 
@@ -65,6 +71,7 @@ class DetsConfig:
     pair_cusps: list[float]                # γ for antiparallel and for parallel spins (1/bohr)
     pair_length: float = 1.0              # ℓ of the cusp factor (bohr)
     jastrow: int = 0                       # width of the pair-correlation MLP u_l (two hidden layers); 0: none
+    fitted: bool = False                   # sample a blend with slot products fitted to ψ² (DeterminantNet.proposal)
     kind: str = "dets"
 
     def to_dict(self) -> dict:
@@ -120,6 +127,14 @@ class DeterminantNet(nn.Module):
         if c.jastrow:
             with torch.no_grad():       # u = 0 at the start: the cusp-only factor the other settings were chosen for
                 self.pair_weights[-1].zero_()
+        if c.fitted:                    # shifts of the fitted slot products from the envelopes' (zero: the same)
+            components = len(self._tails()) * c.states * c.determinants
+            width = len(c.centers) if self.envelope is Exponential else c.dimension
+            self.register_buffer("fit_scales", torch.zeros(components, c.particles, width, dtype=torch.float64))
+            self.register_buffer("fit_weights", torch.zeros(components, dtype=torch.float64))
+            if self.envelope is Exponential:
+                self.register_buffer("fit_centres", torch.zeros(components, c.particles, len(c.centers),
+                                                                dtype=torch.float64))
 
     # ---- the kind ----
     @classmethod
@@ -372,7 +387,10 @@ class DeterminantNet(nn.Module):
                   "log_scale": grads[-1]}
         return Tangents([], [], [], direct)
 
-    def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None) -> SlotProducts:
+    def _tails(self) -> tuple[float, ...]:
+        return GAUSSIAN_TAILS if self.envelope is Gaussian else TAILS
+
+    def _envelope_proposal(self, dtype: torch.dtype) -> SlotProducts:
         """A mixture over states, determinants and TAILS of products of one density per orbital slot, symmetrised
         over each spin block (:class:`~qsolver.sampling.SlotProducts`): orbital i's envelope e ~ exp(-Σ_c a_c r_c)
         (or exp(-½ Σ β x²)) gives slot i a density with tails t times as wide in the exponent as e² for each t of
@@ -380,7 +398,7 @@ class DeterminantNet(nn.Module):
         electron are drawn where their orbitals are."""
         c = self.config
         n_states = self.log_scale.shape[0]
-        tails = torch.tensor(GAUSSIAN_TAILS if self.envelope is Gaussian else TAILS, dtype=dtype)
+        tails = torch.tensor(self._tails(), dtype=dtype)
         rates = torch.exp(self.log_scale.detach()).to(dtype).reshape(n_states * c.determinants, c.particles, -1)
         rates = rates.repeat(len(tails), 1, 1)                            # (tails × states × determinants, N, C)
         tails = tails.to(rates.device).repeat_interleave(rates.shape[0] // len(tails))[:, None, None]
@@ -392,6 +410,45 @@ class DeterminantNet(nn.Module):
         mass = rates ** c.dimension
         share = (1 - CENTRE_FLOOR) * mass / mass.sum(-1, keepdim=True) + CENTRE_FLOOR / rates.shape[-1]
         return SlotProducts(centers, tails / rates, weights, c.spins, centre_weights=share)
+
+    def _shifted(self, base: SlotProducts, scales: torch.Tensor, weights: torch.Tensor,
+                 centres: torch.Tensor | None = None) -> SlotProducts:
+        """``base`` with each slot's scales times e^δ, component weights ∝ w e^δ and centre shares ∝ share e^δ."""
+        shares = None if centres is None else torch.softmax(torch.log(base.centre_weights) + centres, -1)
+        return SlotProducts(base.centers, base.scales * torch.exp(scales),
+                            torch.softmax(torch.log(base.weights) + weights, 0), base.spins, centre_weights=shares,
+                            kind=base.kind)
+
+    def _fit_buffers(self) -> list[torch.Tensor]:
+        """The fitted shifts δ: of log-scales, component logits and (exponential envelopes) centre logits."""
+        return [self.fit_scales, self.fit_weights] + ([self.fit_centres] if self.envelope is Exponential else [])
+
+    def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None) -> SlotProducts | Blend:
+        """The envelopes' slot products (:meth:`_envelope_proposal`); with ``fitted`` their blend, at share
+        ENVELOPE_SHARE, with the same products shifted towards ψ² by :meth:`fit_proposal`."""
+        base = self._envelope_proposal(dtype)
+        if not self.config.fitted:
+            return base
+        return Blend(base, self._shifted(base, *(t.to(dtype) for t in self._fit_buffers())), ENVELOPE_SHARE)
+
+    def fit_proposal(self, x: torch.Tensor, f: torch.Tensor, comm) -> None:
+        """One step of the cross-entropy fit of the shifted slot products p_δ to ψ̄² = (1/L) Σ_l ψ_l²/‖ψ_l‖²:
+        δ ← δ + FIT_RATE ∇_δ Σ_b w_b ln p_δ(x_b), w_b = (1/L) Σ_l f_lb²/Σ_b' f_lb'² for the batch x ~ p and
+        f = ψ/√p (B, L) (sums over every rank), ascends E_ψ̄²[ln p_δ] = -KL(ψ̄² ‖ p_δ) + const. Skipped where
+        the batch is not finite (the divergence check rewinds that step)."""
+        if not self.config.fitted:
+            return
+        with torch.no_grad():
+            power = f.detach() ** 2
+            w = (power / comm.sum(power.sum(0))).mean(1)                     # (B,), summing to one over ranks
+        shifts = [t.detach().to(x.dtype).requires_grad_(True) for t in self._fit_buffers()]
+        loss = -(w * self._shifted(self._envelope_proposal(x.dtype), *shifts).log_prob(x)).sum()
+        grads = [comm.sum(g) for g in torch.autograd.grad(loss, shifts)]
+        if not all(bool(torch.isfinite(g).all()) for g in grads):
+            return
+        with torch.no_grad():
+            for t, g in zip(self._fit_buffers(), grads):
+                t.sub_(FIT_RATE * g.to(t.dtype)).clamp_(-FIT_RANGE, FIT_RANGE)
 
     def extent(self) -> tuple[np.ndarray, np.ndarray] | None:
         c = self.config
@@ -429,7 +486,8 @@ def dets_config(system, cfg) -> DetsConfig:
                   layers=cfg.layers, activation=cfg.activation, envelope=envelope, pair_cusps=[anti, parallel],
                   pair_length=min(1.0, 1.0 / abs(anti)) if anti else 1.0,
                   # non-interacting electrons: their states are determinants, a pair correlation would only add noise
-                  jastrow=0 if isinstance(system.interaction, NoInteraction) else cfg.jastrow)
+                  jastrow=0 if isinstance(system.interaction, NoInteraction) else cfg.jastrow,
+                  fitted=cfg.proposal == "auto")
     if envelope == Gaussian.name:
         harmonics = find(system.potential, Harmonic)
         if harmonics:
