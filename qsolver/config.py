@@ -42,8 +42,8 @@ class SolverConfig:
     trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays too)
     damping: float | None = None  # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ; None = the
                                   # network kind's default
-    proposal: str = "auto"        # "auto" (matched to the envelopes; N-electron determinants blend in one fitted to
-                                  # ψ² as they train), "envelope" (matched to the envelopes only) or "gaussian"
+    proposal: str = "auto"        # "auto" (matched to the envelopes; N electrons around nuclei blend in one fitted
+                                  # to ψ² as they train), "envelope" (matched to the envelopes only) or "gaussian"
                                   # (fixed, proposal_scale)
     proposal_scale: float = 16.0  # standard deviation (bohr) of the fixed Gaussian proposal
     scale: float = 0.0            # length scale (bohr) of envelope and proposal; 0 = derived from the potential

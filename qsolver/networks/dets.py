@@ -487,7 +487,9 @@ def dets_config(system, cfg) -> DetsConfig:
                   pair_length=min(1.0, 1.0 / abs(anti)) if anti else 1.0,
                   # non-interacting electrons: their states are determinants, a pair correlation would only add noise
                   jastrow=0 if isinstance(system.interaction, NoInteraction) else cfg.jastrow,
-                  fitted=cfg.proposal == "auto")
+                  # around nuclei the MLPs reshape ψ far from its envelopes (a bond's ionic configurations); in a
+                  # trap the envelopes' products already follow ψ², and the fit trades the ground state for the others
+                  fitted=cfg.proposal == "auto" and envelope == Exponential.name)
     if envelope == Gaussian.name:
         harmonics = find(system.potential, Harmonic)
         if harmonics:
