@@ -254,8 +254,7 @@ class Blend:
     share: float
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        device = generator.device
-        pick = torch.rand(n, generator=generator, device=device) < self.share
+        pick = torch.rand(n, generator=generator, device=generator.device) < self.share
         x = None
         for member, mine in ((self.first, pick), (self.second, ~pick)):
             count = int(mine.sum())

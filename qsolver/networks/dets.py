@@ -71,7 +71,7 @@ class DetsConfig:
     pair_cusps: list[float]                # γ for antiparallel and for parallel spins (1/bohr)
     pair_length: float = 1.0              # ℓ of the cusp factor (bohr)
     jastrow: int = 0                       # width of the pair-correlation MLP u_l (two hidden layers); 0: none
-    fitted: bool = False                   # sample a blend with slot products fitted to ψ² (DeterminantNet.proposal)
+    fitted: bool = False                   # exponential envelopes: sample a blend with slot products fitted to ψ²
     kind: str = "dets"
 
     def to_dict(self) -> dict:
@@ -128,13 +128,10 @@ class DeterminantNet(nn.Module):
             with torch.no_grad():       # u = 0 at the start: the cusp-only factor the other settings were chosen for
                 self.pair_weights[-1].zero_()
         if c.fitted:                    # shifts of the fitted slot products from the envelopes' (zero: the same)
-            components = len(self._tails()) * c.states * c.determinants
-            width = len(c.centers) if self.envelope is Exponential else c.dimension
-            self.register_buffer("fit_scales", torch.zeros(components, c.particles, width, dtype=torch.float64))
+            components, slots = len(TAILS) * c.states * c.determinants, (c.particles, len(c.centers))
+            self.register_buffer("fit_scales", torch.zeros(components, *slots, dtype=torch.float64))
             self.register_buffer("fit_weights", torch.zeros(components, dtype=torch.float64))
-            if self.envelope is Exponential:
-                self.register_buffer("fit_centres", torch.zeros(components, c.particles, len(c.centers),
-                                                                dtype=torch.float64))
+            self.register_buffer("fit_centres", torch.zeros(components, *slots, dtype=torch.float64))
 
     # ---- the kind ----
     @classmethod
@@ -160,6 +157,7 @@ class DeterminantNet(nn.Module):
     def check_config(cls, config: dict, system) -> list[str]:
         checks = {"hidden": config["hidden"] >= 1, "layers": config["layers"] >= 0,
                   "jastrow": config.get("jastrow", 0) >= 0,
+                  "fitted": not config.get("fitted") or config["envelope"] == Exponential.name,
                   "envelope": config["envelope"] in ENVELOPE_CHOICES, "particles": config["particles"] ==
                   system.particles, "spin": config["spin"] == system.spin, "determinants": config["determinants"] >= 1}
         return [key for key, ok in checks.items() if not ok]
@@ -387,9 +385,6 @@ class DeterminantNet(nn.Module):
                   "log_scale": grads[-1]}
         return Tangents([], [], [], direct)
 
-    def _tails(self) -> tuple[float, ...]:
-        return GAUSSIAN_TAILS if self.envelope is Gaussian else TAILS
-
     def _envelope_proposal(self, dtype: torch.dtype) -> SlotProducts:
         """A mixture over states, determinants and TAILS of products of one density per orbital slot, symmetrised
         over each spin block (:class:`~qsolver.sampling.SlotProducts`): orbital i's envelope e ~ exp(-Σ_c a_c r_c)
@@ -398,7 +393,7 @@ class DeterminantNet(nn.Module):
         electron are drawn where their orbitals are."""
         c = self.config
         n_states = self.log_scale.shape[0]
-        tails = torch.tensor(self._tails(), dtype=dtype)
+        tails = torch.tensor(GAUSSIAN_TAILS if self.envelope is Gaussian else TAILS, dtype=dtype)
         rates = torch.exp(self.log_scale.detach()).to(dtype).reshape(n_states * c.determinants, c.particles, -1)
         rates = rates.repeat(len(tails), 1, 1)                            # (tails × states × determinants, N, C)
         tails = tails.to(rates.device).repeat_interleave(rates.shape[0] // len(tails))[:, None, None]
@@ -411,17 +406,17 @@ class DeterminantNet(nn.Module):
         share = (1 - CENTRE_FLOOR) * mass / mass.sum(-1, keepdim=True) + CENTRE_FLOOR / rates.shape[-1]
         return SlotProducts(centers, tails / rates, weights, c.spins, centre_weights=share)
 
-    def _shifted(self, base: SlotProducts, scales: torch.Tensor, weights: torch.Tensor,
-                 centres: torch.Tensor | None = None) -> SlotProducts:
+    @staticmethod
+    def _shifted(base: SlotProducts, scales: torch.Tensor, weights: torch.Tensor, centres: torch.Tensor
+                 ) -> SlotProducts:
         """``base`` with each slot's scales times e^δ, component weights ∝ w e^δ and centre shares ∝ share e^δ."""
-        shares = None if centres is None else torch.softmax(torch.log(base.centre_weights) + centres, -1)
         return SlotProducts(base.centers, base.scales * torch.exp(scales),
-                            torch.softmax(torch.log(base.weights) + weights, 0), base.spins, centre_weights=shares,
-                            kind=base.kind)
+                            torch.softmax(torch.log(base.weights) + weights, 0), base.spins,
+                            centre_weights=torch.softmax(torch.log(base.centre_weights) + centres, -1))
 
     def _fit_buffers(self) -> list[torch.Tensor]:
-        """The fitted shifts δ: of log-scales, component logits and (exponential envelopes) centre logits."""
-        return [self.fit_scales, self.fit_weights] + ([self.fit_centres] if self.envelope is Exponential else [])
+        """The fitted shifts δ: of log-scales, component logits and centre logits."""
+        return [self.fit_scales, self.fit_weights, self.fit_centres]
 
     def proposal(self, dtype: torch.dtype, fixed_scale: float | None = None) -> SlotProducts | Blend:
         """The envelopes' slot products (:meth:`_envelope_proposal`); with ``fitted`` their blend, at share
