@@ -33,6 +33,9 @@ class SolverConfig:
     determinants: int = 4         # Slater determinants per state (networks of three and more electrons)
     jastrow: int = 16             # width of the pair-correlation MLP in the Jastrow factor (three and more
                                   # electrons); 0: the cusp factor only
+    backflow: int = 0             # inverse lengths of the orbitals' permutation-equivariant inputs (sums over the
+                                  # other electrons; networks of three and more electrons); 0: orbitals of one
+                                  # electron each
     spin_shift: float | None = None  # λ (hartree) of λ(Ŝ² - S(S+1)) in the trained operator; None: SPIN_SHIFT for
                                      # networks that are not spin-adapted by construction, else 0
     envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
@@ -101,7 +104,7 @@ POSITIVE = ("states", "steps", "max_steps", "batch", "determinants", "hidden", "
 # counts, thread numbers and seeds (torch and NumPy generators refuse negative seeds on some paths), a time limit
 # and a damping
 NON_NEGATIVE = ("extra_states", "gram_batch", "features", "threads", "seed", "budget", "damping", "spin_shift",
-                "jastrow")
+                "jastrow", "backflow")
 # λ of the default spin shift (hartree): it lifts a wrong-spin level by λ(S'(S'+1) - S(S+1)) ≥ 2λ, beyond the
 # valence excitations of light atoms (≲ 0.5 hartree) for which the shift matters
 SPIN_SHIFT = 1.0

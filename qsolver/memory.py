@@ -68,7 +68,8 @@ def estimate(problem: Problem) -> dict[str, float]:
         if cfg.laplacian == "hessian":
             return HESSIAN_FACTOR * states**2 * n * coords * max(width, inputs) * size
         pair = layout.pair_rows * (2 * system.dimension * 3.0 + JET_VALUES) * layout.pair_width
-        return (coords * (3.0 * width + inputs) + JET_VALUES * width * layout.rows + pair) * states * n * size
+        spread = layout.rows if layout.coupled else 1      # backflow: every row's jets run over all coordinates
+        return (spread * coords * (3.0 * width + inputs) + JET_VALUES * width * layout.rows + pair) * states * n * size
 
     parameters = states * (inputs * width + (cfg.layers - 1) * width**2 + (cfg.layers + 1) * width + 1)
     phases = {"parameters": parameters * (PARAMETER_COPIES[cfg.optimizer] * train + 2 * 8),

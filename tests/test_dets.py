@@ -18,6 +18,7 @@ from qsolver.estimation import evaluate
 from qsolver.hamiltonian import hamiltonian, spin_squared
 from qsolver.laplacian import hessian_trace
 from qsolver.networks import build, choose
+from qsolver.networks.backflow import det_jet
 from qsolver.networks.dets import FIT_RANGE, DetsConfig, DeterminantNet, _cofactors
 from qsolver.parallel import Comm
 from qsolver.references import reference
@@ -26,14 +27,14 @@ from qsolver.sampling import GaussianMixture, IndependentElectrons
 F64 = torch.float64
 
 
-def _net(envelope: str, particles: int, spin: int, d: int = 3, k: int = 2) -> DeterminantNet:
+def _net(envelope: str, particles: int, spin: int, d: int = 3, k: int = 2, backflow: int = 0) -> DeterminantNet:
     centres = [[0.0] * d, [0.3] + [0.1] * (d - 1)] if envelope == "exponential" else [[0.1] * d]
     per_orbital = len(centres) if envelope == "exponential" else d
     cfg = DetsConfig(dimension=d, states=3, particles=particles, spin=spin, determinants=k, hidden=8, layers=2,
                      activation="tanh", envelope=envelope, centers=centres,
                      cusps=[3.0, 1.0] if envelope == "exponential" else [],
                      init_scales=[[0.6 + 0.05 * i for i in range(k * particles * per_orbital)]] * 3,
-                     feature_scales=[1.0, 0.8, 1.2], pair_cusps=[0.5, 0.25], jastrow=5)
+                     feature_scales=[1.0, 0.8, 1.2], pair_cusps=[0.5, 0.25], jastrow=5, backflow=backflow)
     net = DeterminantNet(cfg, torch.Generator().manual_seed(0)).double()
     with torch.no_grad():      # non-zero biases and pair-MLP outputs, so that no term vanishes by accident
         for b in [*net.biases, *net.pair_biases, net.pair_weights[-1]]:
@@ -43,11 +44,13 @@ def _net(envelope: str, particles: int, spin: int, d: int = 3, k: int = 2) -> De
 
 CASES = [("exponential", 3, 1, 3), ("gaussian", 3, 1, 2), ("exponential", 4, 0, 3), ("gaussian", 3, 3, 2),
          ("gaussian", 5, 1, 1)]
+# with backflow inputs (two inverse lengths): every orbital depends on every electron
+BACKFLOW = [("exponential", 4, 0, 3), ("exponential", 5, 1, 3), ("gaussian", 3, 3, 2), ("gaussian", 3, 1, 1)]
 
 
-@pytest.mark.parametrize("envelope,particles,spin,d", CASES)
-def test_antisymmetric_under_every_same_spin_exchange(envelope, particles, spin, d):
-    net = _net(envelope, particles, spin, d).requires_grad_(False)
+@pytest.mark.parametrize("envelope,particles,spin,d,backflow", [c + (0,) for c in CASES] + [c + (2,) for c in BACKFLOW])
+def test_antisymmetric_under_every_same_spin_exchange(envelope, particles, spin, d, backflow):
+    net = _net(envelope, particles, spin, d, backflow=backflow).requires_grad_(False)
     x = torch.randn(64, particles, d, dtype=F64, generator=torch.Generator().manual_seed(2))
     psi = net(x)
     up = (particles + spin) // 2
@@ -59,9 +62,9 @@ def test_antisymmetric_under_every_same_spin_exchange(envelope, particles, spin,
     assert psi.abs().max() > 0
 
 
-@pytest.mark.parametrize("envelope,particles,spin,d", CASES)
-def test_jets_through_determinants_equal_torch_func(envelope, particles, spin, d):
-    net = _net(envelope, particles, spin, d).requires_grad_(False)
+@pytest.mark.parametrize("envelope,particles,spin,d,backflow", [c + (0,) for c in CASES] + [c + (2,) for c in BACKFLOW])
+def test_jets_through_determinants_equal_torch_func(envelope, particles, spin, d, backflow):
+    net = _net(envelope, particles, spin, d, backflow=backflow).requires_grad_(False)
     x = torch.randn(6, particles, d, dtype=F64, generator=torch.Generator().manual_seed(3))
     psi, grad, lap = net.jet(x)
     flat = x.reshape(6, -1)
@@ -85,6 +88,48 @@ def test_cofactors_stay_exact_at_singular_matrices():
     # column 1's cofactors by the 2×2 minors that skip it (the explicit formula for one entry)
     minor = singular[:, [1, 2]][:, :, [1, 2]]
     assert torch.allclose(c[:, 0, 0], torch.linalg.det(minor), atol=1e-12)
+
+
+def test_determinant_jets_stay_exact_where_every_entry_moves_and_the_matrix_is_singular():
+    """det_jet against torch.func for A(z) whose entries all depend on every coordinate, at regular points and at
+    points where A has two equal rows (det 0, its derivatives not)."""
+    gen = torch.Generator().manual_seed(11)
+    coeff = torch.randn(3, 3, 4, dtype=F64, generator=gen)
+    curv = torch.randn(3, 3, 4, 4, dtype=F64, generator=gen)
+
+    def matrix(z: torch.Tensor) -> torch.Tensor:        # quadratic entries of z (4,)
+        return (coeff * z).sum(-1) + 0.3 * torch.einsum("ijab,a,b->ij", curv, z, z) + torch.eye(3, dtype=F64)
+
+    points = torch.randn(5, 4, dtype=F64, generator=gen)
+    a, grad, lap = [], [], []
+    for z in points:
+        a.append(matrix(z))
+        grad.append(torch.func.jacfwd(matrix)(z).permute(2, 0, 1))                 # (D, n, n)
+        lap.append(torch.func.hessian(matrix)(z).diagonal(dim1=-2, dim2=-1).sum(-1))
+    a, grad, lap = torch.stack(a), torch.stack(grad), torch.stack(lap)
+    # A(z) - (row 2 - row 0 at the point) e_2ᵀ: rows 0 and 2 equal at the point only (det 0 there, its slopes not)
+    shift = torch.zeros_like(a)
+    shift[3:, 2] = a[3:, 2] - a[3:, 0]
+    det, first, second = det_jet(a - shift, grad, lap)
+    for b in range(5):
+        def det_of(z, b=b):
+            return torch.linalg.det(matrix(z) - shift[b])
+        assert torch.allclose(det[b], det_of(points[b]), atol=1e-12)
+        assert torch.allclose(first[b], torch.func.grad(det_of)(points[b]), atol=1e-10)
+        assert torch.allclose(second[b], torch.func.hessian(det_of)(points[b]).trace(), atol=1e-10)
+    assert det[3:].abs().max() < 1e-12 and first[3:].abs().min() > 1e-3 and second[3:].abs().min() > 1e-3
+
+
+def test_backflow_orbitals_of_one_electron_follow_the_others():
+    """Without backflow an orbital at electron 0 ignores where electron 1 is; with it, it does (and the jets
+    above check its derivatives)."""
+    x = torch.randn(4, 4, 3, dtype=F64, generator=torch.Generator().manual_seed(12))
+    moved = x.clone()
+    moved[:, 1] += 0.5
+    for backflow, changes in ((0, False), (2, True)):
+        net = _net("exponential", 4, 0, backflow=backflow).requires_grad_(False)
+        phi, phi_moved = net._orbitals(x, net.log_scale[:, None, :]), net._orbitals(moved, net.log_scale[:, None, :])
+        assert bool((phi[:, :, 0] - phi_moved[:, :, 0]).abs().max() > 1e-6) == changes
 
 
 def _orbitals(x: torch.Tensor) -> list[torch.Tensor]:
@@ -349,13 +394,13 @@ def test_pair_correlation_leaves_the_cusps_to_the_cusp_factor():
     assert net.pair_weights[-1].abs().max() > 0           # the MLP takes part
 
 
-@pytest.mark.parametrize("envelope,particles,spin,d", CASES[:3])
-def test_tangents_equal_torch_func_per_sample_jacobians(envelope, particles, spin, d):
+@pytest.mark.parametrize("envelope,particles,spin,d,backflow", [c + (0,) for c in CASES[:3]] + [BACKFLOW[0] + (2,)])
+def test_tangents_equal_torch_func_per_sample_jacobians(envelope, particles, spin, d, backflow):
     """The natural step's Jacobians from one backward pass (row sums per MLP layer, per-sample log-scales) against
     torch.func's per-sample gradients of f = ψ·root_w by every parameter."""
     from qsolver.networks.mlp import jacobian_tangents
 
-    net = _net(envelope, particles, spin, d)
+    net = _net(envelope, particles, spin, d, backflow=backflow)
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(9, particles, d, dtype=F64, generator=gen)
     root_w = torch.rand(9, 1, dtype=F64, generator=gen) + 0.5

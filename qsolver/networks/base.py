@@ -77,14 +77,16 @@ class Network(Protocol):
 @dataclass(frozen=True)
 class Layout:
     """What the memory estimate needs of a network: passes per sample (each a row of the Jacobian factors), the
-    first layer's input width F, the MLP rows per pass (one per particle where each particle passes alone), and the
-    rows and width of a pair MLP (one row per particle pair, its jets over the pair's 2d coordinates)."""
+    first layer's input width F, the MLP rows per pass (one per particle where each particle passes alone), the
+    rows and width of a pair MLP (one row per particle pair, its jets over the pair's 2d coordinates), and whether
+    each row depends on every particle."""
 
     copies: int
     input_width: int
     rows: int = 1
     pair_rows: int = 0
     pair_width: int = 0
+    coupled: bool = False       # each row's jets run over all coordinates (backflow), not its particle's d
 
 
 @runtime_checkable

@@ -30,6 +30,7 @@ from ..interactions import NoInteraction, cusp_slope
 from ..laplacian import activation_jet
 from ..potentials import Coulomb, Harmonic, find, hydrogen_nu
 from ..sampling import Blend, SlotProducts
+from .backflow import backflow_inputs, det_jet, spread
 from .base import Layout, Tangents, register
 from .envelopes import Exponential, Gaussian, choose_envelope
 from .mlp import mlp_jet, mlp_outputs, mlp_parameters, row_jacobians
@@ -72,6 +73,7 @@ class DetsConfig:
     pair_length: float = 1.0              # ℓ of the cusp factor (bohr)
     jastrow: int = 0                       # width of the pair-correlation MLP u_l (two hidden layers); 0: none
     fitted: bool = False                   # exponential envelopes: sample a blend with slot products fitted to ψ²
+    backflow: int = 0                      # inverse lengths s_l/4^k (k < backflow) of the backflow inputs; 0: none
     kind: str = "dets"
 
     def to_dict(self) -> dict:
@@ -146,8 +148,9 @@ class DeterminantNet(nn.Module):
     def layout(cls, config: DetsConfig) -> Layout:
         per_centre = config.dimension + 1 if config.envelope == Exponential.name else config.dimension
         pairs = config.particles * (config.particles - 1) // 2 if config.jastrow else 0
-        return Layout(copies=1, input_width=len(config.centers) * per_centre, rows=config.particles, pair_rows=pairs,
-                      pair_width=config.jastrow)
+        backflow = 2 * config.backflow * (config.dimension + 1)
+        return Layout(copies=1, input_width=len(config.centers) * per_centre + backflow, rows=config.particles,
+                      pair_rows=pairs, pair_width=config.jastrow, coupled=config.backflow > 0)
 
     @classmethod
     def length_unit(cls, config: DetsConfig) -> float:
@@ -156,7 +159,7 @@ class DeterminantNet(nn.Module):
     @classmethod
     def check_config(cls, config: dict, system) -> list[str]:
         checks = {"hidden": config["hidden"] >= 1, "layers": config["layers"] >= 0,
-                  "jastrow": config.get("jastrow", 0) >= 0,
+                  "jastrow": config.get("jastrow", 0) >= 0, "backflow": config.get("backflow", 0) >= 0,
                   "fitted": not config.get("fitted") or config["envelope"] == Exponential.name,
                   "envelope": config["envelope"] in ENVELOPE_CHOICES, "particles": config["particles"] ==
                   system.particles, "spin": config["spin"] == system.spin, "determinants": config["determinants"] >= 1}
@@ -193,6 +196,27 @@ class DeterminantNet(nn.Module):
         grad = grad.permute(0, 1, 3, 2, 4).reshape(n_states, p, d, -1)
         return value, grad, lap.reshape(n_states, p, -1)
 
+    def _backflow_scales(self) -> torch.Tensor:
+        """Inverse lengths σ_lk = s_l/4^k of the backflow inputs, (L, backflow), 1/bohr: from the state's core length
+        out to sixteen times it and more, where valence electrons meet."""
+        powers = 4.0 ** -torch.arange(self.config.backflow, dtype=self.feature_scales.dtype,
+                                      device=self.feature_scales.device)
+        return self.feature_scales[:, None] * powers
+
+    def _inputs(self, x: torch.Tensor, with_derivatives: bool):
+        """The orbital MLPs' inputs per electron: :meth:`_features`, then with ``backflow`` the electron's sums over
+        the other electrons (:func:`~.backflow.backflow_inputs`). Values (L, B·N, F); with derivatives gradients
+        by the electron's own d coordinates (L, B·N, d, F), or with backflow by all N·d (L, B·N, N·d, F), and
+        Laplacians (L, B·N, F)."""
+        own = self._features(x, with_derivatives)
+        if not self.config.backflow:
+            return own
+        pairs = backflow_inputs(x, self._backflow_scales(), self.config.spins[0], with_derivatives)
+        if not with_derivatives:
+            return torch.cat([own, pairs], -1)
+        return (torch.cat([own[0], pairs[0]], -1), torch.cat([spread(own[1], x.shape[1]), pairs[1]], -1),
+                torch.cat([own[2], pairs[2]], -1))
+
     def _log_envelopes(self, x: torch.Tensor, log_scale: torch.Tensor, with_derivatives: bool):
         """ln e of every orbital at every electron, (L, B·N, M) for M = K·N orbitals; with derivatives also the
         gradients (L, B·N, d, M) and Laplacians (L, B·N, M) by that electron's coordinates."""
@@ -224,14 +248,14 @@ class DeterminantNet(nn.Module):
     def _orbitals(self, x: torch.Tensor, log_scale: torch.Tensor, record: list | None = None) -> torch.Tensor:
         """φ of every orbital at every electron, (L, B, N, M); log_scale (L, 1 or B·N, M·C) and ``record`` as in
         :func:`~.mlp.mlp_outputs`."""
-        z = mlp_outputs(self.weights, self.biases, self._features(x, False), self.config.activation, record)
+        z = mlp_outputs(self.weights, self.biases, self._inputs(x, False), self.config.activation, record)
         phi = z * torch.exp(self._log_envelopes(x, log_scale, False))
         return phi.reshape(phi.shape[0], x.shape[0], x.shape[1], -1)
 
     def _orbital_jets(self, x: torch.Tensor):
         """φ, ∇φ and ∇²φ of every orbital at every electron by its coordinates: (L, B, N, M), (L, B, N, d, M),
-        (L, B, N, M)."""
-        value, grad, lap = self._features(x, True)
+        (L, B, N, M); with backflow by all N·d coordinates: ∇φ (L, B, N, N·d, M)."""
+        value, grad, lap = self._inputs(x, True)
         n_states, points, d = grad.shape[:3]
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
@@ -241,6 +265,8 @@ class DeterminantNet(nn.Module):
             if i < last:
                 value, grad, lap = activation_jet(value, grad, lap, self.config.activation)
         ln_e, ln_grad, ln_lap = self._log_envelopes(x, self.log_scale[:, None, :], True)
+        if self.config.backflow:
+            ln_grad = spread(ln_grad, x.shape[1])
         e = torch.exp(ln_e)
         e_grad, e_lap = e[:, :, None] * ln_grad, e * (ln_lap + (ln_grad**2).sum(2))
         phi = value * e
@@ -344,9 +370,21 @@ class DeterminantNet(nn.Module):
         return self._values(x, self.log_scale[:, None, :]).T
 
     def jet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """ψ (B, L), ∇ψ (B, L, N·d) and ∇²ψ (B, L): orbital jets, determinants through their cofactors, then the
-        Jastrow factor by the product rule."""
-        n, particles, d = x.shape
+        """ψ (B, L), ∇ψ (B, L, N·d) and ∇²ψ (B, L): orbital jets, determinants through their cofactors (their
+        second-order terms too with backflow, :func:`~.backflow.det_jet`), then the Jastrow factor by the product
+        rule."""
+        s, s_grad, s_lap = (self._coupled_sum if self.config.backflow else self._determinant_sum)(x)
+        ln_j, ln_j_grad, ln_j_lap = self._log_jastrow(x, True)
+        j = torch.exp(ln_j)
+        psi = j * s
+        grad = j[..., None] * (s_grad + s[..., None] * ln_j_grad)
+        lap = j * (s_lap + 2 * (ln_j_grad * s_grad).sum(-1) + s * (ln_j_lap + (ln_j_grad**2).sum(-1)))
+        return psi.T, grad.transpose(0, 1), lap.T
+
+    def _determinant_sum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Σ_k det_up det_down with its gradient (L, B, N·d) and Laplacian (L, B) for orbitals of one electron each:
+        a determinant is linear in each electron's row, so ∇_j det = Σ_i C_ji ∇φ_i(x_j), ∇²_j det = Σ_i C_ji ∇²φ_i(x_j),
+        and the up and down factors share no coordinate."""
         phi, phi_grad, phi_lap = self._orbital_jets(x)
         spins = []
         for a, g, lap in zip(self._blocks(phi), self._blocks(phi_grad), self._blocks(phi_lap)):
@@ -362,13 +400,24 @@ class DeterminantNet(nn.Module):
         (d_up, g_up, l_up), (d_down, g_down, l_down) = spins
         s = (d_up * d_down).sum(-1)                                             # (L, B)
         s_grad = torch.cat([d_down[..., None] * g_up, d_up[..., None] * g_down], -1).sum(2)   # (L, B, N·d)
-        s_lap = (d_down * l_up + d_up * l_down).sum(-1)
-        ln_j, ln_j_grad, ln_j_lap = self._log_jastrow(x, True)
-        j = torch.exp(ln_j)
-        psi = j * s
-        grad = j[..., None] * (s_grad + s[..., None] * ln_j_grad)
-        lap = j * (s_lap + 2 * (ln_j_grad * s_grad).sum(-1) + s * (ln_j_lap + (ln_j_grad**2).sum(-1)))
-        return psi.T, grad.transpose(0, 1), lap.T
+        return s, s_grad, (d_down * l_up + d_up * l_down).sum(-1)
+
+    def _coupled_sum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As :meth:`_determinant_sum` for backflow orbitals, whose every entry depends on every electron:
+        each determinant's full jet (:func:`~.backflow.det_jet`) and ∇²(u v) = v∇²u + u∇²v + 2∇u·∇v."""
+        phi, phi_grad, phi_lap = self._orbital_jets(x)                          # ∇φ: (L, B, N, N·d, M)
+        spins = []
+        for a, g, lap in zip(self._blocks(phi), self._blocks(phi_grad), self._blocks(phi_lap)):
+            det = _det(a)                                                       # (L, B, K)
+            if a.shape[-1] == 0:
+                spins.append((det, a.new_zeros(*det.shape, phi_grad.shape[3]), torch.zeros_like(det)))
+                continue
+            _, grad, laplacian = det_jet(a, g.movedim(2, -3), lap)             # g: (L, B, N·d, K, n, n)
+            spins.append((det, grad, laplacian))
+        (d_up, g_up, l_up), (d_down, g_down, l_down) = spins
+        s_grad = (d_down[..., None] * g_up + d_up[..., None] * g_down).sum(2)
+        s_lap = (d_down * l_up + d_up * l_down + 2 * (g_up * g_down).sum(-1)).sum(-1)
+        return (d_up * d_down).sum(-1), s_grad, s_lap
 
     def tangents(self, x: torch.Tensor, root_w: torch.Tensor) -> Tangents:
         """Per-sample Jacobians of f = ψ·root_w from one forward and one backward pass: each MLP layer's by
@@ -482,6 +531,7 @@ def dets_config(system, cfg) -> DetsConfig:
                   pair_length=min(1.0, 1.0 / abs(anti)) if anti else 1.0,
                   # non-interacting electrons: their states are determinants, a pair correlation would only add noise
                   jastrow=0 if isinstance(system.interaction, NoInteraction) else cfg.jastrow,
+                  backflow=0 if isinstance(system.interaction, NoInteraction) else cfg.backflow,
                   # around nuclei the MLPs reshape ψ far from its envelopes (a bond's ionic configurations); in a
                   # trap the envelopes' products already follow ψ², and the fit trades the ground state for the others
                   fitted=cfg.proposal == "auto" and envelope == Exponential.name)
