@@ -261,3 +261,38 @@ def test_beryllium_cc_pvdz_constants_come_from_pyscfs_own_fci():
     assert [round(s2) for _, s2 in reference] == [0, 2, 2, 2, 0, 0, 0], reference
     expected = [BE_CC_PVDZ["1S"]] + [BE_CC_PVDZ["3P"]] * 3 + [BE_CC_PVDZ["1P"]] * 3
     np.testing.assert_allclose([e for e, _ in reference], expected, rtol=0, atol=1e-7)
+
+
+# ---------------------------------------------------------------------------------- frozen core
+@pytest.mark.parametrize("atoms,spin,basis,roots", [
+    ("Li 0 0 0; H 0 0 3.015", 0, "6-31g", 3),      # two active electrons: the pair Hamiltonian over h_eff's orbitals
+    ("Li 0 0 0", 1, "6-31g", 3),                   # one: h_eff's eigenvalues
+    ("Be 0 0 0; H 0 0 2.54", 1, "sto-3g", 2),      # three: full CI in the active space
+])
+def test_frozen_core_levels_equal_pyscf_casci(atoms, spin, basis, roots):
+    from pyscf import gto, mcscf, scf
+
+    system = system_from_dict({"name": "fc", "kinetic": 0.5,
+                               "molecule": {"atoms": atoms, "unit": "bohr", "spin": spin},
+                               "reference": {"kind": "pyscf", "basis": basis, "companion": "sto-3g" if basis != "sto-3g"
+                                             else "6-31g", "frozen_core": True}})
+    ref = pyscf_ref.pyscf_reference(system, roots, cache=False)
+    mol = gto.M(atom=atoms, unit="Bohr", basis=basis, spin=spin, verbose=0)
+    mf = (scf.RHF if spin == 0 else scf.ROHF)(mol).run(conv_tol=1e-10)
+    core = 1                                            # Li or Be 1s
+    mc = mcscf.CASCI(mf, mf.mo_coeff.shape[1] - core, mol.nelectron - 2 * core)
+    mc.fcisolver.nroots, mc.verbose = roots, 0
+    mc.fix_spin_(ss=spin / 2 * (spin / 2 + 1))
+    expected = np.sort(np.atleast_1d(mc.kernel()[0])) - mol.energy_nuc()
+    np.testing.assert_allclose(ref.energies, expected, atol=1e-8)
+    assert ref.details["frozen_orbitals"] == core and "frozen-core" in ref.method
+
+
+@pytest.mark.parametrize("atoms,value", [("He 0 0 0", True), ("Li 0 0 0", "yes")])
+def test_frozen_core_needs_a_core_and_a_boolean(atoms, value):
+    system = system_from_dict({"name": "fc", "kinetic": 0.5, "molecule": {"atoms": atoms, "unit": "bohr"},
+                               "reference": {"kind": "pyscf", "basis": "6-31g", "companion": "sto-3g",
+                                             "frozen_core": value}})
+    with pytest.raises(InputError) as err:
+        pyscf_ref.pyscf_reference(system, 1, cache=False)
+    assert err.value.field == "reference.frozen_core"

@@ -122,7 +122,11 @@ DEFAULT_BASIS = "even-tempered-large"
 DEFAULT_BASIS_2E = "even-tempered-2e"
 # its companion lacks f functions and is coarser radially, so its levels are further off on every He level
 COMPANION_BASIS_2E = "even-tempered-2e-small"
-OPTIONS = ("basis", "companion", "literature")   # the [reference] keys read here ("literature": .literature)
+OPTIONS = ("basis", "companion", "frozen_core", "literature")   # the [reference] keys read here ("literature":
+                                                                  # .literature)
+METHOD_FROZEN = ("frozen-core CASCI: the lowest SCF orbitals, one per electron pair of each atom's noble-gas core, doubly occupied, "
+                 "every other orbital active; one active electron: h_eff, two: the dense pair Hamiltonian over h_eff's "
+                 "orbitals, more: full CI in the active space; h = 2κT + V_nuc, canonical orthogonalisation (v1)")
 
 
 def cache_directory() -> Path:
@@ -350,6 +354,72 @@ def fci_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int
     return {"energies": energies, "functions": int(mol.nao), "independent": m}
 
 
+NOBLE_GASES = (2, 10, 18, 36, 54, 86)   # electrons of the closed cores below each row of the periodic table
+
+
+def frozen_orbitals(charges) -> int:
+    """Core orbitals of atoms with nuclear charges Z: half the electrons of the heaviest noble gas below each Z
+    (Li-Ne: 1s², Na-Ar: [Ne]); PySCF's chemcore leaves Li and Be unfrozen, whose 1s² is the core here."""
+    return sum(max((g for g in NOBLE_GASES if g < z), default=0) // 2 for z in charges)
+
+
+def frozen_core_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int,
+                       source: str | None = None) -> dict:
+    """Lowest n levels of total spin 2S = ``spin`` with the atoms' core orbitals frozen (hartree, electronic).
+
+    The k = :func:`frozen_orbitals` lowest orbitals of a restricted (open-shell) Hartree–Fock calculation with h = 2κT + V_nuc
+    are doubly occupied, D_c = 2 C_c C_cᵀ; the other orbitals are active, with the core's mean field in
+    h_eff = C_aᵀ (h + J[D_c] - ½K[D_c]) C_a and its energy E_c = tr D_c h + ½ tr D_c (J - ½K), added to every
+    level. Exact in the active space, so the levels lack only the core's correlation (for Li and Be 1s², tens of
+    mHa on every level, under a millihartree on valence excitation energies), which ``errors`` do not hold."""
+    from pyscf import ao2mo, scf
+
+    mol = _mole(molecule, kinetic, basis, source)
+    core = frozen_orbitals(molecule.charges)
+    electrons = molecule.electrons - 2 * core
+    if core == 0 or electrons < 1:
+        raise InputError(f"frozen_core freezes the atoms' core orbitals: {molecule.electrons} electrons on "
+                         f"{', '.join(sorted(set(molecule.symbols)))} leave {core} core orbitals and {electrons} "
+                         "active electrons", source=source, field="reference.frozen_core")
+    h = 2 * kinetic * mol.intor("int1e_kin") + mol.intor("int1e_nuc")
+    mf = (scf.RHF if molecule.spin == 0 else scf.ROHF)(mol)     # near-dependent functions: PySCF drops them itself
+    mf.get_hcore = lambda *args: h
+    mf.conv_tol, mf.verbose = 1e-10, 0
+    mf.kernel()
+    if not mf.converged:
+        raise RuntimeError(f"the SCF for the frozen core did not converge in basis {basis!r}")
+    c_core, c_active = mf.mo_coeff[:, :core], mf.mo_coeff[:, core:]
+    density = 2 * c_core @ c_core.T
+    coulomb, exchange = mf.get_jk(mol, density)
+    field = h + coulomb - 0.5 * exchange
+    core_energy = float(np.sum(density * (h + field)) / 2)
+    h_eff = c_active.T @ field @ c_active
+    m = h_eff.shape[0]
+    nelec = ((electrons + spin) // 2, (electrons - spin) // 2)
+    if electrons == 1:
+        energies = scipy.linalg.eigvalsh(h_eff)[:n]
+    elif electrons == 2:
+        size = m * (m + 1) // 2 if spin == 0 else m * (m - 1) // 2
+        if not n <= size <= MAX_PAIRS:
+            raise InputError(f"basis {basis!r} leaves {size} active pairs of spin {spin}: {n} levels asked, at most "
+                             f"{MAX_PAIRS} pairs treated", source=source, field="reference.basis")
+        eps, rotation = scipy.linalg.eigh(h_eff)
+        h_pair = pair_hamiltonian(eps, ao2mo.kernel(mol, c_active @ rotation), spin)
+        energies = scipy.linalg.eigh(h_pair, eigvals_only=True, subset_by_index=[0, n - 1], overwrite_a=True)
+    else:
+        states, determinants = spin_states(m, nelec), math.comb(m, nelec[0]) * math.comb(m, nelec[1])
+        if not (n <= states and m <= MAX_ORBITALS and determinants <= MAX_DETERMINANTS):
+            raise InputError(f"basis {basis!r} leaves {m} active orbitals, {determinants} determinants and {states} "
+                             f"levels of 2S = {spin}: {n} levels asked, at most {MAX_ORBITALS} orbitals and "
+                             f"{MAX_DETERMINANTS} determinants treated", source=source, field="reference.basis")
+        energies = determinant_levels(h_eff, ao2mo.kernel(mol, c_active), m, nelec, n)
+    if len(energies) < n:
+        raise InputError(f"basis {basis!r} leaves {len(energies)} active levels, {n} asked", source=source,
+                         field="reference.basis")
+    return {"energies": np.asarray(energies) + core_energy, "functions": int(mol.nao), "independent": m + core,
+            "frozen_orbitals": core, "core_energy": core_energy}
+
+
 def _key(molecule: Molecule, kinetic: float, basis: str, n: int) -> dict:
     return {"method": _method(molecule), "pyscf": importlib.metadata.version("pyscf"),
             "charges": list(molecule.charges), "electrons": molecule.electrons, "spin": molecule.spin,
@@ -435,17 +505,23 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
     except importlib.metadata.PackageNotFoundError:
         raise InputError("the pyscf reference needs PySCF (pip install pyscf)", source=system.source,
                          field="reference.kind") from None
-    key = json.dumps(_key(molecule, system.kinetic, basis, n) | {"companion": companion}, sort_keys=True)
+    frozen = options.get("frozen_core", False)
+    if not isinstance(frozen, bool):
+        raise InputError(f"must be true or false, got {frozen!r}", source=system.source, field="reference.frozen_core")
+    key = _key(molecule, system.kinetic, basis, n) | {"companion": companion}
+    key = json.dumps(key | {"method": METHOD_FROZEN} if frozen else key, sort_keys=True)
     path = cache_directory() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.h5"
     if cache and (hit := _read_cache(path, key)) is not None:
         return hit
-    ref = _calculate(molecule, system.kinetic, basis, companion, n, system.source)
+    ref = _calculate(molecule, system.kinetic, basis, companion, n, system.source, frozen)
     if cache:
         _write_cache(path, key, ref)
     return ref
 
 
-def _levels(molecule: Molecule, kinetic: float, basis: str, n: int, source: str | None) -> dict:
+def _levels(molecule: Molecule, kinetic: float, basis: str, n: int, source: str | None, frozen: bool = False) -> dict:
+    if frozen:
+        return frozen_core_levels(molecule, kinetic, basis, n, molecule.spin, source)
     if molecule.electrons == 1:
         return core_levels(molecule, kinetic, basis, n, source)
     if molecule.electrons == 2:
@@ -454,10 +530,11 @@ def _levels(molecule: Molecule, kinetic: float, basis: str, n: int, source: str 
 
 
 def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n: int,
-               source: str | None) -> Reference:
-    """Levels in ``basis`` with per-level errors |E(basis) - E(companion)| (hartree, electronic)."""
-    main = _levels(molecule, kinetic, basis, n, source)
-    other = _levels(molecule, kinetic, companion, n, source)
+               source: str | None, frozen: bool = False) -> Reference:
+    """Levels in ``basis`` with per-level errors |E(basis) - E(companion)| (hartree, electronic); ``frozen``: with
+    the atoms' cores frozen (:func:`frozen_core_levels`) in both."""
+    main = _levels(molecule, kinetic, basis, n, source, frozen)
+    other = _levels(molecule, kinetic, companion, n, source, frozen)
     errors = np.abs(main["energies"] - other["energies"])
     repulsion = molecule.nuclear_repulsion()
     one = molecule.electrons == 1
@@ -466,9 +543,15 @@ def _calculate(molecule: Molecule, kinetic: float, basis: str, companion: str, n
                "nuclear_repulsion": repulsion, "total_energies": (main["energies"] + repulsion).tolist(),
                "energies": "electronic (no nuclear repulsion); total = electronic + nuclear_repulsion",
                "error_estimate": f"|E({basis}) - E({companion})| per level", "kinetic": kinetic,
-               "molecule": molecule.to_dict(), "method": _method(molecule),
+               "molecule": molecule.to_dict(), "method": METHOD_FROZEN if frozen else _method(molecule),
                "electrons": molecule.electrons, "spin": molecule.spin}
     multiplet = MULTIPLETS[molecule.spin] if molecule.spin < len(MULTIPLETS) else f"2S = {molecule.spin}"
     what = "one-electron core Hamiltonian" if one else f"{molecule.electrons}-electron full CI ({multiplet})"
+    if frozen:
+        details |= {"frozen_orbitals": main["frozen_orbitals"], "core_energy": main["core_energy"],
+                    "error_estimate": f"|E({basis}) - E({companion})| per level; the core's correlation, missing "
+                                      "from every level, is not in it"}
+        what = (f"{molecule.electrons}-electron frozen-core CASCI ({multiplet}, {main['frozen_orbitals']} core "
+                "orbitals frozen: levels lack the core's correlation)")
     return Reference(main["energies"], f"PySCF {what}, basis {basis}, electronic energies (no nuclear repulsion)",
                      float(errors.max()), details=details, errors=errors, kind="pyscf")
