@@ -62,6 +62,9 @@ BAD_FILES = {
     "basis-lacks-an-element": ('name = "hu"\n[molecule]\natoms = "H 0 0 0; U 0 0 3"\nunit = "bohr"\ncharge = 90\n'
                                '[reference]\nkind = "pyscf"\nbasis = "cc-pvdz"\n', "reference.basis"),
     "companion-unknown": (LITHIUM + '[reference]\nkind = "pyscf"\ncompanion = "cc-pv9z"\n', "reference.companion"),
+    "frozen-core-not-boolean": (LITHIUM + '[reference]\nkind = "pyscf"\nfrozen_core = "yes"\n', "reference.frozen_core"),
+    "frozen-core-nothing-to-freeze": ('name = "h2"\n[molecule]\natoms = "H 0 0 0; H 0 0 1.4"\nunit = "bohr"\n'
+                                      '[reference]\nkind = "pyscf"\nfrozen_core = true\n', "reference.frozen_core"),
     "hydrogen-dianion": ('name = "h2minus"\n[molecule]\natoms = "H 0 0 0"\nunit = "bohr"\ncharge = -2\n',
                          "molecule.charge"),
     "h2-with-six-electrons": ('name = "h2"\n[molecule]\natoms = "H 0 0 0; H 0 0 1.4"\nunit = "bohr"\ncharge = -4\n',

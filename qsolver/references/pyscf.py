@@ -179,14 +179,17 @@ def _mole(molecule: Molecule, kinetic: float, basis: str, source: str | None):
 
 def check_basis_names(system: System) -> None:
     """Before anything trains: InputError naming ``reference.basis`` (or ``reference.companion``) when a pyscf
-    reference's file names a basis that PySCF lacks for one of the system's elements; basis files are read,
-    no integrals computed. Systems without nuclei, or whose basis is the default, are left to the reference."""
+    reference's file names a basis that PySCF lacks for one of the system's elements (basis files are read,
+    no integrals computed), or a ``frozen_core`` that is not a boolean or leaves nothing to freeze or correlate.
+    Systems without nuclei, or whose basis is the default, are left to the reference."""
     if system.reference != "pyscf":
         return
     try:
-        symbols = sorted(set(system_molecule(system).symbols))
+        molecule = system_molecule(system)
     except InputError:
         return
+    symbols = sorted(set(molecule.symbols))
+    _check_frozen_core(system.reference_options.get("frozen_core", False), molecule, system.source)
     from pyscf import gto
 
     for option in ("basis", "companion"):
@@ -201,6 +204,19 @@ def check_basis_names(system: System) -> None:
             except (RuntimeError, KeyError, ValueError, OSError, TypeError):
                 raise InputError(f"PySCF has no basis {name!r} for {symbol} (the package's own: "
                                  f"{', '.join(BASES)})", source=system.source, field=f"reference.{option}") from None
+
+
+def _check_frozen_core(frozen, molecule: Molecule, source: str | None) -> None:
+    """InputError naming ``reference.frozen_core`` unless it is a boolean and, when true, leaves core orbitals to
+    freeze and at least one electron to correlate."""
+    if not isinstance(frozen, bool):
+        raise InputError(f"must be true or false, got {frozen!r}", source=source, field="reference.frozen_core")
+    core = frozen_orbitals(molecule.charges)
+    if frozen and (core == 0 or molecule.electrons - 2 * core < 1):
+        raise InputError(f"freezes each atom's noble-gas core: {molecule.electrons} electrons on "
+                         f"{', '.join(sorted(set(molecule.symbols)))} leave {core} core orbitals and "
+                         f"{molecule.electrons - 2 * core} active electrons", source=source,
+                         field="reference.frozen_core")
 
 
 def core_orbitals(mol, kinetic: float) -> tuple[np.ndarray, np.ndarray]:
@@ -374,13 +390,10 @@ def frozen_core_levels(molecule: Molecule, kinetic: float, basis: str, n: int, s
     mHa on every level, under a millihartree on valence excitation energies), which ``errors`` do not hold."""
     from pyscf import ao2mo, scf
 
+    _check_frozen_core(True, molecule, source)
     mol = _mole(molecule, kinetic, basis, source)
     core = frozen_orbitals(molecule.charges)
     electrons = molecule.electrons - 2 * core
-    if core == 0 or electrons < 1:
-        raise InputError(f"frozen_core freezes the atoms' core orbitals: {molecule.electrons} electrons on "
-                         f"{', '.join(sorted(set(molecule.symbols)))} leave {core} core orbitals and {electrons} "
-                         "active electrons", source=source, field="reference.frozen_core")
     h = 2 * kinetic * mol.intor("int1e_kin") + mol.intor("int1e_nuc")
     mf = (scf.RHF if molecule.spin == 0 else scf.ROHF)(mol)     # near-dependent functions: PySCF drops them itself
     mf.get_hcore = lambda *args: h
@@ -506,8 +519,7 @@ def pyscf_reference(system: System, n: int, basis: str | None = None, cache: boo
         raise InputError("the pyscf reference needs PySCF (pip install pyscf)", source=system.source,
                          field="reference.kind") from None
     frozen = options.get("frozen_core", False)
-    if not isinstance(frozen, bool):
-        raise InputError(f"must be true or false, got {frozen!r}", source=system.source, field="reference.frozen_core")
+    _check_frozen_core(frozen, molecule, system.source)
     key = _key(molecule, system.kinetic, basis, n) | {"companion": companion}
     key = json.dumps(key | {"method": METHOD_FROZEN} if frozen else key, sort_keys=True)
     path = cache_directory() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.h5"
