@@ -56,7 +56,8 @@ HESSIAN_COORDINATES = 12      # the torch.func Hessian trace is timed up to this
 
 def laplacian_costs(dimensions=(2, 3, 6, 12), states: int = 16, batch: int = 512, hidden: int = 48,
                     layers: int = 2, activation: str = "tanh", repeats: int = 10,
-                    dtype: torch.dtype = torch.float32, device: str = "cpu", particles=(1,)) -> list[dict]:
+                    dtype: torch.dtype = torch.float32, device: str = "cpu", particles=(1,),
+                    settings: dict | None = None) -> list[dict]:
     """Cost of forward + Laplacian + backward per method, relative to one plain forward + backward.
 
     The network is the package's default for N particles in a unit oscillator (ω = 1, κ = ½) in d dimensions:
@@ -64,13 +65,15 @@ def laplacian_costs(dimensions=(2, 3, 6, 12), states: int = 16, batch: int = 512
     repulsion) the kind the registry chooses (pairs, determinants for N ≥ 3). A training step evaluates ψ and
     ∇²ψ without a graph and backpropagates through ψ only (the NestedLoRA gradient never needs ∂∇²ψ), so
     "forward" costs jet + forward + backward. "hessian" is the exact torch.func Hessian trace (up to
-    HESSIAN_COORDINATES coordinates) and "fd" central differences (2Nd + 1 forward passes).
+    HESSIAN_COORDINATES coordinates) and "fd" central differences (2Nd + 1 forward passes). ``settings``: further
+    solver settings of the network (e.g. ``backflow``).
     """
     rows = []
     dev = torch.device(device)
     for n, d in ((n, d) for n in particles for d in dimensions):
         system = System("bench", d, {"kind": "harmonic", "omega": 1.0}, particles=n, spin=n % 2)
-        cfg = resolve_config(system, states=states, hidden=hidden, layers=layers, activation=activation)
+        cfg = resolve_config(system, **{"states": states, "hidden": hidden, "layers": layers,
+                                        "activation": activation, **(settings or {})})
         kind = choose(system)
         model = build(kind.configure(system, cfg), generator=torch.Generator().manual_seed(0))
         model = model.to(device=dev, dtype=dtype)

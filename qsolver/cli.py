@@ -392,11 +392,12 @@ def _bench_laplacian(args, out: Path) -> int:
     from .files import atomic_write
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    settings = _settings(args.set)
     rows = bench.laplacian_costs(tuple(args.dims), states=args.states or 16, batch=args.batch, device=device,
-                                 particles=tuple(args.particles))
+                                 particles=tuple(args.particles), settings=settings)
     table = bench.laplacian_table(rows)
     print(table)
-    tag = "cuda" if device.startswith("cuda") else "cpu"
+    tag = "_".join(["cuda" if device.startswith("cuda") else "cpu", *(f"{k}{v}" for k, v in sorted(settings.items()))])
     atomic_write(out / f"laplacian_{tag}.json", lambda p: p.write_text(json.dumps(rows, indent=1)))
     atomic_write(out / f"laplacian_{tag}.md", lambda p: p.write_text(table + "\n"))
     print(f"written to {out}")
@@ -586,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--particles", nargs="+", type=int, default=[1],
                    help="particle counts (laplacian; several electrons use the registry's network for them)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a solver setting for every preset (accuracy) or seed (seeds)")
+                   help="a solver setting for every preset (accuracy), seed (seeds) or network (laplacian)")
     p.add_argument("--counts", nargs="+", type=int, default=[4, 8, 16, 32, 64],
                    help="state counts (steps, memory)")
     p.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"],

@@ -26,6 +26,10 @@ def test_laplacian_costs_of_electrons_use_the_registry_network(tmp_path):
     assert main(["bench", "laplacian", "--dims", "2", "--particles", "3", "--states", "2", "--batch", "8",
                  "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "laplacian_cpu.json").read_text())[0]["network"] == "dets"
+    # with backflow the same table, in a file named for the setting (the network's own check is test_dets)
+    assert main(["bench", "laplacian", "--dims", "3", "--particles", "3", "--states", "2", "--batch", "8",
+                 "--set", "backflow=2", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "laplacian_cpu_backflow2.json").read_text())[0]["forward_ratio"] > 0
 
 
 def test_accuracy_bench_stops_at_the_budget_and_writes_its_files(tmp_path):
