@@ -122,11 +122,12 @@ DEFAULT_BASIS = "even-tempered-large"
 DEFAULT_BASIS_2E = "even-tempered-2e"
 # its companion lacks f functions and is coarser radially, so its levels are further off on every He level
 COMPANION_BASIS_2E = "even-tempered-2e-small"
-OPTIONS = ("basis", "companion", "frozen_core", "literature")   # the [reference] keys read here ("literature":
-                                                                  # .literature)
-METHOD_FROZEN = ("frozen-core CASCI: the lowest SCF orbitals, one per electron pair of each atom's noble-gas core, doubly occupied, "
-                 "every other orbital active; one active electron: h_eff, two: the dense pair Hamiltonian over h_eff's "
-                 "orbitals, more: full CI in the active space; h = 2κT + V_nuc, canonical orthogonalisation (v1)")
+# the [reference] keys read here ("literature": .literature)
+OPTIONS = ("basis", "companion", "frozen_core", "literature")
+METHOD_FROZEN = ("frozen-core CASCI: the lowest SCF orbitals, one per electron pair of each atom's noble-gas core, "
+                 "doubly occupied, every other orbital active; one active electron: h_eff, two: the dense pair "
+                 "Hamiltonian over h_eff's orbitals, more: full CI in the active space; h = 2κT + V_nuc, canonical "
+                 "orthogonalisation (v1)")
 
 
 def cache_directory() -> Path:
@@ -337,13 +338,22 @@ def many_electron_levels(molecule: Molecule, kinetic: float, basis: str, n: int,
     mol = _mole(molecule, kinetic, basis, source)
     orbital_energies, orbitals = core_orbitals(mol, kinetic)
     m = len(orbital_energies)
-    states, determinants = spin_states(m, nelec), math.comb(m, nelec[0]) * math.comb(m, nelec[1])
-    if not (n <= states and m <= MAX_ORBITALS and determinants <= MAX_DETERMINANTS):
-        raise InputError(f"basis {basis!r} spans {m} orbitals, {determinants} determinants and {states} levels of "
+    energies = _determinant_space(np.diag(orbital_energies), lambda: ao2mo.kernel(mol, orbitals), m, nelec, n, basis,
+                                  source)
+    return {"energies": energies, "functions": int(mol.nao), "independent": m}
+
+
+def _determinant_space(h1: np.ndarray, eri, norb: int, nelec: tuple[int, int], n: int, basis: str,
+                       source: str | None) -> np.ndarray:
+    """:func:`determinant_levels` over ``norb`` orbitals (``eri()`` gives their packed (pq|rs)), after the size
+    limits: InputError naming ``reference.basis`` where the space is too large or holds fewer than n levels."""
+    spin = nelec[0] - nelec[1]
+    states, determinants = spin_states(norb, nelec), math.comb(norb, nelec[0]) * math.comb(norb, nelec[1])
+    if not (n <= states and norb <= MAX_ORBITALS and determinants <= MAX_DETERMINANTS):
+        raise InputError(f"basis {basis!r} spans {norb} orbitals, {determinants} determinants and {states} levels of "
                          f"2S = {spin}: {n} levels asked, at most {MAX_ORBITALS} orbitals and {MAX_DETERMINANTS} "
                          "determinants treated", source=source, field="reference.basis")
-    energies = determinant_levels(np.diag(orbital_energies), ao2mo.kernel(mol, orbitals), m, nelec, n)
-    return {"energies": energies, "functions": int(mol.nao), "independent": m}
+    return determinant_levels(h1, eri(), norb, nelec, n)
 
 
 def fci_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int,
@@ -360,14 +370,22 @@ def fci_levels(molecule: Molecule, kinetic: float, basis: str, n: int, spin: int
         raise ValueError(f"two electrons have 2S = 0 or 2, got {spin!r}")
     mol = _mole(molecule, kinetic, basis, source)
     orbital_energies, orbitals = core_orbitals(mol, kinetic)
+    energies = _pair_space(orbital_energies, lambda: ao2mo.kernel(mol, orbitals), spin, n, basis, source)
+    return {"energies": energies, "functions": int(mol.nao), "independent": len(orbital_energies)}
+
+
+def _pair_space(orbital_energies: np.ndarray, eri, spin: int, n: int, basis: str, source: str | None) -> np.ndarray:
+    """Lowest n two-electron levels of spin 2S = ``spin`` in the pair space of orthonormal orbitals with diagonal
+    one-electron operator ``orbital_energies`` (:func:`pair_hamiltonian`; ``eri()`` gives their packed (pq|rs)),
+    after the size limit: InputError naming ``reference.basis`` where the space is too large or holds fewer than n
+    states."""
     m = len(orbital_energies)
     size = m * (m + 1) // 2 if spin == 0 else m * (m - 1) // 2
     if not n <= size <= MAX_PAIRS:
         raise InputError(f"basis {basis!r} spans {size} two-electron states of spin {spin}: {n} levels asked, at "
                          f"most {MAX_PAIRS} states treated", source=source, field="reference.basis")
-    h = pair_hamiltonian(orbital_energies, ao2mo.kernel(mol, orbitals), spin)
-    energies = scipy.linalg.eigh(h, eigvals_only=True, subset_by_index=[0, n - 1], overwrite_a=True)
-    return {"energies": energies, "functions": int(mol.nao), "independent": m}
+    h = pair_hamiltonian(orbital_energies, eri(), spin)
+    return scipy.linalg.eigh(h, eigvals_only=True, subset_by_index=[0, n - 1], overwrite_a=True)
 
 
 NOBLE_GASES = (2, 10, 18, 36, 54, 86)   # electrons of the closed cores below each row of the periodic table
@@ -383,8 +401,8 @@ def frozen_core_levels(molecule: Molecule, kinetic: float, basis: str, n: int, s
                        source: str | None = None) -> dict:
     """Lowest n levels of total spin 2S = ``spin`` with the atoms' core orbitals frozen (hartree, electronic).
 
-    The k = :func:`frozen_orbitals` lowest orbitals of a restricted (open-shell) Hartree–Fock calculation with h = 2κT + V_nuc
-    are doubly occupied, D_c = 2 C_c C_cᵀ; the other orbitals are active, with the core's mean field in
+    The k = :func:`frozen_orbitals` lowest orbitals of a restricted (open-shell) Hartree–Fock calculation with
+    h = 2κT + V_nuc are doubly occupied, D_c = 2 C_c C_cᵀ; the other orbitals are active, with the core's mean field in
     h_eff = C_aᵀ (h + J[D_c] - ½K[D_c]) C_a and its energy E_c = tr D_c h + ½ tr D_c (J - ½K), added to every
     level. Exact in the active space, so the levels lack only the core's correlation (for Li and Be 1s², tens of
     mHa on every level, under a millihartree on valence excitation energies), which ``errors`` do not hold."""
@@ -411,21 +429,11 @@ def frozen_core_levels(molecule: Molecule, kinetic: float, basis: str, n: int, s
     nelec = ((electrons + spin) // 2, (electrons - spin) // 2)
     if electrons == 1:
         energies = scipy.linalg.eigvalsh(h_eff)[:n]
-    elif electrons == 2:
-        size = m * (m + 1) // 2 if spin == 0 else m * (m - 1) // 2
-        if not n <= size <= MAX_PAIRS:
-            raise InputError(f"basis {basis!r} leaves {size} active pairs of spin {spin}: {n} levels asked, at most "
-                             f"{MAX_PAIRS} pairs treated", source=source, field="reference.basis")
+    elif electrons == 2:          # the pair space over the orbitals that diagonalise h_eff
         eps, rotation = scipy.linalg.eigh(h_eff)
-        h_pair = pair_hamiltonian(eps, ao2mo.kernel(mol, c_active @ rotation), spin)
-        energies = scipy.linalg.eigh(h_pair, eigvals_only=True, subset_by_index=[0, n - 1], overwrite_a=True)
+        energies = _pair_space(eps, lambda: ao2mo.kernel(mol, c_active @ rotation), spin, n, basis, source)
     else:
-        states, determinants = spin_states(m, nelec), math.comb(m, nelec[0]) * math.comb(m, nelec[1])
-        if not (n <= states and m <= MAX_ORBITALS and determinants <= MAX_DETERMINANTS):
-            raise InputError(f"basis {basis!r} leaves {m} active orbitals, {determinants} determinants and {states} "
-                             f"levels of 2S = {spin}: {n} levels asked, at most {MAX_ORBITALS} orbitals and "
-                             f"{MAX_DETERMINANTS} determinants treated", source=source, field="reference.basis")
-        energies = determinant_levels(h_eff, ao2mo.kernel(mol, c_active), m, nelec, n)
+        energies = _determinant_space(h_eff, lambda: ao2mo.kernel(mol, c_active), m, nelec, n, basis, source)
     if len(energies) < n:
         raise InputError(f"basis {basis!r} leaves {len(energies)} active levels, {n} asked", source=source,
                          field="reference.basis")
