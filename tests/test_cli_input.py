@@ -54,6 +54,7 @@ BAD_FILES = {
     "dimension-huge": ('name = "test"\ndimension = 1000000000000\n' + HARMONIC, "dimension"),
     "solver-nan": (HEAD + HARMONIC + "[solver]\nlr = nan\n", "solver.lr"),
     "solver-negative-seed": (HEAD + HARMONIC + "[solver]\nseed = -1\n", "solver.seed"),
+    "solver-negative-backflow": (HEAD + HARMONIC + "[solver]\nbackflow = -1\n", "solver.backflow"),
     "solver-states-huge": (HEAD + HARMONIC + "[solver]\nstates = 100000000\n", "solver.states"),
     "expr-power-tower": (HEAD + '[potential]\nkind = "expression"\nexpr = "9**9**9"\n', "potential.expr"),
     "expr-overflow": (HEAD + '[potential]\nkind = "expression"\nexpr = "x**2 + 1e999"\n', "potential.expr"),
