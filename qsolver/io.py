@@ -366,7 +366,8 @@ DIAGNOSTICS = {"stat_errors": "states", "residuals": "states", "span_errors": "s
                "eval_seconds": "number", "steps_done": "count", "skipped_steps": "count", "eval_samples": "count",
                "threads": "count", "world": "count", "resumed_at_step": "count", "non_finite_energies": "count",
                "rewinds": "counts", "not_eigenstates": "counts", "interrupted": "flag", "diverged": "text",
-               "train_dtype": "text", "torch": "text", "stop_reason": "text", "plateau_steps": "counts"}
+               "train_dtype": "text", "torch": "text", "stop_reason": "text", "plateau_steps": "counts",
+               "symmetry_group": "text", "symmetry_labels": "state texts"}
 
 
 def _diagnostic_fits(value: Any, form: str, n: int) -> bool:
@@ -377,6 +378,8 @@ def _diagnostic_fits(value: Any, form: str, n: int) -> bool:
     def count(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_INT
 
+    if form == "state texts":
+        return isinstance(value, list) and len(value) == n and all(isinstance(v, str) for v in value)
     if form in ("states", "numbers", "counts"):
         if not isinstance(value, list) or (len(value) != n if form == "states" else form == "numbers" and not value):
             return False
@@ -501,7 +504,8 @@ def load_result(path: str | Path, device: str | torch.device = "cpu") -> Result:
             if key in diagnostics and not _diagnostic_fits(diagnostics[key], form, n):
                 what = {"states": f"a list of {n} numbers", "numbers": "a non-empty list of numbers",
                         "counts": "a list of non-negative integers", "count": "a non-negative integer",
-                        "number": "a number", "flag": "true or false", "text": "a string"}[form]
+                        "number": "a number", "flag": "true or false", "text": "a string",
+                        "state texts": f"a list of {n} strings"}[form]
                 reader.fail(f"'{key}' must be {what}, got {brief(diagnostics[key])}", "diagnostics")
         history = {key: reader.numbers(f"history/{key}")
                    for key in reader.names(reader.item("history", h5py.Group), "history")}

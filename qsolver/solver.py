@@ -38,6 +38,7 @@ from .observables import pair_observables
 from .parallel import Comm, current
 from .references import check_basis_names
 from .result import Result
+from .symmetry import point_group, state_symmetry
 from .system import System, as_system
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, finished, fraction_done,
                        init_state, make_problem, stop_reason, train, with_buffer)
@@ -244,4 +245,9 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
         result.observables = pair_observables(result.wavefunctions, model.proposal(problem.eval_dtype),
                                               max(cfg.eval_samples // 2, 1000), state.generator, mid - half,
                                               mid + half)
+    group = point_group(system)
+    if group is not None and problem.comm.is_root:       # its own generator: no other number moves with it
+        generator = torch.Generator(device=state.generator.device).manual_seed(cfg.seed)
+        proposal = model.proposal(problem.eval_dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
+        result.diagnostics.update(state_symmetry(result.wavefunctions, group, proposal, generator).to_diagnostics())
     return result

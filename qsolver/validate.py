@@ -17,6 +17,7 @@ from .checks import LevelCheck, check_levels
 from .references import Reference, analytic_reference, ionization_threshold
 from .result import Result
 from .stopping import describe
+from .symmetry import result_symmetry
 
 DEGENERACY_RTOL = 1e-9
 
@@ -44,16 +45,21 @@ class Validation:
                  "of the Monte Carlo estimate) and bias (the estimated remaining error of the learned span: variance "
                  "extrapolation along training where the run has waypoints, else Kato–Temple with de-noised σ); "
                  "bound is the Kato–Temple/Weinstein σ²/Δ (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level), "
-                 "an upper limit on that error, usually far above it (docs/comparing.md); z = |E - E_ref| / ±.", "",
-                 "| state | spin | status | group | E (NeuralSVD) | ± | stat. | bias | bound | E_ref | abs. error | "
-                 "rel. error | z |",
-                 "|---:|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "an upper limit on that error, usually far above it (docs/comparing.md); z = |E - E_ref| / ±. "
+                 "⟨Ŝ²⟩: each state's measured total spin S(S+1) with its standard error; term: its spatial symmetry "
+                 "(docs/comparing.md, 'Symmetry'), 'mixed' where no label holds 90 % of it.", "",
+                 "| state | spin | ⟨Ŝ²⟩ | term | status | group | E (NeuralSVD) | ± | stat. | bias | bound | E_ref | "
+                 "abs. error | rel. error | z |",
+                 "|---:|:---|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in self.states:
             matched = r["reference"] is not None
             ref_cells = (f"{r['reference']:.8f} | {r['abs_error']:.2e} | {r['rel_error']:.2e} | {r['z']:.1f}"
                          if matched else "— | — | — | —")
             group = r["group"] if matched else "—"
-            lines.append(f"| {r['state']} | {r['spin']} | {r['status']} | {group} | {r['energy']:.8f} | "
+            s2 = ("—" if r["spin_squared"] is None
+                  else f"{r['spin_squared']:.4f} ± {r['spin_squared_error']:.0e}")
+            lines.append(f"| {r['state']} | {r['spin']} | {s2} | {r['term'] or '—'} | {r['status']} | {group} | "
+                         f"{r['energy']:.8f} | "
                          f"{r['error']:.2e} | {r['stat_error']:.1e} | {_cell(r['bias_error'])} | {_cell(r['bound'])} | "
                          f"{ref_cells} |")
         lines += ["", "| group | level E_ref | states | mean E | spread | mean rel. error | max rel. error |",
@@ -121,10 +127,14 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
     status = state_status(e, stat, threshold)
     spin = SPIN_LABELS.get(system.spin, f"2S = {system.spin}")
     rows = _state_rows(e, err, stat, bias, bound, status, spin, levels, groups)
+    symmetry = result_symmetry(result)
+    _add_spin_and_term(rows, diag, symmetry)
     bound = status.count("bound") if threshold is not None and np.isfinite(threshold) else None
     check = check_levels(result, ref, threshold)
     summary = {**_error_summary(abs_err, rel_err, err[:m], stat[:m]), **_run_summary(diag),
-               "level_check": check.summary(), **_states_summary(diag, status, threshold, ref, n, m, system.spin)}
+               "level_check": check.summary(), **_states_summary(diag, status, threshold, ref, n, m, system.spin),
+               **({"symmetry": f"{symmetry[1]}; term: the label whose representations hold ≥ 90 % of the state "
+                               "(shares in the file's diagnostics symmetry_shares)"} if symmetry else {})}
     return Validation(system.name, ref, rows, _group_rows(e, levels, groups, rel_err),
                       float(diag.get("gram_deviation", np.nan)), float(diag.get("raw_gram_deviation", np.nan)), bound,
                       summary, threshold, check)
@@ -164,6 +174,15 @@ def _state_rows(e: np.ndarray, err: np.ndarray, stat: np.ndarray, bias: list, bo
                        z=float(abs_err / err[i]) if err[i] > 0 else float("inf"))
         rows.append(row)
     return rows
+
+
+def _add_spin_and_term(rows: list[dict], diag: dict, symmetry: tuple | None) -> None:
+    """Each row's measured ⟨Ŝ²⟩ and its error (None where not measured: one particle, one spin) and its symmetry
+    label ("mixed" where the group resolves no label, None where the system has no group)."""
+    s2, s2_err = (_per_state(diag.get(key), len(rows)) for key in ("spin_squared", "spin_squared_errors"))
+    for i, row in enumerate(rows):
+        row.update(spin_squared=s2[i], spin_squared_error=s2_err[i],
+                   term=None if symmetry is None else symmetry[0][i] or "mixed")
 
 
 def _group_rows(e: np.ndarray, levels: np.ndarray, groups: np.ndarray, rel_err: np.ndarray) -> list[dict]:
