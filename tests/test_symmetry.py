@@ -145,3 +145,23 @@ def test_solve_stores_labels_and_validate_shows_them(tmp_path):
     assert [row["term"] for row in table.states] == [x or "mixed" for x in labels]
     assert all(row["spin_squared"] is None for row in table.states)
     assert "| term |" in table.to_markdown()
+
+
+def test_malformed_labels_in_a_file_are_refused(tmp_path):
+    """Labels of the wrong count or kind, sealed into the file on purpose, are refused naming the field."""
+    import h5py
+    import json
+    from qsolver.errors import InputError
+    from qsolver.io import seal
+
+    result = qsolver.solve("harmonic_1d", n_states=2, steps=300, eval_samples=4000, seed=0, progress=False)
+    assert result.diagnostics["symmetry_labels"] == ["even", "odd"]
+    for bad in (["even"], ["even", 3]):
+        path = save_result(result, tmp_path / "r.h5")
+        with h5py.File(path, "r+") as f:
+            diag = json.loads(f.attrs["diagnostics"])
+            diag["symmetry_labels"] = bad
+            f.attrs["diagnostics"] = json.dumps(diag)
+        seal(path)
+        with pytest.raises(InputError, match="field 'diagnostics': 'symmetry_labels' must be a list of 2 strings"):
+            load_result(path)
