@@ -251,7 +251,8 @@ def result_symmetry(result, seed: int = 0) -> tuple[list[str | None], str] | Non
     the system has no group (:func:`point_group`)."""
     diag = result.diagnostics
     if "symmetry_labels" in diag:
-        return [x or None for x in diag["symmetry_labels"]], f"{diag.get('symmetry_group', '?')}, stored by the run"
+        return [x or None for x in diag["symmetry_labels"]], (f"{diag.get('symmetry_group', '?')}, stored by the run (shares in the file's "
+                                                            "diagnostics symmetry_shares)")
     group = point_group(result.system)
     if group is None:
         return None

@@ -47,7 +47,7 @@ class Validation:
                  "bound is the Kato–Temple/Weinstein σ²/Δ (σ = ‖(H - E)φ‖, Δ = gap to the nearest resolved level), "
                  "an upper limit on that error, usually far above it (docs/comparing.md); z = |E - E_ref| / ±. "
                  "⟨Ŝ²⟩: each state's measured total spin S(S+1) with its standard error; term: its spatial symmetry "
-                 "(docs/comparing.md, 'Symmetry'), 'mixed' where no label holds 90 % of it.", "",
+                 "(docs/comparing.md, 'Spin and symmetry of each state'), 'mixed' where no label holds 90 % of it.", "",
                  "| state | spin | ⟨Ŝ²⟩ | term | status | group | E (NeuralSVD) | ± | stat. | bias | bound | E_ref | "
                  "abs. error | rel. error | z |",
                  "|---:|:---|:---|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -133,8 +133,8 @@ def validate(result: Result, reference: Reference | None = None, threshold: floa
     check = check_levels(result, ref, threshold)
     summary = {**_error_summary(abs_err, rel_err, err[:m], stat[:m]), **_run_summary(diag),
                "level_check": check.summary(), **_states_summary(diag, status, threshold, ref, n, m, system.spin),
-               **({"symmetry": f"{symmetry[1]}; term: the label whose representations hold ≥ 90 % of the state "
-                               "(shares in the file's diagnostics symmetry_shares)"} if symmetry else {})}
+               **({"symmetry": f"{symmetry[1]}; term: the label whose representations hold ≥ 90 % of the state"}
+                  if symmetry else {})}
     return Validation(system.name, ref, rows, _group_rows(e, levels, groups, rel_err),
                       float(diag.get("gram_deviation", np.nan)), float(diag.get("raw_gram_deviation", np.nan)), bound,
                       summary, threshold, check)
