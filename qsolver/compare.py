@@ -17,6 +17,7 @@ import numpy as np
 from .errors import InputError
 from .references import Reference, ionization_threshold, reference
 from .result import Result
+from .symmetry import result_symmetry
 from .system import System
 from .validate import DEGENERACY_RTOL, SPIN_LABELS, degeneracy_groups, state_status
 
@@ -45,13 +46,13 @@ class Comparison:
     def to_markdown(self) -> str:
         lines = [f"# {self.system}: NeuralSVD against {', '.join(self.labels)}", "", *self.notes, ""]
         closer = [k for k in self.states[0] if k.startswith("closer_")]
-        head = ["state", "group", "E (NeuralSVD)", "±", "stat.", "bias", "bound"]
+        head = ["state", "term", "group", "E (NeuralSVD)", "±", "stat.", "bias", "bound"]
         for label in self.labels:
             head += [f"E ({label})", "±", "ΔE", "z"]
         head += [f"closer to {self.exact}: NeuralSVD or {k[7:]} (abs. differences)" for k in closer]
         lines += [_row(head), _row(["---:"] * len(head))]
         for r in self.states:
-            cells = [r["state"], r["group"], _f(r["energy"]), _e(r["error"]), _e(r["stat_error"], ".1e"),
+            cells = [r["state"], r["term"] or "—", r["group"], _f(r["energy"]), _e(r["error"]), _e(r["stat_error"], ".1e"),
                      _e(r["bias_error"], ".1e"), _e(r["bound"], ".1e")]
             for label in self.labels:
                 cells += [_f(r[f"E_{label}"]), _e(r[f"error_{label}"]), _e(r[f"dE_{label}"], "+.2e"),
@@ -171,9 +172,11 @@ def compare(result: Result, references: list[Reference], labels: list[str] | Non
     exact = next((label for label in EXACT_LABELS if label in labels), None)
     columns = {key: _finite_or_none(result.diagnostics.get(key), n) for key in ("stat_errors", "bias_errors",
                                                                                   "span_errors")}
+    symmetry = result_symmetry(result)
     rows = []
     for i in range(n):
-        row = {"state": i, "group": int(groups[i]), "energy": float(e[i]), "error": float(err[i]),
+        row = {"state": i, "term": None if symmetry is None else symmetry[0][i] or "mixed",
+               "group": int(groups[i]), "energy": float(e[i]), "error": float(err[i]),
                "stat_error": columns["stat_errors"][i], "bias_error": columns["bias_errors"][i],
                "bound": columns["span_errors"][i]}
         for label, ref in zip(labels, references):
@@ -218,6 +221,9 @@ def compare(result: Result, references: list[Reference], labels: list[str] | Non
         summaries.append(s)
 
     notes = _notes(result, labels, references, first, merged, summaries, rows, exact, unavailable)
+    if symmetry is not None:
+        notes.append(f"Term: each state's spatial symmetry ({symmetry[1]}; docs/comparing.md), 'mixed' where no "
+                     "label holds 90 % of the state.")
     return Comparison(result.system.name, labels, list(references), e, err, rows, summaries, notes, exact,
                       unavailable)
 

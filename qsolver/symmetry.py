@@ -81,12 +81,12 @@ def point_group(system) -> PointGroup | None:
     if together and isotropic and d == 3:
         return _octahedral(centre)
     if together and isotropic and d == 2:
-        return _cyclic("C_8", centre, lambda angle: _plane_rotation(angle), "|m| = {}", inversion=False)
+        return _cyclic("C_8", centre, _plane_rotation, [f"|m| = {m}" for m in range(ROTATIONS // 2 + 1)], False)
     if d == 3 and not together and isotropic and _collinear(pts - centre, scale):
         axis = _axis(pts - centre)
         symmetric = _inversion_symmetric(pts, weights, centre, scale)
         return _cyclic("C_8" + (" × i" if symmetric else ""), centre, lambda angle: _axis_rotation(axis, angle),
-                       "Λ = {}", inversion=symmetric)
+                       list("ΣΠΔΦΓ"), symmetric)
     if together and all(kind != "coulomb" for kind, _ in weights) or (together and d == 1):
         return _reflections(centre, d)
     return None
@@ -119,15 +119,14 @@ def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
 
 
-def _cyclic(name: str, centre: np.ndarray, rotation, label: str, inversion: bool) -> PointGroup:
+def _cyclic(name: str, centre: np.ndarray, rotation, names: list[str], inversion: bool) -> PointGroup:
     """C_M (M = ROTATIONS) with its real irreps: m = 0 and M/2 (χ = 1, (-1)^k) and the pairs ±m (χ = 2 cos(2πmk/M)),
-    optionally times inversion (g/u). Labels: Σ, Π, Δ, Φ, Γ for Λ = 0..4 about an axis, else ``label``."""
+    named ``names`` for m = 0 … M/2, optionally times inversion (g/u)."""
     m_max = ROTATIONS // 2
     k = np.arange(ROTATIONS)
     rots = np.array([rotation(2 * math.pi * j / ROTATIONS) for j in k])
     chars = [np.ones(ROTATIONS)] + [2 * np.cos(2 * math.pi * m * k / ROTATIONS) for m in range(1, m_max)]
     chars.append((-1.0) ** k)
-    names = [(("ΣΠΔΦΓ"[m]) if label.startswith("Λ") else label.format(m)) for m in range(m_max + 1)]
     if not inversion:
         return PointGroup(name, centre, rots, names, np.array(chars), np.ones(len(names)), [(n, (n,)) for n in names])
     elements = np.concatenate([rots, -rots])

@@ -2,16 +2,22 @@
 angular momentum is known exactly (one and two particles, atoms, linear molecules, the plane, reflections)."""
 from __future__ import annotations
 
+import json
+
+import h5py
 import numpy as np
 import pytest
 import torch
 
 import qsolver
-from qsolver.io import load_result, save_result
+from qsolver.compare import compare
+from qsolver.errors import InputError
+from qsolver.io import load_result, save_result, seal
+from qsolver.references import reference
 from qsolver.sampling import GaussianMixture, IndependentElectrons
 from qsolver.symmetry import PURE, point_group, state_symmetry
-from qsolver.system import System
 from qsolver.potentials import Coulomb, Expression, Harmonic
+from qsolver.system import System
 from qsolver.validate import validate
 
 F64 = torch.float64
@@ -145,15 +151,13 @@ def test_solve_stores_labels_and_validate_shows_them(tmp_path):
     assert [row["term"] for row in table.states] == [x or "mixed" for x in labels]
     assert all(row["spin_squared"] is None for row in table.states)
     assert "| term |" in table.to_markdown()
+    side = compare(again, [reference(again.system, 5, "analytic")])
+    assert [row["term"] for row in side.states] == [row["term"] for row in table.states]
+    assert "stored by the run" in side.to_markdown()
 
 
 def test_malformed_labels_in_a_file_are_refused(tmp_path):
     """Labels of the wrong count or kind, sealed into the file on purpose, are refused naming the field."""
-    import h5py
-    import json
-    from qsolver.errors import InputError
-    from qsolver.io import seal
-
     result = qsolver.solve("harmonic_1d", n_states=2, steps=300, eval_samples=4000, seed=0, progress=False)
     assert result.diagnostics["symmetry_labels"] == ["even", "odd"]
     for bad in (["even"], ["even", 3]):
