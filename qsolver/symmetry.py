@@ -247,13 +247,13 @@ def _label(shares: np.ndarray, group: PointGroup) -> str | None:
 def result_symmetry(result, seed: int = 0) -> tuple[list[str | None], str] | None:
     """The result's symmetry labels and where they come from: as stored by the solve, or for a file saved without
     them, estimated now from its networks and Ritz vectors on SAMPLES fresh samples drawn with ``seed``; None where
-    the system has no group (:func:`point_group`)."""
+    the system has no group (:func:`point_group`) or the model no proposal density to sample."""
     diag = result.diagnostics
     if "symmetry_labels" in diag:
         return [x or None for x in diag["symmetry_labels"]], (f"{diag.get('symmetry_group', '?')}, stored by the run (shares in the file's "
                                                             "diagnostics symmetry_shares)")
     group = point_group(result.system)
-    if group is None:
+    if group is None or not hasattr(result.model, "proposal"):     # no group, or no sampler to estimate with
         return None
     cfg, model = result.config, result._float64_model()
     proposal = model.proposal(torch.float64, cfg.get("proposal_scale") if cfg.get("proposal") == "gaussian" else None)

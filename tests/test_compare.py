@@ -118,7 +118,7 @@ def test_against_analytic_gives_the_differences_of_validate(short_result):
     assert [abs(r["dE_analytic"]) for r in table.states] == [r["abs_error"] for r in check.states]
     assert [r["group"] for r in table.states] == list(range(n))        # 1D levels are non-degenerate
     text = table.to_markdown()
-    assert "| state | group | E (NeuralSVD) | ± | stat. | bias | bound | E (analytic) | ± | ΔE | z |" in text
+    assert "| state | term | group | E (NeuralSVD) | ± | stat. | bias | bound | E (analytic) | ± | ΔE | z |" in text
     assert "sin θ_max (analytic)" in text
     # the exact reference gives exactly n levels here, so the last group cannot be known to be complete
     assert table.groups[-1]["distance_analytic"] is None and "No subspace distance for states 3" in text
