@@ -220,7 +220,8 @@ def state_symmetry(wavefunctions, group: PointGroup, proposal, generator: torch.
         xs = x.double().cpu().numpy()
         phi = wavefunctions(xs)
         overlaps = np.stack([(w * phi * wavefunctions(c + (xs - c) @ g.T)).mean(0) for g in group.elements])
-        blocks.append(overlaps / (w * phi**2).mean(0))                                  # (|G|, L)
+        with np.errstate(invalid="ignore", divide="ignore"):     # a state that vanishes on the samples: NaN shares
+            blocks.append(overlaps / (w * phi**2).mean(0))                              # (|G|, L)
     shares = np.stack([group.factors[:, None] * group.characters @ b / len(group.elements) for b in blocks])  # (blocks, irreps, L)
     mean, err = shares.mean(0).T, shares.std(0, ddof=1).T / math.sqrt(BLOCKS)
     return Symmetry(group.name, group.irreps, mean, err, [_label(row, group) for row in mean])
