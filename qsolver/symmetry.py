@@ -222,7 +222,8 @@ def state_symmetry(wavefunctions, group: PointGroup, proposal, generator: torch.
         overlaps = np.stack([(w * phi * wavefunctions(c + (xs - c) @ g.T)).mean(0) for g in group.elements])
         with np.errstate(invalid="ignore", divide="ignore"):     # a state that vanishes on the samples: NaN shares
             blocks.append(overlaps / (w * phi**2).mean(0))                              # (|G|, L)
-    shares = np.stack([group.factors[:, None] * group.characters @ b / len(group.elements) for b in blocks])  # (blocks, irreps, L)
+    projector = group.factors[:, None] * group.characters / len(group.elements)        # (irreps, |G|)
+    shares = np.stack([projector @ b for b in blocks])                                    # (blocks, irreps, L)
     mean, err = shares.mean(0).T, shares.std(0, ddof=1).T / math.sqrt(BLOCKS)
     return Symmetry(group.name, group.irreps, mean, err, [_label(row, group) for row in mean])
 
@@ -251,8 +252,9 @@ def result_symmetry(result, seed: int = 0) -> tuple[list[str | None], str] | Non
     the system has no group (:func:`point_group`) or the model no proposal density to sample."""
     diag = result.diagnostics
     if "symmetry_labels" in diag:
-        return [x or None for x in diag["symmetry_labels"]], (f"{diag.get('symmetry_group', '?')}, stored by the run (shares in the file's "
-                                                            "diagnostics symmetry_shares)")
+        source = (f"{diag.get('symmetry_group', '?')}, stored by the run (shares in the file's diagnostics "
+                  "symmetry_shares)")
+        return [x or None for x in diag["symmetry_labels"]], source
     group = point_group(result.system)
     if group is None or not hasattr(result.model, "proposal"):     # no group, or no sampler to estimate with
         return None
