@@ -175,7 +175,7 @@ def compare(result: Result, references: list[Reference], labels: list[str] | Non
     symmetry = result_symmetry(result)
     rows = []
     for i in range(n):
-        row = {"state": i, "term": None if symmetry is None else symmetry[0][i] or "mixed",
+        row = {"state": i, "term": None if symmetry is None else symmetry[0][i],
                "group": int(groups[i]), "energy": float(e[i]), "error": float(err[i]),
                "stat_error": columns["stat_errors"][i], "bias_error": columns["bias_errors"][i],
                "bound": columns["span_errors"][i]}

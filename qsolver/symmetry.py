@@ -246,15 +246,15 @@ def _label(shares: np.ndarray, group: PointGroup) -> str | None:
     return None
 
 
-def result_symmetry(result, seed: int = 0) -> tuple[list[str | None], str] | None:
-    """The result's symmetry labels and where they come from: as stored by the solve, or for a file saved without
+def result_symmetry(result, seed: int = 0) -> tuple[list[str], str] | None:
+    """The result's terms ("mixed" where no label holds PURE of a state) and where they come from: as stored by the solve, or for a file saved without
     them, estimated now from its networks and Ritz vectors on SAMPLES fresh samples drawn with ``seed``; None where
     the system has no group (:func:`point_group`) or the model no proposal density to sample."""
     diag = result.diagnostics
     if "symmetry_labels" in diag:
         source = (f"{diag.get('symmetry_group', '?')}, stored by the run (shares in the file's diagnostics "
                   "symmetry_shares)")
-        return [x or None for x in diag["symmetry_labels"]], source
+        return [x or "mixed" for x in diag["symmetry_labels"]], source
     group = point_group(result.system)
     if group is None or not hasattr(result.model, "proposal"):     # no group, or no sampler to estimate with
         return None
@@ -263,4 +263,4 @@ def result_symmetry(result, seed: int = 0) -> tuple[list[str | None], str] | Non
     weight = next(model.parameters(), None)
     device = weight.device if weight is not None else torch.device("cpu")
     sym = state_symmetry(result.wavefunctions, group, proposal, torch.Generator(device=device).manual_seed(seed))
-    return sym.labels, f"{group.name}, estimated now on {SAMPLES} fresh samples (seed {seed})"
+    return [x or "mixed" for x in sym.labels], f"{group.name}, estimated now on {SAMPLES} fresh samples (seed {seed})"

@@ -182,7 +182,7 @@ def _add_spin_and_term(rows: list[dict], diag: dict, symmetry: tuple | None) -> 
     s2, s2_err = (_per_state(diag.get(key), len(rows)) for key in ("spin_squared", "spin_squared_errors"))
     for i, row in enumerate(rows):
         row.update(spin_squared=s2[i], spin_squared_error=s2_err[i],
-                   term=None if symmetry is None else symmetry[0][i] or "mixed")
+                   term=None if symmetry is None else symmetry[0][i])
 
 
 def _group_rows(e: np.ndarray, levels: np.ndarray, groups: np.ndarray, rel_err: np.ndarray) -> list[dict]:
