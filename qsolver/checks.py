@@ -11,6 +11,10 @@
   margin.
 - Numbers. A result whose energies, error bars, Ritz coefficients or network weights are not all finite (a failed
   run or a damaged file) is flagged: its levels mean nothing.
+- Terms. Where the system file names the terms of its lowest states (``[reference] terms``), each degenerate group
+  of them (equal reference levels) must hold PURE of its expected terms' share (:mod:`qsolver.symmetry`): an
+  eigenstate of H of another symmetry is a stationary point the training does not leave, and its level, residual
+  and error bar can look converged (beryllium's 2p² ¹D for 2s3s ¹S).
 - Scale. An error bar larger than the spectrum's scale (E_max - E_min) + |E_min| says nothing about the level, and
   a state reported above the continuum threshold by more than 3 error bars, where the reference has a bound level
   of that index, is a bound state the run failed to find, not the continuum: both are flagged (they hold for the
@@ -29,10 +33,12 @@ from .references import Reference, grid_reference
 from .references.radial import single_centre
 from .result import Result
 from .ritz import RESIDUAL_LIMIT, not_eigenstates, spectrum_scale
+from .symmetry import PURE, expected_terms, result_shares
 
 # a network whose samples' effective fraction (Σ w ψ²)² / (N Σ (w ψ²)²) is below this is covered by a handful of
 # samples: its overlaps, and so its energy and error bar, rest on them (the shipped results keep 0.036 and more)
 ESS_COLLAPSED = 0.01
+DEGENERATE = 1e-7      # reference levels this close (relative) are one level, whose states are checked together
 EXIT_FLAGGED = 4       # exit status of `qsolver solve` / `validate` when a check fails (compare, plot: non-finite)
 
 
@@ -85,6 +91,32 @@ def unbound_states(energies: np.ndarray, errors: np.ndarray, levels: np.ndarray,
     return [int(i) for i in np.flatnonzero(above[:bound_levels])]
 
 
+def wrong_terms(result: Result, reference: Reference | None) -> list[tuple[int, str, float]]:
+    """States not of the terms ``[reference] terms`` expects: (state, expected term, its share in that term's
+    irreps). The states of one degenerate reference level are taken together, as any rotation among them is as
+    good: for each term T expected k times there, Σ over the level's states of the share in T must reach PURE·k
+    (hydrogen's 2s and 2p, accidentally degenerate, may mix; their level holds one S and three P° all the same)."""
+    expected = expected_terms(result.system)
+    found = result_shares(result) if expected else None
+    if found is None:
+        return []
+    sym = found[0]
+    column = {r: i for i, r in enumerate(sym.irreps)}
+    n = min(len(expected), result.n_states, len(sym.shares))
+    share = np.array([[sum(sym.shares[i, column[r]] for r in reps) for _, reps in expected[:n]] for i in range(n)])
+    levels = np.asarray(reference.energies, dtype=float) if reference is not None else np.array([])
+    starts = [i for i in range(n) if i == 0 or i >= len(levels) or
+              abs(levels[i] - levels[i - 1]) > DEGENERATE * max(abs(levels[i]), 1.0)]
+    out = []
+    for start, stop in zip(starts, [*starts[1:], n]):
+        idx = range(start, stop)
+        for j in idx:
+            same = [k for k in idx if expected[k][1] == expected[j][1]]
+            if share[list(idx), j].sum() < PURE * len(same):     # NaN shares (a vanishing state) say nothing
+                out.append((j, expected[j][0], float(share[j, j])))
+    return out
+
+
 def count_reference(result: Result) -> Reference | None:
     """A coarse grid's levels for the level count of a system without a cheap reference of its own (one particle,
     d ≤ 3; seconds), or None where no grid applies (more particles, higher dimension, 1D Coulomb)."""
@@ -109,11 +141,12 @@ class LevelCheck:
     wide_errors: list[int] = field(default_factory=list)
     unbound: list[int] = field(default_factory=list)
     collapsed: list[int] = field(default_factory=list)   # networks whose effective sample fraction collapsed
+    wrong_terms: list[tuple[int, str, float]] = field(default_factory=list)   # (state, expected term, its share)
 
     @property
     def flagged(self) -> bool:
-        return bool(self.not_eigenstates or self.non_finite or self.wide_errors or self.unbound or self.collapsed) \
-            or self.skipped > 0
+        return bool(self.not_eigenstates or self.non_finite or self.wide_errors or self.unbound or self.collapsed
+                    or self.wrong_terms) or self.skipped > 0
 
     def messages(self) -> list[str]:
         """One line per failed check (empty when both pass)."""
@@ -139,6 +172,10 @@ class LevelCheck:
             out.append(f"network(s) {', '.join(map(str, self.collapsed))} have an effective sample fraction below "
                        f"{ESS_COLLAPSED:g}: a few samples carry their overlaps, so their energies and error bars are "
                        "unreliable (the proposal does not cover those states)")
+        if self.wrong_terms:
+            states = "; ".join(f"{i}: {term} expected, its share {share:.2f}" for i, term, share in self.wrong_terms)
+            out.append(f"state(s) not of the terms the system file expects ([reference] terms): {states} (an "
+                       "eigenstate of another symmetry, or a mixture; train with an extra state or another seed)")
         return out
 
     def summary(self) -> str:
@@ -161,7 +198,8 @@ def check_levels(result: Result, reference: Reference | None, threshold: float |
     flags = not_eigenstates(np.where(bound, e, np.nan), residuals)
     ess = np.asarray(result.diagnostics.get("ess_fraction", []), dtype=float)
     numbers = dict(non_finite=non_finite(result), wide_errors=wide_errors(e, result.errors),
-                   collapsed=[int(i) for i in np.flatnonzero(ess < ESS_COLLAPSED)])
+                   collapsed=[int(i) for i in np.flatnonzero(ess < ESS_COLLAPSED)],
+                   wrong_terms=wrong_terms(result, reference))
     if reference is None:
         return LevelCheck(flags, **numbers)
     levels = np.asarray(reference.energies, dtype=float)

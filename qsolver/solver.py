@@ -36,9 +36,9 @@ from .memory import check_memory
 from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
-from .references import check_basis_names
+from .references import check_basis_names, check_reference_tables
 from .result import Result
-from .symmetry import point_group, state_symmetry
+from .symmetry import expected_terms, point_group, state_symmetry
 from .system import System, as_system
 from .training import (Diverged, Problem, TrainingState, averaged_model, check_scales, finished, fraction_done,
                        init_state, make_problem, stop_reason, train, with_buffer)
@@ -49,7 +49,7 @@ CHECKPOINT_EVERY = 300.0      # seconds of training between checkpoints, when a 
 def resolve_config(system: System, **overrides) -> SolverConfig:
     """Package defaults, then the system's [solver] table, then the non-None overrides, an unset ``extra_states``
     derived from ``states`` (:func:`~qsolver.training.with_buffer`); checked as a whole, with the reference's
-    basis names (refused now, not by the reference made after training)."""
+    basis names, quoted levels and expected terms (refused now, not by the reports made after training)."""
     cfg = replace(SolverConfig(), **system.solver)
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     cfg = with_buffer(cfg, system)                  # the buffer for this many states
@@ -60,6 +60,8 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
             raise InputError(str(exc), source=system.source, field="network") from None
     check_settings(cfg, system.source, prefix=None)
     check_basis_names(system)
+    check_reference_tables(system, cfg.states)
+    expected_terms(system)
     return cfg
 
 

@@ -28,11 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import InputError
 from .potentials import Box, Coulomb, Harmonic, terms
 
 PURE = 0.9               # a state is given a label when that label's representations hold this share of it
 SAMPLES = 2048           # configurations for the shares (exact for a state of one representation on any samples)
 BLOCKS = 8               # independent blocks for the shares' standard errors
+SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"   # a term's leading spin multiplicity (²P°), which the spatial group does not see
 TOL = 1e-9               # centres closer than this (bohr, relative to the system's size) coincide
 ROTATIONS = 8            # C_8: the rotations about an axis or in the plane
 
@@ -246,15 +248,17 @@ def _label(shares: np.ndarray, group: PointGroup) -> str | None:
     return None
 
 
-def result_symmetry(result, seed: int = 0) -> tuple[list[str], str] | None:
-    """The result's terms ("mixed" where no label holds PURE of a state) and where they come from: as stored by the solve, or for a file saved without
-    them, estimated now from its networks and Ritz vectors on SAMPLES fresh samples drawn with ``seed``; None where
-    the system has no group (:func:`point_group`) or the model no proposal density to sample."""
+def result_shares(result, seed: int = 0) -> tuple[Symmetry, str] | None:
+    """The result's shares and labels, and where they come from: as stored by the solve, or for a file saved
+    without them, estimated now from its networks and Ritz vectors on SAMPLES fresh samples drawn with ``seed``;
+    None where the system has no group (:func:`point_group`) or the model no proposal density to sample."""
     diag = result.diagnostics
     if "symmetry_labels" in diag:
-        source = (f"{diag.get('symmetry_group', '?')}, stored by the run (shares in the file's diagnostics "
-                  "symmetry_shares)")
-        return [x or "mixed" for x in diag["symmetry_labels"]], source
+        stored = Symmetry(str(diag.get("symmetry_group", "?")), list(diag.get("symmetry_irreps", [])),
+                          np.asarray(diag.get("symmetry_shares", []), dtype=float),
+                          np.asarray(diag.get("symmetry_share_errors", []), dtype=float),
+                          [x or None for x in diag["symmetry_labels"]])
+        return stored, f"{stored.group}, stored by the run (shares in the file's diagnostics symmetry_shares)"
     group = point_group(result.system)
     if group is None or not hasattr(result.model, "proposal"):     # no group, or no sampler to estimate with
         return None
@@ -263,4 +267,66 @@ def result_symmetry(result, seed: int = 0) -> tuple[list[str], str] | None:
     weight = next(model.parameters(), None)
     device = weight.device if weight is not None else torch.device("cpu")
     sym = state_symmetry(result.wavefunctions, group, proposal, torch.Generator(device=device).manual_seed(seed))
-    return [x or "mixed" for x in sym.labels], f"{group.name}, estimated now on {SAMPLES} fresh samples (seed {seed})"
+    return sym, f"{group.name}, estimated now on {SAMPLES} fresh samples (seed {seed})"
+
+
+def result_symmetry(result, seed: int = 0) -> tuple[list[str], str] | None:
+    """The result's terms ("mixed" where no label holds PURE of a state) and where they come from
+    (:func:`result_shares`); None where there are none."""
+    found = result_shares(result, seed)
+    if found is None:
+        return None
+    return [x or "mixed" for x in found[0].labels], found[1]
+
+
+def accepted_terms(group: PointGroup) -> dict[str, tuple[str, ...]]:
+    """The terms a level can be named by in ``group`` and the irreps each spans: the labels read, and with inversion
+    each letter of either parity (O_h: S even, S° odd; linear: Σ either, Σg, Σu)."""
+    if group.parity is None:
+        return {name: reps for name, reps in group.labels}
+    out = {}
+    for name, reps in group.labels:
+        even, odd = tuple(r for r in reps if r.endswith("g")), tuple(r for r in reps if r.endswith("u"))
+        if group.name == "O_h":
+            out.update({name: even, name + "°": odd})
+        else:
+            out.update({name: reps, name + "g": even, name + "u": odd})
+    return out
+
+
+def term_irreps(group: PointGroup, term: str) -> tuple[str, ...]:
+    """The irreps of ``group`` a level of ``term`` lies in; ValueError for a term the group does not name. Written as
+    the labels read (S, P°, D, Σg, Πu, |m| = 1, even, +-), spaces ignored, with an optional leading multiplicity in
+    superscripts (²P°), 'o' for '°', and ± on Σ ignored: C_8 about the axis does not tell Σ⁺ from Σ⁻."""
+    names = accepted_terms(group)
+    canonical = {"".join(n.split()): n for n in names}
+    key = "".join(str(term).split()).lstrip(SUPERSCRIPTS)
+    if group.name == "O_h" and key.endswith("o"):
+        key = key[:-1] + "°"
+    if key.startswith("Σ"):
+        key = "".join(c for c in key if c not in "+-⁺⁻")
+    if key not in canonical:
+        raise ValueError(f"{term!r} is not a term of {group.name} (known: {', '.join(names)})")
+    return names[canonical[key]]
+
+
+def expected_terms(system) -> list[tuple[str, tuple[str, ...]]] | None:
+    """``[reference] terms``, the terms of the system's lowest states in order (one per state, degenerate
+    components repeated), each with the irreps of :func:`point_group` it spans; None where the file names none.
+    InputError, naming the field, for a value that is not such a list or a system without a group."""
+    terms_ = system.reference_options.get("terms")
+    if terms_ is None:
+        return None
+    field = "reference.terms"
+    if not isinstance(terms_, list) or not terms_ or not all(isinstance(t, str) and t.strip() for t in terms_):
+        raise InputError("must be a non-empty list of term names, one per state (e.g. [\"S\", \"P°\", \"P°\", \"P°\"])",
+                         source=system.source, field=field)
+    group = point_group(system)
+    if group is None:
+        raise InputError("this system has no point group qsolver resolves terms in (one centre, or centres on a "
+                         "line in 3D, or harmonic terms and boxes about one centre): remove the field",
+                         source=system.source, field=field)
+    try:
+        return [(t, term_irreps(group, t)) for t in terms_]
+    except ValueError as exc:
+        raise InputError(str(exc), source=system.source, field=field) from None

@@ -75,6 +75,17 @@ BAD_FILES = {
     "lithium-spin-0": (LITHIUM.replace('unit = "bohr"', 'unit = "bohr"\nspin = 0'), "molecule.spin"),
     "three-electrons-spin-2": ('name = "li"\ndimension = 3\nparticles = 3\nspin = 2\n[potential]\n'
                                'kind = "coulomb"\ncharges = [3.0]\n', "spin"),
+    # quoted levels and expected terms: refused before training, not left out of the report made after it
+    "literature-descending": (HARMONIC_1D + '[reference]\nkind = "literature"\n[reference.literature]\nsource = "x"\n'
+                              'levels = [1.5, 0.5]\n', "reference.literature.levels"),
+    "literature-too-few": (HARMONIC_1D + '[solver]\nstates = 3\n[reference]\nkind = "literature"\n'
+                           '[reference.literature]\nsource = "x"\nlevels = [0.5, 1.5]\n', "reference.literature.levels"),
+    "literature-no-source": (HARMONIC_1D + '[reference]\nkind = "analytic"\n[reference.literature]\nlevels = [0.5]\n',
+                             "reference.literature.source"),
+    "terms-unknown-name": (LITHIUM + '[reference]\nkind = "none"\nterms = ["S", "Q"]\n', "reference.terms"),
+    "terms-not-a-list": (LITHIUM + '[reference]\nkind = "none"\nterms = "S"\n', "reference.terms"),
+    "terms-without-a-group": (HEAD + '[potential]\nkind = "expression"\nexpr = "x**2 + y**4"\n[reference]\n'
+                              'kind = "none"\nterms = ["S"]\n', "reference.terms"),
 }
 
 

@@ -15,7 +15,8 @@ from qsolver.errors import InputError
 from qsolver.io import load_result, save_result, seal
 from qsolver.references import reference
 from qsolver.sampling import GaussianMixture, IndependentElectrons
-from qsolver.symmetry import PURE, point_group, state_symmetry
+from qsolver.checks import LevelCheck
+from qsolver.symmetry import PURE, point_group, state_symmetry, term_irreps
 from qsolver.potentials import Coulomb, Expression, Harmonic
 from qsolver.system import System
 from qsolver.validate import validate
@@ -169,3 +170,73 @@ def test_malformed_labels_in_a_file_are_refused(tmp_path):
         seal(path)
         with pytest.raises(InputError, match="field 'diagnostics': 'symmetry_labels' must be a list of 2 strings"):
             load_result(path)
+
+
+def test_term_names_as_users_write_them():
+    """Each group's terms in the spellings a file may use: a leading multiplicity in superscripts, 'o' for '°', ±
+    on Σ; a name the group does not have is refused with the names it has."""
+    atom = point_group(_system(Coulomb(charges=[3.0], centers=[[0.0, 0.0, 0.0]])))
+    assert term_irreps(atom, "²P°") == term_irreps(atom, "P o") == term_irreps(atom, "Po") == ("T1u",)
+    assert term_irreps(atom, "¹S") == ("A1g",) and term_irreps(atom, "D") == ("Eg", "T2g")
+    assert term_irreps(atom, "F°") == ("A2u", "T1u", "T2u")
+    h2 = point_group(_system(Coulomb(charges=[1.0, 1.0], centers=[[0, 0, 0], [0, 0, 1.4]])))
+    assert term_irreps(h2, "¹Σg+") == ("Σg",) and term_irreps(h2, "Π") == ("Πg", "Πu")
+    lih = point_group(_system(Coulomb(charges=[3.0, 1.0], centers=[[0, 0, 0], [0, 0, 3.015]])))
+    assert term_irreps(lih, "Σ⁺") == ("Σ",)
+    plane = point_group(_system(Harmonic(omega=[1.0, 1.0], center=[0.0, 0.0]), d=2))
+    assert term_irreps(plane, "|m|=2") == ("|m| = 2",)
+    line = point_group(_system(Harmonic(omega=[1.0], center=[0.0]), d=1))
+    assert term_irreps(line, "odd") == ("odd",)
+    with pytest.raises(ValueError, match=r"'Q' is not a term of O_h \(known: S, S°, P, P°, D"):
+        term_irreps(atom, "Q")
+    with pytest.raises(ValueError, match="'Σg' is not a term of C_8"):
+        term_irreps(lih, "Σg")                                # LiH has no inversion: no g/u
+
+
+def _stored(shares: list[list[float]], irreps: list[str], system: System, levels: list[float]):
+    """A result whose diagnostics hold ``shares`` (states × irreps), and the reference with ``levels``."""
+    from types import SimpleNamespace
+
+    from qsolver.references import Reference
+
+    diag = {"symmetry_group": "O_h", "symmetry_irreps": irreps, "symmetry_shares": shares,
+            "symmetry_share_errors": np.zeros((len(shares), len(irreps))).tolist(), "symmetry_labels": [""] * len(shares)}
+    return SimpleNamespace(system=system, n_states=len(shares), diagnostics=diag), Reference(np.array(levels), "test")
+
+
+def test_wrong_terms_takes_a_degenerate_level_as_a_whole():
+    """Hydrogen's n = 2 level: two states mixing 2s and 2p half and half pass, as the level holds one S and three P°
+    however they are rotated; the same shares on four distinct levels flag the two mixed states. A missing share in
+    a term (an S where P° is expected) is flagged with its share."""
+    from qsolver.checks import wrong_terms
+
+    hydrogen = _system(Coulomb(charges=[1.0], centers=[[0.0, 0.0, 0.0]]))
+    hydrogen.reference_options = {"terms": ["S", "P°", "P°", "P°"]}
+    irreps = ["A1g", "T1u", "Eg"]
+    mixed = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
+    result, shell = _stored(mixed, irreps, hydrogen, [-0.125] * 4)
+    assert wrong_terms(result, shell) == []
+    result, apart = _stored(mixed, irreps, hydrogen, [-0.5, -0.2, -0.15, -0.1])
+    assert wrong_terms(result, apart) == [(0, "S", 0.5), (1, "P°", 0.5)]
+    hydrogen.reference_options = {"terms": ["S", "P°", "S", "P°"]}      # a 3-fold level named S, P°... wrongly
+    result, levels = _stored([[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0]], irreps, hydrogen, [-0.5] + [-0.125] * 3)
+    found = wrong_terms(result, levels)
+    assert found == [(2, "S", 0.0)]
+    assert "2: S expected, its share 0.00" in " ".join(LevelCheck(wrong_terms=found).messages())
+    hydrogen.reference_options = {}
+    assert wrong_terms(result, levels) == []                             # no terms named: nothing checked
+
+
+def test_solve_checks_the_terms_its_file_expects(tmp_path):
+    """A short solve of the 1D oscillator: its file's terms [even, odd] pass; [even, even] flag state 1, whose
+    share in the even representation is near zero (the networks carry no parity; 300 steps leave it under 5 %)."""
+    from qsolver.checks import check_levels
+
+    system = qsolver.load_system("harmonic_1d")
+    system.reference_options = {**system.reference_options, "terms": ["even", "odd"]}
+    result = qsolver.solve(system, n_states=2, steps=300, eval_samples=4000, seed=0, progress=False)
+    assert check_levels(result, reference(system, 2, "analytic")).wrong_terms == []
+    result.system.reference_options["terms"] = ["even", "even"]
+    flagged = check_levels(result, reference(system, 2, "analytic"))
+    assert flagged.flagged and [(i, t) for i, t, _ in flagged.wrong_terms] == [(1, "even")]
+    assert 0.0 <= flagged.wrong_terms[0][2] < 0.05

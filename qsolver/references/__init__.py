@@ -19,7 +19,7 @@ from .analytic import analytic_reference
 from .base import KINDS, Reference, ReferenceStates
 from .grid import grid_reference
 from .ions import fci_ion_level, tabulated_ion_level
-from .literature import literature_reference
+from .literature import check_literature, literature_reference
 from .pyscf import DEFAULT_BASIS, check_basis_names, core_levels, pyscf_reference, system_molecule
 from .trap import trap_reference
 
@@ -44,6 +44,13 @@ def reference(system: System | str | Path, n_states: int, kind: str | None = Non
     if kind == "pyscf":
         return pyscf_reference(system, n_states, **options)
     return literature_reference(system, n_states)
+
+
+def check_reference_tables(system: System, n_states: int) -> None:
+    """Refuse now, not in the report made after training, a ``[reference.literature]`` table that is malformed or,
+    where the literature is the system's reference kind, gives fewer than ``n_states`` levels."""
+    if "literature" in system.reference_options:
+        check_literature(system, n_states if system.reference == "literature" else 0)
 
 
 def exact_or_own(system: System, n_states: int) -> Reference:
@@ -111,5 +118,5 @@ def _ion_ground_level(symbols: tuple, charges: tuple, positions: tuple, kinetic:
     return float(core_levels(ion, kinetic, DEFAULT_BASIS, 1)["energies"][0])
 
 
-__all__ = ["check_basis_names", "exact_or_own", "ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
+__all__ = ["check_basis_names", "check_reference_tables", "exact_or_own", "ionization_threshold", "KINDS", "Reference", "ReferenceStates", "analytic_reference", "grid_reference", "literature_reference",
            "pyscf_reference", "reference", "system_reference"]

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 KINDS = ("analytic", "grid", "pyscf", "literature")   # the [reference] kinds, each a family of methods
+# [reference] keys of every kind, read by the reports rather than by the reference methods: the quoted levels
+# (.literature) and the terms expected of the lowest states (qsolver.symmetry.expected_terms)
+SHARED_OPTIONS = ("literature", "terms")
 
 
 @dataclass

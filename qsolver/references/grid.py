@@ -31,7 +31,7 @@ from ..fd_grid import SCAN_START, GridOptions, Solve, make_axis, memory_bytes, s
 from ..potentials import Box, Coulomb, Harmonic, find, hydrogen_nu, terms
 from ..system import System
 from .analytic import oscillator_levels
-from .base import Reference, ReferenceStates
+from .base import SHARED_OPTIONS, Reference, ReferenceStates
 from .radial import coulomb_reference, single_centre
 
 OPTION_KEYS = ("points", "extent", "order", "stretch")
@@ -186,7 +186,7 @@ def grid_reference(system: System, n_states: int, **options) -> Reference:
     nodes, scaled by the WKB decay across the gap: :func:`_gap_action`); a single Coulomb centre
     is solved by its radial equations instead (:mod:`.radial`)."""
     own = system.reference_options if system.reference == "grid" else {}     # [reference] keys of another kind
-    options = {**{k: v for k, v in own.items() if k != "literature"}, **options}
+    options = {**{k: v for k, v in own.items() if k not in SHARED_OPTIONS}, **options}
     if single_centre(system) is not None:
         return coulomb_reference(system, n_states, options)
     opts, note = grid_options(system, n_states, options)

@@ -20,6 +20,19 @@ FIELD = "reference.literature"
 
 def literature_reference(system: System, n: int) -> Reference:
     """The first n literature levels of the system; error = the stated precision."""
+    table = check_literature(system, n)
+    levels, precision = table["levels"], float(table.get("precision", 0.0))
+    source = table["source"].strip()
+    energies = np.array(levels[:n], dtype=float)
+    return Reference(energies, f"literature (electronic): {source}", precision,
+                     details={"source": source, "all_bound": table.get("all_bound", False)},
+                     errors=np.full(len(energies), precision), kind="literature")
+
+
+def check_literature(system: System, n: int) -> dict:
+    """The system's ``[reference.literature]`` table, checked (InputError naming the field otherwise): its fields
+    known, ``levels`` ascending finite numbers, at least ``n`` of them unless ``all_bound``, a ``source`` and a
+    non-negative ``precision``."""
     table = system.reference_options.get("literature")
     src = system.source
     if table is None:
@@ -48,7 +61,4 @@ def literature_reference(system: System, n: int) -> Reference:
     if not finite_number(precision) or precision < 0:
         raise InputError(f"must be a finite non-negative number (hartree), got {brief(precision)}", source=src,
                          field=f"{FIELD}.precision")
-    energies = np.array(levels[:n], dtype=float)
-    return Reference(energies, f"literature (electronic): {source.strip()}", float(precision),
-                     details={"source": source.strip(), "all_bound": all_bound},
-                     errors=np.full(len(energies), float(precision)), kind="literature")
+    return table

@@ -40,7 +40,7 @@ from ..files import atomic_write
 from ..molecule import ELEMENTS, Molecule
 from ..potentials import Coulomb, terms
 from ..system import System
-from .base import Reference
+from .base import SHARED_OPTIONS, Reference
 
 METHOD = "core Hamiltonian h = 2κT + V_nuc in the overlap metric, canonical orthogonalisation (v1)"
 METHOD_2E = ("two-electron full CI: dense H in the spin-adapted orbital-pair space of the core orbitals, "
@@ -122,8 +122,8 @@ DEFAULT_BASIS = "even-tempered-large"
 DEFAULT_BASIS_2E = "even-tempered-2e"
 # its companion lacks f functions and is coarser radially, so its levels are further off on every He level
 COMPANION_BASIS_2E = "even-tempered-2e-small"
-# the [reference] keys read here ("literature": .literature)
-OPTIONS = ("basis", "companion", "frozen_core", "literature")
+# the [reference] keys of this kind, with those of every kind
+OPTIONS = ("basis", "companion", "frozen_core", *SHARED_OPTIONS)
 METHOD_FROZEN = ("frozen-core CASCI: the lowest SCF orbitals, one per electron pair of each atom's noble-gas core, "
                  "doubly occupied, every other orbital active; one active electron: h_eff, two: the dense pair "
                  "Hamiltonian over h_eff's orbitals, more: full CI in the active space; h = 2κT + V_nuc, canonical "
