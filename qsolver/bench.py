@@ -549,22 +549,27 @@ def _level_rows(label: str, energies, diag: dict, errors, levels) -> list[dict]:
 
 
 def _committed_rows(results: Path, log) -> list[dict]:
-    """The committed results whose reference is exact (analytic or quoted from the literature for every state),
-    with the bars stored in their files: what a user reads."""
+    """The committed results' levels that have an exact value (analytic, or quoted from the literature: all of
+    them, or the first few where the file quotes fewer than its states, as beryllium's ground level), with the bars
+    stored in their files: what a user reads."""
     from .io import load_result
+    from .references import literature_reference
 
     rows = []
     for path in sorted(results.glob("*/*.h5")):
         result = load_result(path)
         if "bias_errors" not in result.diagnostics:
             continue
+        system, n = result.system, result.n_states
+        quoted = system.reference_options.get("literature")
         try:
-            ref = exact_or_own(result.system, result.n_states)
+            ref = literature_reference(system, min(n, len(quoted["levels"]))) if quoted else exact_or_own(system, n)
         except InputError:
             continue
         if ref.kind not in ("analytic", "literature"):
             continue
-        rows += _level_rows(f"{path.stem} (committed)", result.energies, result.diagnostics, result.errors,
+        part = "" if len(ref.energies) == n else f", {len(ref.energies)} of {n} levels quoted"
+        rows += _level_rows(f"{path.stem} (committed{part})", result.energies, result.diagnostics, result.errors,
                             np.asarray(ref.energies, dtype=float))
         log(f"{path.stem}: read")
     return rows

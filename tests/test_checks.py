@@ -150,6 +150,23 @@ def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
     assert calibration["all"]["levels"] == 8 and np.isclose(calibration["all"]["coverage"], summary["coverage"])
 
 
+def test_calibration_counts_the_quoted_levels_of_a_partly_quoted_result(tmp_path):
+    """A committed result whose file quotes fewer levels than its states (as beryllium quotes its ground level
+    only) enters `bench calibration` with those levels: its actual errors against them, its stored bars."""
+    from qsolver.bench import calibration_bench
+    from qsolver.io import save_result
+
+    system = qsolver.load_system("harmonic_1d")
+    system.reference_options = {"literature": {"source": "n + ½", "levels": [0.5, 1.5]}}
+    result = qsolver.solve(system, n_states=3, steps=60, eval_samples=2000, seed=0, progress=False)
+    save_result(result, tmp_path / "osc" / "osc.h5")
+    calibration = calibration_bench(tmp_path, runs=(), log=lambda *_: None)
+    rows = calibration["rows"]
+    assert [r["case"] for r in rows] == ["osc (committed, 2 of 3 levels quoted)"] * 2
+    assert np.allclose([r["actual"] for r in rows], np.abs(result.energies[:2] - [0.5, 1.5]))
+    assert np.allclose([r["headline"] for r in rows], result.errors[:2])
+
+
 COMMITTED = "results/harmonic_1d/harmonic_1d.h5"
 
 
