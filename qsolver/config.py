@@ -194,3 +194,11 @@ def _check_config(cfg: SolverConfig, source: str | None) -> None:
         raise InputError("CUDA is not available on this machine", source=source, field="device")
     if cfg.batch < 4 or cfg.batch % 2:      # NestedLoRA multiplies two half-batch estimates
         raise InputError(f"must be an even number >= 4, got {cfg.batch}", source=source, field="batch")
+
+
+def gaussian_width(cfg: SolverConfig | dict) -> float | None:
+    """The width (bohr) the model's proposal density is drawn with: ``proposal_scale`` where ``proposal`` is the
+    fixed Gaussian, None (the model's own density, fitted to its envelopes) otherwise; ``cfg`` a SolverConfig or a
+    result's stored configuration."""
+    get = cfg.get if isinstance(cfg, dict) else lambda key: getattr(cfg, key)
+    return get("proposal_scale") if get("proposal") == "gaussian" else None

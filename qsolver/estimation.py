@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .config import SolverConfig
+from .config import SolverConfig, gaussian_width
 from .dipoles import dipole_sums, transition_dipoles
 from .extrapolation import WAYPOINT_SHARE
 from .hamiltonian import Hamiltonian, spin_eigenvalue, spin_squared
@@ -40,7 +40,7 @@ def evaluate(model: Network, system: System, cfg: SolverConfig, gen: torch.Gener
     symmetry = None
     exact = "hessian" if cfg.laplacian == "hessian" else "forward"   # finite differences only for training
     per_block = max(1, cfg.eval_samples // n_blocks // comm.world)           # this rank's share of a block
-    proposal = model.proposal(dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
+    proposal = model.proposal(dtype, gaussian_width(cfg))
     # ⟨ψ_l|Ŝ²|ψ_m⟩ where both spins are present: each state's total spin, measured on the same samples
     s2 = spin_squared(system.spin_sector) if system.particles > 1 and min(system.spin_sector) > 0 else None
     s2_blocks = np.zeros((n_blocks, n_states, n_states))

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import read_checkpoint, write_checkpoint
-from .config import SolverConfig, argument_name, check_arguments, check_settings
+from .config import SolverConfig, argument_name, check_arguments, check_settings, gaussian_width
 from .errors import InputError, Interrupted, TrainingDiverged, WriteError
 from .fields import brief, finite_number
 from .dipoles import transitions
@@ -250,6 +250,6 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     group = point_group(system)
     if group is not None and problem.comm.is_root:       # its own generator: no other number moves with it
         generator = torch.Generator(device=state.generator.device).manual_seed(cfg.seed)
-        proposal = model.proposal(problem.eval_dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
+        proposal = model.proposal(problem.eval_dtype, gaussian_width(cfg))
         result.diagnostics.update(state_symmetry(result.wavefunctions, group, proposal, generator).to_diagnostics())
     return result

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .compare import close_groups, level_errors
+from .config import gaussian_width
 from .dipoles import HARTREE_EV, jackknife_error, level_strengths, sample_dipoles, transitions
 from .references import Reference
 from .result import Result
@@ -42,7 +43,7 @@ def result_transitions(result: Result, samples: int | None = None, seed: int = 0
     samples = samples or int(cfg.get("eval_samples", 200_000))
     blocks = int(cfg.get("eval_blocks", 40))
     model = result.model
-    proposal = model.proposal(torch.float64, cfg.get("proposal_scale") if cfg.get("proposal") == "gaussian" else None)
+    proposal = model.proposal(torch.float64, gaussian_width(cfg))
     dipoles = sample_dipoles(model, proposal, np.asarray(result.coefficients, dtype=float), samples, blocks,
                              torch.Generator(device=_device(model)).manual_seed(seed))
     return (transitions(result.energies, dipoles, result.system.kinetic),

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .config import gaussian_width
 from .errors import InputError
 from .potentials import Box, Coulomb, Harmonic, terms
 
@@ -263,7 +264,7 @@ def result_shares(result, seed: int = 0) -> tuple[Symmetry, str] | None:
     if group is None or not hasattr(result.model, "proposal"):     # no group, or no sampler to estimate with
         return None
     cfg, model = result.config, result._float64_model()
-    proposal = model.proposal(torch.float64, cfg.get("proposal_scale") if cfg.get("proposal") == "gaussian" else None)
+    proposal = model.proposal(torch.float64, gaussian_width(cfg))
     weight = next(model.parameters(), None)
     device = weight.device if weight is not None else torch.device("cpu")
     sym = state_symmetry(result.wavefunctions, group, proposal, torch.Generator(device=device).manual_seed(seed))

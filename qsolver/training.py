@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .config import SPIN_SHIFT, SolverConfig
+from .config import SPIN_SHIFT, SolverConfig, gaussian_width
 from .errors import InputError
 from .hamiltonian import Hamiltonian, hamiltonian
 from .natural import descent_direction, natural_step
@@ -355,7 +355,7 @@ def train_step(state: TrainingState, problem: Problem, decay: float) -> dict:
     state.step += 1
     for group in state.optimizer.param_groups:
         group["lr"] = cfg.lr * decay * state.trust_factor
-    proposal = state.model.proposal(problem.train_dtype, cfg.proposal_scale if cfg.proposal == "gaussian" else None)
+    proposal = state.model.proposal(problem.train_dtype, gaussian_width(cfg))
     batch = draw_batch(state, problem, proposal)
     state.s_ema = batch.s if state.s_ema is None else 0.9 * state.s_ema + 0.1 * batch.s
     state.h_ema = batch.h if state.h_ema is None else 0.9 * state.h_ema + 0.1 * batch.h
