@@ -19,7 +19,8 @@ from .errors import InputError, Interrupted
 def _reference_for(result):
     from .references import system_reference
 
-    return system_reference(result.system, result.n_states)
+    return system_reference(result.system, result.n_states,
+                            warn=lambda why: print(f"qsolver: warning: {why}", file=sys.stderr))
 
 
 def _level_check(result, reference) -> int:
@@ -240,7 +241,8 @@ def cmd_validate(args) -> int:
     reference = _reference_for(result)
     if reference is None:
         print(_energies_text(result))
-        print("(no analytic reference for this system)")
+        print(f"(no reference to validate against: [reference] kind = {result.system.reference!r}; `qsolver compare "
+              "FILE --reference KIND` computes one on request)")
     else:
         print(validate(result, reference).to_markdown())
     print(_spectrum_text(spectrum(result, reference)), end="")

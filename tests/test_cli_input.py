@@ -82,6 +82,8 @@ BAD_FILES = {
                            '[reference.literature]\nsource = "x"\nlevels = [0.5, 1.5]\n', "reference.literature.levels"),
     "literature-no-source": (HARMONIC_1D + '[reference]\nkind = "analytic"\n[reference.literature]\nlevels = [0.5]\n',
                              "reference.literature.source"),
+    "fci-too-large": ('name = "lih"\n[molecule]\natoms = "Li 0 0 0; H 0 0 3.015"\nunit = "bohr"\n[reference]\n'
+                      'kind = "pyscf"\nbasis = "aug-cc-pvtz"\n', "reference.basis"),     # 5.5 million determinants
     "terms-unknown-name": (LITHIUM + '[reference]\nkind = "none"\nterms = ["S", "Q"]\n', "reference.terms"),
     "terms-not-a-list": (LITHIUM + '[reference]\nkind = "none"\nterms = "S"\n', "reference.terms"),
     "terms-without-a-group": (HEAD + '[potential]\nkind = "expression"\nexpr = "x**2 + y**4"\n[reference]\n'
@@ -442,3 +444,21 @@ def test_bench_calibration_refuses_a_missing_results_folder(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--results" in err and str(missing) in err
     assert not (tmp_path / "out").exists()
+
+
+def test_validate_says_why_a_reference_could_not_be_made(tmp_path, capsys, monkeypatch):
+    """A reference that cannot be computed for a saved result (here: made to fail) is named with the reason on
+    stderr, not dropped in silence; the energies are still printed."""
+    import qsolver.references
+    from qsolver.errors import InputError
+
+    def fail(system, n, kind=None, **options):
+        raise InputError("too large to compute", field="reference.basis")
+
+    monkeypatch.setattr(qsolver.references, "reference", fail)
+    assert main(["validate", "results/harmonic_1d/harmonic_1d.h5"]) in (0, 4)
+    captured = capsys.readouterr()
+    assert "qsolver: warning: no analytic reference to validate against: field 'reference.basis': too large" \
+        in captured.err
+    assert "(no reference to validate against" in captured.out
+

@@ -8,6 +8,7 @@ electrons) or levels quoted from the literature in the system file (:mod:`.liter
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Callable
 from pathlib import Path
 
 from ..config import argument_name, check_arguments
@@ -20,7 +21,7 @@ from .base import KINDS, Reference, ReferenceStates
 from .grid import grid_reference
 from .ions import fci_ion_level, tabulated_ion_level
 from .literature import check_literature, literature_reference
-from .pyscf import DEFAULT_BASIS, check_basis_names, core_levels, pyscf_reference, system_molecule
+from .pyscf import DEFAULT_BASIS, check_basis_names, check_space_size, core_levels, pyscf_reference, system_molecule
 from .trap import trap_reference
 
 
@@ -48,9 +49,11 @@ def reference(system: System | str | Path, n_states: int, kind: str | None = Non
 
 def check_reference_tables(system: System, n_states: int) -> None:
     """Refuse now, not in the report made after training, a ``[reference.literature]`` table that is malformed or,
-    where the literature is the system's reference kind, gives fewer than ``n_states`` levels."""
+    where the literature is the system's reference kind, gives fewer than ``n_states`` levels, and a full CI
+    reference too large to compute (:func:`~.pyscf.check_space_size`)."""
     if "literature" in system.reference_options:
         check_literature(system, n_states if system.reference == "literature" else 0)
+    check_space_size(system)
 
 
 def exact_or_own(system: System, n_states: int) -> Reference:
@@ -66,17 +69,20 @@ def exact_or_own(system: System, n_states: int) -> Reference:
     return ref
 
 
-def system_reference(system: System, n: int) -> Reference | None:
+def system_reference(system: System, n: int, warn: Callable[[str], None] | None = None) -> Reference | None:
     """The reference that ``qsolver solve`` stores and validates against: the system's own ``[reference]``
     kind when it is analytic, quoted from the literature, PySCF (cached) or the two-particle trap (a second), else
     None. One-particle grid references, which can take minutes, are made on request only (``qsolver compare
-    --reference grid``)."""
+    --reference grid``). Where that kind cannot treat the system (full CI over the size limit, a level count the
+    basis cannot hold), None too, and ``warn`` is told why: a run is not to end without its validation unsaid."""
     if system.reference not in ("analytic", "literature", "pyscf") and \
             not (system.reference == "grid" and system.particles == 2):
         return None
     try:
         return reference(system, n)
-    except InputError:
+    except InputError as exc:
+        if warn is not None:
+            warn(f"no {system.reference} reference to validate against: {exc}")
         return None
 
 

@@ -207,6 +207,43 @@ def check_basis_names(system: System) -> None:
                                  f"{', '.join(BASES)})", source=system.source, field=f"reference.{option}") from None
 
 
+def check_space_size(system: System) -> None:
+    """Before anything trains: InputError naming ``reference.basis`` when full CI in the pyscf reference's basis
+    (the file's, or the default for the electron count) exceeds the size limits, counted from the basis's
+    functions: the independent orbitals the calculation keeps are no more, and for the correlation-consistent sets
+    on atoms and diatomics as many. The package's even-tempered sets, whose near-dependent functions are dropped,
+    are left to the reference itself, as are one-electron systems (no CI)."""
+    if system.reference != "pyscf":
+        return
+    try:
+        molecule = system_molecule(system)
+    except InputError:
+        return
+    options = system.reference_options
+    default = DEFAULT_BASIS_2E if molecule.electrons == 2 else DEFAULT_BASIS_MANY
+    basis = options.get("basis", default)
+    frozen = options.get("frozen_core", False)
+    if molecule.electrons < 2 or not isinstance(basis, str) or basis.strip().lower() in BASES or \
+            not isinstance(frozen, bool):
+        return                          # the reference refuses a malformed value with its own message
+    basis = basis.strip().lower()
+    orbitals = _mole(molecule, system.kinetic, basis, system.source).nao
+    electrons = molecule.electrons
+    if frozen:
+        core = frozen_orbitals(molecule.charges)
+        orbitals, electrons = orbitals - core, electrons - 2 * core
+    up, down = (electrons + molecule.spin) // 2, (electrons - molecule.spin) // 2
+    if electrons == 2:
+        size, limit, what = orbitals * (orbitals + 1) // 2, MAX_PAIRS, "two-electron states"
+    else:
+        size, limit, what = math.comb(orbitals, up) * math.comb(orbitals, down), MAX_DETERMINANTS, "determinants"
+    if size > limit or (electrons > 2 and orbitals > MAX_ORBITALS):
+        raise InputError(f"basis {basis!r} spans {orbitals} {'active ' if frozen else ''}orbitals, {size} {what}: "
+                         f"full CI treats at most {limit} (and {MAX_ORBITALS} orbitals); choose a smaller basis"
+                         f"{'' if frozen or electrons < 3 else ', frozen_core = true'} or kind = \"none\"",
+                         source=system.source, field="reference.basis")
+
+
 def _check_frozen_core(frozen, molecule: Molecule, source: str | None) -> None:
     """InputError naming ``reference.frozen_core`` unless it is a boolean and, when true, leaves core orbitals to
     freeze and at least one electron to correlate."""
