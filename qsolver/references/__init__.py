@@ -21,7 +21,7 @@ from .base import KINDS, Reference, ReferenceStates
 from .grid import grid_reference
 from .ions import fci_ion_level, tabulated_ion_level
 from .literature import check_literature, literature_reference
-from .pyscf import DEFAULT_BASIS, check_basis_names, check_space_size, core_levels, pyscf_reference, system_molecule
+from .pyscf import DEFAULT_BASIS, check_basis_names, core_levels, pyscf_reference, system_molecule
 from .trap import trap_reference
 
 
@@ -49,11 +49,9 @@ def reference(system: System | str | Path, n_states: int, kind: str | None = Non
 
 def check_reference_tables(system: System, n_states: int) -> None:
     """Refuse now, not in the report made after training, a ``[reference.literature]`` table that is malformed or,
-    where the literature is the system's reference kind, gives fewer than ``n_states`` levels, and a full CI
-    reference too large to compute (:func:`~.pyscf.check_space_size`)."""
+    where the literature is the system's reference kind, gives fewer than ``n_states`` levels."""
     if "literature" in system.reference_options:
         check_literature(system, n_states if system.reference == "literature" else 0)
-    check_space_size(system)
 
 
 def exact_or_own(system: System, n_states: int) -> Reference:

@@ -181,8 +181,8 @@ def _mole(molecule: Molecule, kinetic: float, basis: str, source: str | None):
 def check_basis_names(system: System) -> None:
     """Before anything trains: InputError naming ``reference.basis`` (or ``reference.companion``) when a pyscf
     reference's file names a basis that PySCF lacks for one of the system's elements (basis files are read,
-    no integrals computed), or a ``frozen_core`` that is not a boolean or leaves nothing to freeze or correlate.
-    Systems without nuclei, or whose basis is the default, are left to the reference."""
+    no integrals computed), a ``frozen_core`` that is not a boolean or leaves nothing to freeze or correlate, or a
+    full CI too large to compute (:func:`_check_space_size`). Systems without nuclei are left to the reference."""
     if system.reference != "pyscf":
         return
     try:
@@ -205,20 +205,15 @@ def check_basis_names(system: System) -> None:
             except (RuntimeError, KeyError, ValueError, OSError, TypeError):
                 raise InputError(f"PySCF has no basis {name!r} for {symbol} (the package's own: "
                                  f"{', '.join(BASES)})", source=system.source, field=f"reference.{option}") from None
+    _check_space_size(system, molecule)
 
 
-def check_space_size(system: System) -> None:
-    """Before anything trains: InputError naming ``reference.basis`` when full CI in the pyscf reference's basis
-    (the file's, or the default for the electron count) exceeds the size limits, counted from the basis's
-    functions: the independent orbitals the calculation keeps are no more, and for the correlation-consistent sets
-    on atoms and diatomics as many. The package's even-tempered sets, whose near-dependent functions are dropped,
-    are left to the reference itself, as are one-electron systems (no CI)."""
-    if system.reference != "pyscf":
-        return
-    try:
-        molecule = system_molecule(system)
-    except InputError:
-        return
+def _check_space_size(system: System, molecule: Molecule) -> None:
+    """InputError naming ``reference.basis`` when full CI in the reference's basis (the file's, or the default
+    for the electron count) exceeds the size limits, counted from the basis's functions: the independent orbitals
+    the calculation keeps are no more, and for the correlation-consistent sets on atoms and diatomics as many. The
+    package's even-tempered sets, whose near-dependent functions are dropped, are left to the reference itself, as
+    are one-electron systems (no CI)."""
     options = system.reference_options
     default = DEFAULT_BASIS_2E if molecule.electrons == 2 else DEFAULT_BASIS_MANY
     basis = options.get("basis", default)
