@@ -84,6 +84,10 @@ BAD_FILES = {
                              "reference.literature.source"),
     "fci-too-large": ('name = "lih"\n[molecule]\natoms = "Li 0 0 0; H 0 0 3.015"\nunit = "bohr"\n[reference]\n'
                       'kind = "pyscf"\nbasis = "aug-cc-pvtz"\n', "reference.basis"),     # 5.5 million determinants
+    "cusp-exact-in-a-trap": (HARMONIC_1D + '[solver]\ncusp = "exact"\n', "cusp"),
+    "cusp-exact-gaussian-envelope": (HEAD + 'kinetic = 0.5\n[potential]\nkind = "coulomb"\ncharges = [1.0]\n[solver]\n'
+                                     'cusp = "exact"\nenvelope = "gaussian"\n', "cusp"),
+    "cusp-unknown": (HEAD + HARMONIC + '[solver]\ncusp = "sharp"\n', "cusp"),
     "terms-unknown-name": (LITHIUM + '[reference]\nkind = "none"\nterms = ["S", "Q"]\n', "reference.terms"),
     "terms-not-a-list": (LITHIUM + '[reference]\nkind = "none"\nterms = "S"\n', "reference.terms"),
     "terms-without-a-group": (HEAD + '[potential]\nkind = "expression"\nexpr = "x**2 + y**4"\n[reference]\n'

@@ -34,19 +34,28 @@ class Exponential:
     learned = True
 
     @staticmethod
-    def inputs(x: torch.Tensor, centers: torch.Tensor, with_derivatives: bool) -> torch.Tensor:
+    def inputs(x: torch.Tensor, centers: torch.Tensor, with_derivatives: bool, cusps: list[float] = ()
+               ) -> torch.Tensor:
         """One particle's MLP inputs {x - R_c, |x - R_c|} as jets (B, d + 2, C(d + 1)), or values (B, C(d + 1)):
-        the distances let the network form the cusps."""
+        the distances let the network form the cusps. With ``cusps`` (k_c per centre, built into the envelope) the
+        smoothed distances ρ(r) = r²/(ℓ + r), ℓ = 1/k_c, instead: no kink at a nucleus, so g leaves the cusp exact."""
         n, d = x.shape
         dx = x[:, None, :] - centers[None]                             # (B, C, d)
         r = torch.linalg.vector_norm(dx, dim=-1, keepdim=True)          # (B, C, 1)
-        values = torch.cat([dx, r], dim=-1).reshape(n, -1)
+        if cusps:
+            ell = 1.0 / torch.tensor(cusps, dtype=x.dtype, device=x.device)[None, :, None]
+            slope_over_r = (r + 2 * ell) / (ell + r) ** 2                   # ρ'(r)/r, finite at the nucleus
+            radial, unit, radial_lap = r**2 / (ell + r), dx * slope_over_r, 2 * ell**2 / (ell + r) ** 3 + \
+                (d - 1) * slope_over_r
+        else:
+            radial, unit, radial_lap = r, dx / r, (d - 1) / r
+        values = torch.cat([dx, radial], dim=-1).reshape(n, -1)
         if not with_derivatives:
             return values
         n_c = centers.shape[0]
         eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(n, n_c, d, d)
-        grads = torch.cat([eye, (dx / r)[..., None]], dim=-1)           # (B, C, d, d + 1)
-        laps = torch.cat([torch.zeros_like(dx), (d - 1) / r], dim=-1)  # (B, C, d + 1)
+        grads = torch.cat([eye, unit[..., None]], dim=-1)                # (B, C, d, d + 1)
+        laps = torch.cat([torch.zeros_like(dx), radial_lap], dim=-1)      # (B, C, d + 1)
         grads = grads.permute(0, 2, 1, 3).reshape(n, d, -1)
         return torch.cat([values[:, None], grads, laps.reshape(n, 1, -1)], dim=1)
 
@@ -56,17 +65,31 @@ class Exponential:
         return torch.exp(log_scale).repeat_interleave(dimension + 1, dim=-1)
 
     @staticmethod
-    def product(x: torch.Tensor, centers: torch.Tensor, log_scale: torch.Tensor, with_derivatives: bool):
-        """e_l(x) = Σ_c exp(-a_lc |x - R_c|) for one particle x (B, d): jets (L, B, d + 2), or values (L, B)."""
+    def product(x: torch.Tensor, centers: torch.Tensor, log_scale: torch.Tensor, with_derivatives: bool,
+                cusps: list[float] = ()):
+        """e_l(x) = Σ_c exp(φ_lc(|x - R_c|)) for one particle x (B, d): jets (L, B, d + 2), or values (L, B); φ = -a r,
+        or with ``cusps`` (one centre) φ = -a r - (k - a) ℓ r/(ℓ + r), ℓ = 1/k: slope -k at the nucleus (Kato's
+        cusp, exact), decay a far out."""
         d = x.shape[1]
         a = torch.exp(log_scale)                                        # (L, 1, C)
         dx = x[:, None, :] - centers[None]                              # (B, C, d)
-        r = torch.linalg.vector_norm(dx, dim=-1)                        # (B, C)
-        e = torch.exp(-a * r[None])                                     # (L, B, C)
+        r = torch.linalg.vector_norm(dx, dim=-1)[None]                  # (1, B, C)
+        if cusps:
+            k = torch.tensor(cusps, dtype=x.dtype, device=x.device)
+            ell = 1.0 / k
+            phi = -a * r - (k - a) * ell * r / (ell + r)
+            slope, curv = -a - (k - a) * ell**2 / (ell + r) ** 2, 2 * (k - a) * ell**2 / (ell + r) ** 3
+            e = torch.exp(phi)                                          # (L, B, C)
+            if not with_derivatives:
+                return e.sum(-1)
+            grad = ((e * slope)[..., None] * (dx / r[0, ..., None])[None]).sum(2)
+            lap = (e * (slope**2 + curv + (d - 1) * slope / r)).sum(-1)
+            return torch.cat([e.sum(-1)[..., None], grad, lap[..., None]], dim=-1)
+        e = torch.exp(-a * r)                                           # (L, B, C)
         if not with_derivatives:
             return e.sum(-1)
-        grad = (-(a * e)[..., None] * (dx / r[..., None])[None]).sum(2)  # (L, B, d)
-        lap = (e * (a**2 - a * (d - 1) / r[None])).sum(-1)
+        grad = (-(a * e)[..., None] * (dx / r[0, ..., None])[None]).sum(2)  # (L, B, d)
+        lap = (e * (a**2 - a * (d - 1) / r)).sum(-1)
         return torch.cat([e.sum(-1)[..., None], grad, lap[..., None]], dim=-1)
 
     @staticmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -41,6 +41,8 @@ class OneConfig:
     init_scales: list[list[float]]  # (states, centres) decays a, (states, d) curvatures β, or box lengths
     features: int = 0              # random Fourier features (envelope "none" only); 0 = raw coordinates
     feature_scale: float = 0.1     # σ_F of the Fourier frequencies (1/bohr)
+    cusps: list[float] = field(default_factory=list)   # Kato slope k per centre built into the envelope (1/bohr);
+                                                        # empty: the network learns the cusp (files before it too)
     kind: str = "one"
 
     def to_dict(self) -> dict:
@@ -99,8 +101,11 @@ class OneParticleNet(nn.Module):
 
     @classmethod
     def check_config(cls, config: dict, system) -> list[str]:
+        cusps = config.get("cusps", [])
         checks = {"hidden": config["hidden"] >= 1, "layers": config["layers"] >= 0,
-                  "features": config.get("features", 0) >= 0, "envelope": config["envelope"] in ENVELOPE_CHOICES}
+                  "features": config.get("features", 0) >= 0, "envelope": config["envelope"] in ENVELOPE_CHOICES,
+                  "cusps": not cusps or (config["envelope"] == Exponential.name and len(cusps) == len(config["centers"])
+                                         == 1 and all(k > 0 for k in cusps))}
         return [key for key, ok in checks.items() if not ok]
 
     # ---- inputs and envelope as jets (component axis: [value, ∂_1..∂_d, ∇²]) ----
@@ -123,7 +128,7 @@ class OneParticleNet(nn.Module):
     def _base_jet(self, x: torch.Tensor, with_derivatives: bool) -> torch.Tensor:
         """Base inputs as jets (B, d + 2, F), or values (B, F)."""
         if not self.config.features:
-            return self.envelope.inputs(x, self.centers, with_derivatives)
+            return self.envelope.inputs(x, self.centers, with_derivatives, **self._cusps())
         z = (x - self.centers[0]) @ self.fourier                        # [cos z, sin z], z = (x - c) B
         cos, sin = torch.cos(z), torch.sin(z)
         if not with_derivatives:
@@ -146,7 +151,10 @@ class OneParticleNet(nn.Module):
                 return walls.expand(c.states, -1)
             w, grad, lap = walls
             return torch.cat([w[:, None], grad, lap[:, None]], dim=-1).expand(c.states, -1, -1)
-        return self.envelope.product(x, self.centers, log_scale, with_derivatives)
+        return self.envelope.product(x, self.centers, log_scale, with_derivatives, **self._cusps())
+
+    def _cusps(self) -> dict:
+        return {"cusps": self.config.cusps} if self.config.cusps else {}
 
     # ---- the network interface ----
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,13 +227,14 @@ def one_particle_config(system, cfg) -> OneConfig:
     if envelope == Walls.name:
         return OneConfig(**common, centers=[boxes[0].center], init_scales=[boxes[0].lengths])
     if envelope == Exponential.name:
+        cusps = [exact_cusp(system)] if cfg.cusp == "exact" else []
         centers = [c for term in coulombs for c in term.centers] or [[0.0] * d]
         charges = [max(q, 0.1) for term in coulombs for q in term.charges] or [1.0]
         if cfg.scale > 0:
             decays = [[1.0 / cfg.scale] * len(centers) for _ in range(n)]
         else:  # hydrogen-like decay sqrt(-E/κ) = Z/(2κν) of the state's shell, made 20 % wider
             decays = [[0.8 * q / (2 * kappa * hydrogen_nu(i, d)) for q in charges] for i in range(n)]
-        return OneConfig(**common, centers=centers, init_scales=decays)
+        return OneConfig(**common, centers=centers, init_scales=decays, cusps=cusps)
     fit = None
     if cfg.scale <= 0 and not coulombs and len(harmonics) < len(terms(pot)):   # V is not only oscillators
         fit = fitted_gaussians(system, n)
@@ -239,6 +248,19 @@ def one_particle_config(system, cfg) -> OneConfig:
         scale = cfg.scale if cfg.scale > 0 else 1.0
         betas, center = [[1.0 / scale**2] * d] * n, (coulombs[0].centers[0] if coulombs else [0.0] * d)
     return OneConfig(**common, centers=[list(center)], init_scales=[list(b) for b in betas])
+
+
+def exact_cusp(system) -> float:
+    """Kato's slope k = Z/((d - 1)κ) (1/bohr) of one particle at its one Coulomb centre, ψ ≈ ψ(R)(1 - k|x - R|):
+    what ``cusp = "exact"`` builds into the envelope. InputError naming ``cusp`` where the system is not one particle
+    bound by one attractive Coulomb centre in two or more dimensions, with the exponential envelope."""
+    centres = {tuple(map(float, c)) for term in find(system.potential, Coulomb) for c in term.centers}
+    charge = sum(q for term in find(system.potential, Coulomb) for q in term.charges)
+    if system.particles != 1 or system.dimension < 2 or len(centres) != 1 or charge <= 0:
+        raise InputError("\"exact\" builds the nuclear cusp of one particle at one attractive Coulomb centre in 2 or "
+                         "more dimensions; the networks of several particles build theirs in always",
+                         source=system.source, field="cusp")
+    return charge / ((system.dimension - 1) * system.kinetic)
 
 
 def fitted_gaussians(system, n_states: int) -> tuple[list[float], list[list[float]]] | None:
