@@ -55,6 +55,16 @@ def on_points(m):
     return lambda p: m(p[:, None, :])
 
 
+def assert_jet_exact(m, x):
+    """The network's forward-Laplacian jet at points x (N, d): values as forward, Laplacians as torch.func's
+    Hessian trace and gradients as its Jacobian, to 1e-10."""
+    value, grad, lap = m.jet(x[:, None])
+    assert torch.allclose(value, m(x[:, None]), atol=1e-12, rtol=0)
+    assert torch.allclose(lap, hessian_trace(on_points(m), x), atol=1e-10, rtol=0)
+    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None, None])[0]))(x)   # (N, L, d)
+    assert torch.allclose(grad, auto_grad, atol=1e-10, rtol=0)
+
+
 @pytest.mark.parametrize("activation", ["tanh", "softplus", "silu"])
 @pytest.mark.parametrize("envelope", ["exponential", "gaussian", "box"])
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -62,11 +72,7 @@ def test_forward_laplacian_matches_hessian_trace(envelope, d, activation):
     m = model(envelope, d)
     m.config.activation = activation
     x = points(16, d, scale=0.4)
-    value, grad, lap = m.jet(x[:, None])
-    assert torch.allclose(value, m(x[:, None]), atol=1e-12, rtol=0)
-    assert torch.allclose(lap, hessian_trace(on_points(m), x), atol=1e-10, rtol=0)
-    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None, None])[0]))(x)   # (N, L, d)
-    assert torch.allclose(grad, auto_grad, atol=1e-10, rtol=0)
+    assert_jet_exact(m, x)
 
 
 def envelope_only(m):
@@ -126,11 +132,7 @@ def test_fourier_feature_network_jet_matches_hessian_trace(d):
                       feature_scale=0.3)
     m = OneParticleNet(cfg, generator=torch.Generator().manual_seed(3))
     x = points(16, d, scale=2.0)
-    value, grad, lap = m.jet(x[:, None])
-    assert torch.allclose(value, m(x[:, None]), atol=1e-12, rtol=0)
-    assert torch.allclose(lap, hessian_trace(on_points(m), x), atol=1e-10, rtol=0)
-    auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None, None])[0]))(x)
-    assert torch.allclose(grad, auto_grad, atol=1e-10, rtol=0)
+    assert_jet_exact(m, x)
 
 
 def test_fourier_features_need_envelope_none():
@@ -154,11 +156,7 @@ def test_exact_cusp_network_jet_and_local_energy(d):
             for b in m.biases:
                 b.copy_(torch.randn(b.shape, generator=torch.Generator().manual_seed(1)))
         x = points(16, d, scale=0.4)
-        value, grad, lap = m.jet(x[:, None])
-        assert torch.allclose(value, m(x[:, None]), atol=1e-12, rtol=0)
-        assert torch.allclose(lap, hessian_trace(on_points(m), x), atol=1e-10, rtol=0)
-        auto_grad = torch.func.vmap(torch.func.jacrev(lambda p: m(p[None, None])[0]))(x)
-        assert torch.allclose(grad, auto_grad, atol=1e-10, rtol=0)
+        assert_jet_exact(m, x)
         direction = torch.nn.functional.normalize(torch.arange(1.0, d + 1), dim=0)
         r = torch.tensor([1e-4, 1e-7])
         near = torch.tensor(centre) + r[:, None] * direction
