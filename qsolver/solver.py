@@ -33,7 +33,6 @@ from .estimation import evaluate, headline_errors, waypoint
 from .extrapolation import WAYPOINTS_USED, extrapolated_bias, waypoints_due
 from .ritz import not_eigenstates
 from .memory import check_memory
-from .networks.one import exact_cusp
 from .networks import choose
 from .observables import pair_observables
 from .parallel import Comm, current
@@ -62,11 +61,6 @@ def resolve_config(system: System, **overrides) -> SolverConfig:
     check_settings(cfg, system.source, prefix=None)
     check_basis_names(system)
     check_reference_tables(system, cfg.states)
-    if cfg.cusp == "exact":
-        exact_cusp(system)
-        if cfg.envelope not in ("auto", "exponential"):
-            raise InputError(f"\"exact\" is built into the exponential envelope, not {cfg.envelope!r}",
-                             source=system.source, field="cusp")
     expected_terms(system)
     return cfg
 

@@ -84,9 +84,6 @@ BAD_FILES = {
                              "reference.literature.source"),
     "fci-too-large": ('name = "lih"\n[molecule]\natoms = "Li 0 0 0; H 0 0 3.015"\nunit = "bohr"\n[reference]\n'
                       'kind = "pyscf"\nbasis = "aug-cc-pvtz"\n', "reference.basis"),     # 5.5 million determinants
-    "cusp-exact-in-a-trap": (HARMONIC_1D + '[solver]\ncusp = "exact"\n', "cusp"),
-    "cusp-exact-gaussian-envelope": (HEAD + 'kinetic = 0.5\n[potential]\nkind = "coulomb"\ncharges = [1.0]\n[solver]\n'
-                                     'cusp = "exact"\nenvelope = "gaussian"\n', "cusp"),
     "cusp-unknown": (HEAD + HARMONIC + '[solver]\ncusp = "sharp"\n', "cusp"),
     "terms-unknown-name": (LITHIUM + '[reference]\nkind = "none"\nterms = ["S", "Q"]\n', "reference.terms"),
     "terms-not-a-list": (LITHIUM + '[reference]\nkind = "none"\nterms = "S"\n', "reference.terms"),
@@ -465,4 +462,29 @@ def test_validate_says_why_a_reference_could_not_be_made(tmp_path, capsys, monke
     assert "qsolver: warning: no analytic reference to validate against: field 'reference.basis': too large" \
         in captured.err
     assert "(no reference to validate against" in captured.out
+
+
+@pytest.mark.parametrize("text", [
+    HARMONIC_1D + '[solver]\ncusp = "exact"\n',                                  # no Coulomb centre
+    HEAD + 'kinetic = 0.5\n[potential]\nkind = "coulomb"\ncharges = [1.0]\n[solver]\ncusp = "exact"\n'
+    'envelope = "gaussian"\n',                                                   # not the exponential envelope
+    HEAD + 'kinetic = 0.5\n[potential]\nkind = "coulomb"\ncharges = [1.0, 1.0]\ncenters = [[0.0, 0.0], [1.4, 0.0]]\n'
+    '[solver]\ncusp = "exact"\n',                                               # two centres
+], ids=["trap", "gaussian-envelope", "two-centres"])
+def test_an_exact_cusp_where_none_can_be_built_is_refused_before_training(tmp_path, capsys, monkeypatch, text):
+    """`cusp = "exact"` where the one-particle network cannot build it: exit 2 naming 'cusp' when the network is
+    configured, before the first step and before anything is written."""
+    import qsolver.training
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started on bad input")
+
+    monkeypatch.setattr(qsolver.training, "train_step", refuse)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["solve", str(path), "--out", str(tmp_path / "out" / "r.h5"), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(path) in line and "'cusp'" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 

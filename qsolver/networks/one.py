@@ -226,6 +226,9 @@ def one_particle_config(system, cfg) -> OneConfig:
                          feature_scale=cfg.feature_scale)
     if envelope == Walls.name:
         return OneConfig(**common, centers=[boxes[0].center], init_scales=[boxes[0].lengths])
+    if cfg.cusp == "exact" and envelope != Exponential.name:
+        raise InputError(f"\"exact\" is built into the exponential envelope, not {envelope!r}", source=system.source,
+                         field="cusp")
     if envelope == Exponential.name:
         cusps = [exact_cusp(system)] if cfg.cusp == "exact" else []
         centers = [c for term in coulombs for c in term.centers] or [[0.0] * d]
@@ -253,7 +256,7 @@ def one_particle_config(system, cfg) -> OneConfig:
 def exact_cusp(system) -> float:
     """Kato's slope k = Z/((d - 1)κ) (1/bohr) of one particle at its one Coulomb centre, ψ ≈ ψ(R)(1 - k|x - R|):
     what ``cusp = "exact"`` builds into the envelope. InputError naming ``cusp`` where the system is not one particle
-    bound by one attractive Coulomb centre in two or more dimensions, with the exponential envelope."""
+    bound by one attractive Coulomb centre in two or more dimensions."""
     centres = {tuple(map(float, c)) for term in find(system.potential, Coulomb) for c in term.centers}
     charge = sum(q for term in find(system.potential, Coulomb) for q in term.charges)
     if system.particles != 1 or system.dimension < 2 or len(centres) != 1 or charge <= 0:
