@@ -42,7 +42,7 @@ class SolverConfig:
     features: int = 0             # random Fourier features of the inputs (envelope "none"); 0 = none
     feature_scale: float = 0.1    # standard deviation of the Fourier frequencies (1/bohr)
     cusp: str = "learned"         # one particle, one Coulomb centre: the nuclear cusp "learned" by the network or
-                                  # "exact" (Kato's, built in; networks.one); several particles build it in always
+                                  # "exact" (Kato's, built into the envelope); several particles build it in always
     optimizer: str = "natural"    # "natural" (per-state Gauss–Newton step, qsolver.natural), "adam" or "rmsprop"
     trust: float = 0.05           # natural: largest change of a state per step, relative to its norm (decays too)
     damping: float | None = None  # natural: ε of the B×B solve, relative to the mean diagonal of J Jᵀ; None = the
