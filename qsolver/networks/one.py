@@ -255,14 +255,13 @@ def one_particle_config(system, cfg) -> OneConfig:
 
 def exact_cusp(system) -> float:
     """Kato's slope k = Z/((d - 1)κ) (1/bohr) of one particle at its one Coulomb centre, ψ ≈ ψ(R)(1 - k|x - R|):
-    what ``cusp = "exact"`` builds into the envelope. InputError naming ``cusp`` where the system is not one particle
-    bound by one attractive Coulomb centre in two or more dimensions."""
+    what ``cusp = "exact"`` builds into the envelope. InputError naming ``cusp`` where the particle is not bound by
+    one attractive Coulomb centre in two or more dimensions."""
     centres = {tuple(map(float, c)) for term in find(system.potential, Coulomb) for c in term.centers}
     charge = sum(q for term in find(system.potential, Coulomb) for q in term.charges)
-    if system.particles != 1 or system.dimension < 2 or len(centres) != 1 or charge <= 0:
+    if system.dimension < 2 or len(centres) != 1 or charge <= 0:
         raise InputError("\"exact\" builds the nuclear cusp of one particle at one attractive Coulomb centre in 2 or "
-                         "more dimensions; the networks of several particles build theirs in always",
-                         source=system.source, field="cusp")
+                         "more dimensions", source=system.source, field="cusp")
     return charge / ((system.dimension - 1) * system.kinetic)
 
 
