@@ -48,12 +48,16 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
       wrong state the steps no longer improve; nothing in its trend bounds its error);
     - the cap itself where the level fell since the first waypoint by more than MOVING of it: a state still far
       from its level, whose error is then of long wavelength too (ε falls as training goes on) and the line
-      underestimates it (results/bench/README.md, 'Error bars').
+      underestimates it (results/bench/README.md, 'Error bars');
+    - no cap where it is 0: the de-noised σ² was all sampling noise, so the Kato–Temple estimate resolves nothing
+      and cannot hold the line below the resolution of the comparison.
 
     NaN stays NaN."""
     e = np.vstack([np.asarray(way_energies, dtype=float), np.asarray(energies, dtype=float)])
     s = np.vstack([np.asarray(way_sigma2, dtype=float), np.asarray(sigma2, dtype=float)])
     cap = np.asarray(cap, dtype=float)
+    resolved = cap != 0                      # NaN stays a ceiling, so that non-finite states stay NaN
+    ceiling = np.where(resolved, cap, np.inf)
     with np.errstate(all="ignore"):          # non-finite states (and overflowing magnitudes) end as NaN or the cap
         ds, de = s - s.mean(0), e - e.mean(0)
         slope = (ds * de).sum(0) / (ds**2).sum(0)
@@ -62,4 +66,4 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
         moved = np.sqrt((ds**2).mean(0)) > 0.1 * s[-1]
         stuck = ~moved & (s[-1] > STUCK * np.nanmedian(s[-1]))
         line = np.maximum(np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell), noise)
-        return np.where((fell > MOVING * cap) | stuck, cap, np.minimum(line, cap))
+        return np.where(resolved & ((fell > MOVING * cap) | stuck), cap, np.minimum(line, ceiling))

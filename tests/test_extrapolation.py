@@ -52,6 +52,19 @@ def test_a_flat_level_whose_fall_is_noise_keeps_that_noise_as_its_bias():
     assert np.all(2 * np.hypot(stat, bias) >= final_e - 2.5)
 
 
+def test_a_ceiling_of_zero_resolves_nothing():
+    # de-noised σ² of 0 (all sampling noise) makes the Kato–Temple cap 0; it used to set the bias to 0 as well, and
+    # hydrogen_2d's top-shell states sat 2-7 stat. errors above their levels with ± = 2 stat (seeds table). Now the
+    # line's floor √5 stat holds, or the fall where the residual stood still
+    way_e = np.array([[-0.0805, -0.0800], [-0.0803, -0.0801]])
+    way_s2 = np.array([[2e-6, 3e-6], [1e-6, 3e-6]])
+    final_e, final_s2, stat = np.array([-0.0800, -0.0805]), np.array([0.0, 3e-6]), np.array([2e-5, 2e-5])
+    bias = extrapolated_bias(way_e, way_s2, final_e, final_s2, np.zeros(2), stat)
+    assert bias == pytest.approx([np.sqrt(5) * 2e-5, 5e-4], rel=1e-12)
+    # a cap resolved above zero still bounds the line, and a moving level still takes it
+    assert extrapolated_bias(way_e, way_s2, final_e, final_s2, np.full(2, 1e-5), stat) == pytest.approx([1e-5, 1e-5])
+
+
 def test_a_stuck_state_keeps_the_cap():
     # three states at the noise floor and one whose residual stands still 50× above theirs while its level even
     # rose (fermions_2d's top state with two buffer states: 39 mHa off, 'fell' gave it no bias at all)
