@@ -33,9 +33,9 @@ class SolverConfig:
     determinants: int = 4         # Slater determinants per state (networks of three and more electrons)
     jastrow: int = 16             # width of the pair-correlation MLP in the Jastrow factor (three and more
                                   # electrons); 0: the cusp factor only
-    backflow: int = 0             # inverse lengths of the orbitals' permutation-equivariant inputs (sums over the
-                                  # other electrons; networks of three and more electrons); 0: orbitals of one
-                                  # electron each
+    backflow: int = 3             # inverse lengths of the orbitals' permutation-equivariant inputs (sums over the
+                                  # other electrons; networks of three and more interacting electrons); 0: orbitals
+                                  # of one electron each, whose nodes beryllium's 2s2p ¹P needed more of
     spin_shift: float | None = None  # λ (hartree) of λ(Ŝ² - S(S+1)) in the trained operator; None: SPIN_SHIFT for
                                      # networks that are not spin-adapted by construction, else 0
     envelope: str = "auto"        # "auto", "exponential", "gaussian", "box" or "none"
