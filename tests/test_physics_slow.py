@@ -18,9 +18,9 @@ FERMIONS_MEAN = 2e-5
 LITHIUM_GROUND = 1e-3        # committed: 0.09 mHa above the exact 2²S (the target: 1 mHa)
 LITHIUM_EXCITATION = 1e-3    # committed: 2²S → 2²P 0.007 mHa from exact (the target: 0.5 mHa)
 LITHIUM_SPREAD = 1e-3        # committed: 0.28 mHa over the three 2²P states, stat. 0.065 each (target: 0.3 mHa)
-BERYLLIUM_EXCITATION = 3e-3  # committed: ¹S → ¹P 0.49 mHa, ¹S → ³P 0.45 mHa from experiment (backflow); the
+BERYLLIUM_EXCITATION = 3e-3  # committed: ¹S → ¹P 0.75 mHa, ¹S → ³P 0.45 mHa from experiment (backflow); the
                              # budget ends these runs, so a slower machine makes fewer steps and lands higher
-BERYLLIUM_GROUND = 3e-3      # committed: 0.06 mHa above the exact 2s² ¹S (the target: 5 mHa, aim 1)
+BERYLLIUM_GROUND = 3e-3      # committed: 0.60 mHa above the exact 2s² ¹S (the target: 5 mHa, aim 1)
 LITHIUM_HYDRIDE_GROUND = 2e-3  # committed: 0.24 mHa above the exact X¹Σ⁺ (backflow; without: 1.6; target: 2 mHa)
 
 
@@ -133,10 +133,9 @@ def test_beryllium_excitations_from_the_exact_ground_level(name, level, gap):
     assert abs(result.energies[level].mean() - ground - gap) <= BERYLLIUM_EXCITATION, result.energies
     spin = 0.0 if name == "beryllium_singlet" else 2.0
     assert np.allclose(result.diagnostics["spin_squared"], spin, atol=0.02)
-    # the levels are the ones named: ¹S and ¹P° (³P°), and no state of the window is a 2p² ¹D component
+    # the levels are the ones named: ¹S, ¹P° and 2s3s ¹S (³P° and 2s3s ³S), none a ¹D component or a mixture
     terms = result.diagnostics["symmetry_labels"]
-    assert terms[:4] == (["S", "P°", "P°", "P°"] if name == "beryllium_singlet" else ["P°"] * 3 + ["S"]), terms
-    assert "D" not in terms, terms
+    assert terms == (["S", "P°", "P°", "P°", "S"] if name == "beryllium_singlet" else ["P°"] * 3 + ["S"]), terms
 
 
 def test_lithium_hydride_ground_level_and_excited_singlets():
