@@ -30,6 +30,7 @@ from .references import exact_or_own
 from .references.strengths import HELIUM_1S_2P, hydrogen_strength
 from .result import Result
 from .estimation import bar_ratio, coverage, evaluate
+from .seeds import replayed_bars
 from .solver import resolve_config, solve
 from .training import init_state, make_problem, train_step
 from .system import System
@@ -576,15 +577,19 @@ def _committed_rows(results: Path, log) -> list[dict]:
 
 
 def _seeds_rows(bench: Path, log) -> list[dict]:
-    """Every level of every seed of the seeds tables (``seeds_*.json``) that store their bars."""
+    """Every level of every seed of the seeds tables (``seeds_*.json``) that store their bars; rows that keep the
+    bias rule's inputs get their bars by the current rule (:func:`qsolver.seeds.replayed_bars`)."""
     rows = []
     for path in sorted(bench.glob("seeds_*.json")):
         summary = json.loads(path.read_text())
         runs = [r for r in summary["seeds"] if "errors" in r]
         label = f"{summary['system']} (seeds table, {len(runs)} runs)"
         for r in runs:
-            diag = {key: r[key] for key in ("stat_errors", "bias_errors", "span_errors", "bias_method")}
-            rows += _level_rows(label, r["energies"], diag, r["errors"], r["levels"])
+            bias, errors = replayed_bars(r)
+            method = r["bias_method"] + " (replayed)" * ("rule_inputs" in r)
+            diag = {"stat_errors": r["stat_errors"], "bias_errors": bias, "span_errors": r["span_errors"],
+                    "bias_method": method}
+            rows += _level_rows(label, r["energies"], diag, errors, r["levels"])
         if runs:
             log(f"{path.name}: {len(runs)} runs")
     return rows

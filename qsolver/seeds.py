@@ -17,7 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from .checks import check_levels
-from .estimation import bar_ratio, coverage
+from .estimation import bar_ratio, coverage, headline_errors
+from .extrapolation import extrapolated_bias
 from .references import Reference, exact_or_own, ionization_threshold
 from .solver import resolve_config, solve
 from .system import load_system
@@ -35,12 +36,32 @@ def _one_seed(system_name: str, seed: int, settings: dict, ref: Reference) -> di
     diag = result.diagnostics
     bars = {key: np.asarray(diag[key], dtype=float)[: len(levels)].tolist()
             for key in ("stat_errors", "bias_errors", "span_errors")}
+    if all(key in diag for key in RULE_INPUTS[1:]):       # what the bias rule read, all states: it can be replayed
+        bars["rule_inputs"] = {key: np.asarray(result.energies if key == "energies" else diag[key],
+                                               dtype=float).tolist() for key in RULE_INPUTS}
     return {"seed": seed, "mean_rel_error": float(rel.mean()), "max_rel_error": float(rel.max()),
             "flagged": check.flagged, "not_eigenstates": check.not_eigenstates, "skipped_levels": check.skipped,
             "energies": result.energies.tolist(), "levels": levels.tolist(),
             "errors": result.errors[: len(levels)].tolist(), **bars, "bias_method": str(diag.get("bias_method", "Kato-Temple")),
             "steps": int(result.diagnostics["steps_done"]), "train_seconds": float(result.diagnostics["train_seconds"]),
             "seconds": time.perf_counter() - tick}
+
+
+# the inputs of qsolver.extrapolation.extrapolated_bias as a seed row keeps them (``rule_inputs``)
+RULE_INPUTS = ("energies", "waypoint_energies", "waypoint_sigma2", "denoised_sigma2", "bias_ceiling", "stat_errors")
+
+
+def replayed_bars(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A seed row's bias estimates and headline ± (hartree, its levels) by the rule of this version of the package,
+    from the ``rule_inputs`` the row keeps: a change of the rule is measured on stored tables without training
+    again. Rows without them give their stored bars."""
+    m = len(row["levels"])
+    if "rule_inputs" not in row:
+        return np.asarray(row["bias_errors"], dtype=float), np.asarray(row["errors"], dtype=float)
+    inputs = row["rule_inputs"]
+    bias = extrapolated_bias(inputs["waypoint_energies"], inputs["waypoint_sigma2"], inputs["energies"],
+                             inputs["denoised_sigma2"], inputs["bias_ceiling"], inputs["stat_errors"])[:m]
+    return bias, headline_errors(np.asarray(inputs["stat_errors"], dtype=float)[:m], bias)
 
 
 def _actual(row: dict) -> np.ndarray:

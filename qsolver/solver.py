@@ -214,11 +214,13 @@ def finish(state: TrainingState, problem: Problem, interrupted: bool = False, re
     used = state.waypoints[-WAYPOINTS_USED:]
     if used:                       # the bias by variance extrapolation, the Kato–Temple estimate as its ceiling
         way_e, way_s2 = (np.array([w[k][:n] for w in used]) for k in ("energies", "sigma2"))
+        ceiling = diag["bias_errors"]
         diag["bias_errors"] = extrapolated_bias(way_e, way_s2, estimate["energies"][:n], diag["denoised_sigma2"],
-                                                diag["bias_errors"], diag["stat_errors"])
+                                                ceiling, diag["stat_errors"])
         estimate["errors"] = headline_errors(diag["stat_errors"], diag["bias_errors"])
+        # everything the rule read is kept, so that a later rule can be replayed on this file (bench calibration)
         diag.update(bias_method="variance extrapolation", waypoint_steps=[w["step"] for w in used],
-                    waypoint_energies=way_e, waypoint_sigma2=way_s2)
+                    waypoint_energies=way_e, waypoint_sigma2=way_s2, bias_ceiling=ceiling)
     else:
         diag["bias_method"] = "Kato-Temple"
     hist = {k: np.asarray(v, dtype=float) for k, v in state.history.items()}

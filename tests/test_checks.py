@@ -120,7 +120,8 @@ def test_committed_results_pass_both_checks(path):
 def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
     """`qsolver bench seeds` (two short seeds in a worker process): each row's errors are those of its energies
     against the oscillator's n + ½, the flagged count matches the rows, the coverage of the stored bars is counted
-    against those levels, the JSON and Markdown are written, and `bench calibration` reads every level back."""
+    against those levels, the bias rule replays from what each row keeps, the JSON and Markdown are written, and
+    `bench calibration` reads every level back."""
     import json
 
     from qsolver.bench import calibration_bench
@@ -144,6 +145,12 @@ def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
     assert np.allclose(bars, 2 * np.hypot([r["stat_errors"] for r in summary["seeds"]],
                                           [r["bias_errors"] for r in summary["seeds"]]))
     assert np.isclose(summary["coverage"], np.mean(actual <= bars))
+    # each row keeps what the bias rule read: replaying the rule gives the stored bars back
+    from qsolver.seeds import replayed_bars
+    for row in summary["seeds"]:
+        assert len(row["rule_inputs"]["waypoint_energies"]) == 2
+        bias, errors = replayed_bars(row)
+        assert np.allclose(bias, row["bias_errors"], rtol=1e-12) and np.allclose(errors, row["errors"], rtol=1e-12)
     table = path.with_suffix(".md").read_text()
     assert table.count("\n| 3 |") + table.count("\n| 4 |") == 2
     calibration = calibration_bench(tmp_path, runs=(), log=lambda *_: None)     # no committed results in tmp_path
