@@ -18,7 +18,7 @@ WAYPOINT_FRACTIONS = (0.5, 0.75)   # a fixed schedule's fractions at which the a
 WAYPOINTS_USED = 2                 # the latest this many waypoints, with the final evaluation, make the line
 WAYPOINT_SHARE = 4                 # a waypoint's evaluation draws 1/this of the final evaluation's samples
 MOVING = 0.03                      # a level that fell by more than this fraction of its cap since the first waypoint
-                                   # is still moving: the cap is its bias
+                                   # (and by more than the fall's standard error) is still moving: the cap is its bias
 STUCK = 10.0                       # a state whose residual stood still at more than this many times the median σ²
                                    # of the run's states is stuck above its level: the cap is its bias
 
@@ -46,9 +46,11 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
       that difference, and a level can sit that far above its end without either showing it;
     - the cap for a state whose σ² stands still at over STUCK times the median of all states' (stuck: a mixed or
       wrong state the steps no longer improve; nothing in its trend bounds its error);
-    - the cap itself where the level fell since the first waypoint by more than MOVING of it: a state still far
-      from its level, whose error is then of long wavelength too (ε falls as training goes on) and the line
-      underestimates it (results/bench/README.md, 'Error bars');
+    - the cap itself where the level fell since the first waypoint by more than MOVING of it and by more than the
+      fall's standard error stat_i √(1 + WAYPOINT_SHARE): a state still far from its level, whose error is then of
+      long wavelength too (ε falls as training goes on) and the line underestimates it (results/bench/README.md,
+      'Error bars'). A fall within its standard error is not read as movement: a converged level's end and first
+      waypoint differ by that much by chance, half the time downwards;
     - no cap where it is 0: the de-noised σ² was all sampling noise, so the Kato–Temple estimate resolves nothing
       and cannot hold the line below the resolution of the comparison.
 
@@ -66,4 +68,5 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
         moved = np.sqrt((ds**2).mean(0)) > 0.1 * s[-1]
         stuck = ~moved & (s[-1] > STUCK * np.nanmedian(s[-1]))
         line = np.maximum(np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell), noise)
-        return np.where(resolved & ((fell > MOVING * cap) | stuck), cap, np.minimum(line, ceiling))
+        moving = (fell > MOVING * cap) & (fell > noise)
+        return np.where(resolved & (moving | stuck), cap, np.minimum(line, ceiling))

@@ -65,6 +65,20 @@ def test_a_ceiling_of_zero_resolves_nothing():
     assert extrapolated_bias(way_e, way_s2, final_e, final_s2, np.full(2, 1e-5), stat) == pytest.approx([1e-5, 1e-5])
 
 
+def test_a_fall_within_its_standard_error_is_not_movement():
+    """helium_singlet's ground level (remade 2026-12-07): it fell 0.75 standard errors of the fall (√5 stat) since
+    the first waypoint, which is over MOVING of a cap of 5.8 stat, and took the cap as its bias; that fall is what a
+    converged level shows half the time. Such a level keeps its line (here under the floor √5 stat); a fall of two
+    standard errors still counts as movement."""
+    stat, cap = np.array([1e-4]), np.array([5.8e-4])
+    noise = np.sqrt(5) * stat[0]
+    way_s2 = np.array([[8.0e-3], [5.0e-3]])                        # the line: 0.25 noise above the level
+    bias = extrapolated_bias([[-2.0 + 0.75 * noise], [-2.0 + 0.375 * noise]], way_s2, [-2.0], [2.0e-3], cap, stat)
+    assert bias == pytest.approx([noise], rel=1e-12)
+    bias = extrapolated_bias([[-2.0 + 2 * noise], [-2.0 + noise]], way_s2, [-2.0], [2.0e-3], cap, stat)
+    assert bias == pytest.approx(cap, rel=1e-12)
+
+
 def test_a_stuck_state_keeps_the_cap():
     # three states at the noise floor and one whose residual stands still 50× above theirs while its level even
     # rose (fermions_2d's top state with two buffer states: 39 mHa off, 'fell' gave it no bias at all)
