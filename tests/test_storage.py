@@ -4,7 +4,6 @@ naming the dataset; readers cap what they read."""
 from __future__ import annotations
 
 import errno
-import glob
 import json
 import os
 import subprocess
