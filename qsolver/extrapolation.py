@@ -8,7 +8,8 @@ overstates the bias 100–1000×. Late in training ε_i changes slowly while σ_
 (E_ik, σ_ik²) evaluated on the way and the final (E_i, σ_i²) lie near the line E = λ_i + σ²/ε_i: its slope gives the
 bias σ_i²/ε_i of the final state without knowing λ_i (the extrapolation to zero variance of quantum Monte Carlo).
 Far from convergence a state sheds its short-wavelength error first, ε_i falls, and the line underestimates the
-bias; such a state, recognised by how far it still falls, keeps the Kato–Temple estimate.
+bias; such a state, recognised by how far it still falls, keeps the Kato–Temple estimate. Neither sees an error the
+residual does not resolve: where several Ritz values approximate one degenerate level, their spread does.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ WAYPOINTS_USED = 2                 # the latest this many waypoints, with the fi
 WAYPOINT_SHARE = 4                 # a waypoint's evaluation draws 1/this of the final evaluation's samples
 MOVING = 0.03                      # a level that fell by more than this fraction of its cap since the first waypoint
                                    # (and by more than the fall's standard error) is still moving: the cap is its bias
+DEGENERATE = 1e-3                  # Ritz values closer than this fraction of the span of all approximate one level
 STUCK = 10.0                       # a state whose residual stood still at more than this many times the median σ²
                                    # of the run's states is stuck above its level: the cap is its bias
 
@@ -52,7 +54,8 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
       'Error bars'). A fall within its standard error is not read as movement: a converged level's end and first
       waypoint differ by that much by chance, half the time downwards;
     - no cap where it is 0: the de-noised σ² was all sampling noise, so the Kato–Temple estimate resolves nothing
-      and cannot hold the line below the resolution of the comparison.
+      and cannot hold the line below the resolution of the comparison;
+    - at least :func:`degenerate_excess`, which needs neither the residual nor the trend.
 
     NaN stays NaN."""
     e = np.vstack([np.asarray(way_energies, dtype=float), np.asarray(energies, dtype=float)])
@@ -69,4 +72,24 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
         stuck = ~moved & (s[-1] > STUCK * np.nanmedian(s[-1]))
         line = np.maximum(np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell), noise)
         moving = (fell > MOVING * cap) & (fell > noise)
-        return np.where(resolved & (moving | stuck), cap, np.minimum(line, ceiling))
+        return np.maximum(np.where(resolved & (moving | stuck), cap, np.minimum(line, ceiling)),
+                          degenerate_excess(energies))
+
+
+def degenerate_excess(energies: np.ndarray) -> np.ndarray:
+    """E_i - min_G E (hartree) per state, G the Ritz values that approximate one degenerate level λ_G (sorted, each
+    within DEGENERATE × (max E - min E) of the next): λ_G lies below the lowest of them, so E_i - λ_G ≥ E_i - min_G E.
+    A level's states converge unevenly (the nesting orders them; the highest angular momenta come last), and this
+    excess is what a residual at its noise floor cannot show. 0 for a state alone in its group, NaN where E is.
+
+    An accidental near-degeneracy read as one level widens a bar by at most the true splitting."""
+    e = np.asarray(energies, dtype=float)
+    out = np.full(e.shape, np.nan)
+    order = np.flatnonzero(np.isfinite(e))
+    order = order[np.argsort(e[order])]
+    s = e[order]
+    if s.size:
+        starts = np.concatenate([[True], np.diff(s) > DEGENERATE * (s[-1] - s[0])])
+        first = np.maximum.accumulate(np.where(starts, np.arange(s.size), 0))
+        out[order] = s - s[first]
+    return out

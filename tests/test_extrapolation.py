@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from qsolver.extrapolation import extrapolated_bias, waypoints_due
+from qsolver.estimation import headline_errors
+from qsolver.extrapolation import degenerate_excess, extrapolated_bias, waypoints_due
 from qsolver.solver import solve
 
 
@@ -112,3 +113,36 @@ def test_a_short_run_extrapolates_from_its_waypoints():
     assert result.errors == pytest.approx(2 * np.hypot(d["stat_errors"], bias))
     actual = np.abs(result.energies - exact)
     assert np.median(result.errors) <= 10 * np.median(actual)         # the calibration target of the bars
+
+
+def test_a_degenerate_level_bounds_its_upper_states_by_its_lowest():
+    # 2D hydrogen (κ = 1), the committed 16-state run: the ground level and the seven Ritz values of the shell n = 3
+    # (exact -1/49), whose residuals sit at their noise floor (de-noised σ² ≈ 0), so the line sees no bias while the
+    # values climb by 2e-5 over the shell
+    way_e = np.array([[-1.0001325262, -0.0204070231, -0.0204043955, -0.020403512, -0.0204016763, -0.0203988758,
+                       -0.0203909029, -0.020383207],
+                      [-1.0000668016, -0.0204074826, -0.0204059445, -0.0204043892, -0.020403393, -0.0203998837,
+                       -0.0203891485, -0.0203859009]])
+    way_s2 = np.array([[3.509e-05, 0.0, 0.0, 8.029e-05, 0.0, 6.060e-05, 0.0, 2.539e-05],
+                       [9.785e-06, 0.0, 1.149e-05, 0.0, 4.764e-06, 1.798e-06, 2.356e-05, 3.094e-05]])
+    sigma2 = np.array([9.376e-06, 2.409e-05, 5.915e-05, 6.086e-06, 0.0, 0.0, 3.840e-06, 8.516e-07])
+    cap = np.array([1.0548e-05, 2.9771e-03, 2.7512e-03, 2.8663e-04, 0.0, 0.0, 4.7554e-04, 1.0550e-04])
+    stat = np.array([6.583e-05, 3.728e-06, 1.673e-06, 1.285e-06, 1.323e-06, 1.758e-06, 2.458e-06, 1.733e-06])
+    energies = np.array([-1.0000622049, -0.0204113857, -0.0204068452, -0.0204048569, -0.0204038217, -0.0204016817,
+                         -0.0203942638, -0.0203904611])
+    exact = np.array([-1.0] + [-1 / 49] * 7)
+    bias = extrapolated_bias(way_e, way_s2, energies, sigma2, cap, stat)
+    assert np.all(bias[1:] >= energies[1:] - energies[1] - 1e-18)
+    assert np.all(np.abs(energies - exact) <= headline_errors(stat, bias))
+    # read alone, the state 1.4e-5 above the level (5.7 stat. errors) lay outside its bar
+    alone = extrapolated_bias(way_e[:, [6]], way_s2[:, [6]], energies[[6]], sigma2[[6]], cap[[6]], stat[[6]])
+    assert abs(energies[6] - exact[6]) > headline_errors(stat[[6]], alone)[0]
+    # the ground level, alone in its group, keeps what the line gives it
+    assert bias[0] == extrapolated_bias(way_e[:, [0]], way_s2[:, [0]], energies[[0]], sigma2[[0]], cap[[0]],
+                                        stat[[0]])[0]
+
+
+def test_ritz_values_within_a_thousandth_of_the_span_are_one_level():
+    e = np.array([-1.0, -0.5, -0.4999, -0.4995, np.nan, -0.2, -0.2])
+    assert degenerate_excess(e) == pytest.approx([0.0, 0.0, 1e-4, 5e-4, np.nan, 0.0, 0.0], nan_ok=True, abs=1e-15)
+    assert degenerate_excess(np.array([-1.0, -0.9999])).tolist() == [0.0, 0.0]    # two values: their gap is the span
