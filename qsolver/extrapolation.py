@@ -9,7 +9,8 @@ overstates the bias 100–1000×. Late in training ε_i changes slowly while σ_
 bias σ_i²/ε_i of the final state without knowing λ_i (the extrapolation to zero variance of quantum Monte Carlo).
 Far from convergence a state sheds its short-wavelength error first, ε_i falls, and the line underestimates the
 bias; such a state, recognised by how far it still falls, keeps the Kato–Temple estimate. Neither sees an error the
-residual does not resolve: where several Ritz values approximate one degenerate level, their spread does.
+residual does not resolve: where several Ritz values approximate one degenerate level, their spread beyond their
+noise does.
 """
 from __future__ import annotations
 
@@ -73,23 +74,29 @@ def extrapolated_bias(way_energies: np.ndarray, way_sigma2: np.ndarray, energies
         line = np.maximum(np.where(moved & np.isfinite(slope), np.maximum(slope, 0.0) * s[-1], fell), noise)
         moving = (fell > MOVING * cap) & (fell > noise)
         return np.maximum(np.where(resolved & (moving | stuck), cap, np.minimum(line, ceiling)),
-                          degenerate_excess(energies))
+                          degenerate_excess(energies, stat))
 
 
-def degenerate_excess(energies: np.ndarray) -> np.ndarray:
-    """E_i - min_G E (hartree) per state, G the Ritz values that approximate one degenerate level λ_G (sorted, each
-    within DEGENERATE × (max E - min E) of the next): λ_G lies below the lowest of them, so E_i - λ_G ≥ E_i - min_G E.
-    A level's states converge unevenly (the nesting orders them; the highest angular momenta come last), and this
-    excess is what a residual at its noise floor cannot show. 0 for a state alone in its group, NaN where E is.
+def degenerate_excess(energies: np.ndarray, stat: np.ndarray) -> np.ndarray:
+    """max(0, E_i - min_G (E_j + 2 stat_j)) (hartree) per state, G the Ritz values that approximate one degenerate
+    level λ_G (sorted, each within DEGENERATE × (max E - min E) of the next), ``stat`` their statistical errors: λ_G
+    lies below every member's expectation, which lies below E_j + 2 stat_j but for a 2.3 % chance, so E_i - λ_G
+    exceeds the excess. A level's states converge unevenly (the nesting orders them; the highest angular momenta come
+    last), and this excess is what a residual at its noise floor cannot show; measuring it from a member's value
+    alone would read that member's sampling noise below the level as the others' bias. 0 for a state alone in its
+    group, NaN where E or stat is.
 
     An accidental near-degeneracy read as one level widens a bar by at most the true splitting."""
     e = np.asarray(energies, dtype=float)
+    top = e + 2.0 * np.asarray(stat, dtype=float)
     out = np.full(e.shape, np.nan)
-    order = np.flatnonzero(np.isfinite(e))
+    order = np.flatnonzero(np.isfinite(top))
     order = order[np.argsort(e[order])]
     s = e[order]
     if s.size:
         starts = np.concatenate([[True], np.diff(s) > DEGENERATE * (s[-1] - s[0])])
-        first = np.maximum.accumulate(np.where(starts, np.arange(s.size), 0))
-        out[order] = s - s[first]
+        group = np.cumsum(starts) - 1
+        floor = np.full(group[-1] + 1, np.inf)
+        np.minimum.at(floor, group, top[order])
+        out[order] = np.maximum(s - floor[group], 0.0)
     return out

@@ -132,7 +132,7 @@ def test_a_degenerate_level_bounds_its_upper_states_by_its_lowest():
                          -0.0203942638, -0.0203904611])
     exact = np.array([-1.0] + [-1 / 49] * 7)
     bias = extrapolated_bias(way_e, way_s2, energies, sigma2, cap, stat)
-    assert np.all(bias[1:] >= energies[1:] - energies[1] - 1e-18)
+    assert np.all(bias[1:] >= energies[1:] - (energies[1:] + 2 * stat[1:]).min() - 1e-18)
     assert np.all(np.abs(energies - exact) <= headline_errors(stat, bias))
     # read alone, the state 1.4e-5 above the level (5.7 stat. errors) lay outside its bar
     alone = extrapolated_bias(way_e[:, [6]], way_s2[:, [6]], energies[[6]], sigma2[[6]], cap[[6]], stat[[6]])
@@ -144,5 +144,18 @@ def test_a_degenerate_level_bounds_its_upper_states_by_its_lowest():
 
 def test_ritz_values_within_a_thousandth_of_the_span_are_one_level():
     e = np.array([-1.0, -0.5, -0.4999, -0.4995, np.nan, -0.2, -0.2])
-    assert degenerate_excess(e) == pytest.approx([0.0, 0.0, 1e-4, 5e-4, np.nan, 0.0, 0.0], nan_ok=True, abs=1e-15)
-    assert degenerate_excess(np.array([-1.0, -0.9999])).tolist() == [0.0, 0.0]    # two values: their gap is the span
+    exact = degenerate_excess(e, np.zeros(7))
+    assert exact == pytest.approx([0.0, 0.0, 1e-4, 5e-4, np.nan, 0.0, 0.0], nan_ok=True, abs=1e-15)
+    noisy = degenerate_excess(e, np.array([0.0, 1e-5, 1e-5, 1e-5, 0.0, 0.0, 0.0]))   # measured from -0.49998
+    assert noisy == pytest.approx([0.0, 0.0, 8e-5, 4.8e-4, np.nan, 0.0, 0.0], nan_ok=True, abs=1e-15)
+    assert degenerate_excess(np.array([-1.0, -0.9999]), np.zeros(2)).tolist() == [0.0, 0.0]   # their gap is the span
+
+
+def test_the_lowest_member_s_noise_below_its_level_is_not_read_as_the_others_bias():
+    # He+ 2s/2p (exact -0.5; a run not shipped): the s state's cusp noise put it 7e-5 below the level, one stat.
+    # error; the p states at the level itself, well resolved, have no excess beyond that noise
+    energies = np.array([-2.0, -0.50007, -0.500000, -0.499998, -0.500002])
+    stat = np.array([1e-6, 7.6e-5, 3e-6, 3e-6, 3e-6])
+    assert degenerate_excess(energies, stat)[2:] == pytest.approx([0.0, 0.0, 0.0], abs=1e-15)
+    # read from the s state's value alone, the p states got 6-8e-5, twenty times their statistical errors
+    assert np.all(degenerate_excess(energies, np.zeros(5))[2:] > 20 * stat[2:])
