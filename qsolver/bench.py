@@ -30,7 +30,7 @@ from .references import exact_or_own
 from .references.strengths import HELIUM_1S_2P, hydrogen_strength
 from .result import Result
 from .estimation import bar_ratio, coverage, evaluate
-from .seeds import replayed_bars
+from .seeds import replayed_bars, rule_inputs
 from .solver import resolve_config, solve
 from .training import init_state, make_problem, train_step
 from .system import System
@@ -600,15 +600,20 @@ def calibration_bench(results: Path, runs=CALIBRATION_RUNS, log=print) -> dict:
     ``results`` whose reference is exact (each with the bars stored in its file) and short fresh runs
     (:data:`CALIBRATION_RUNS`, unconverged). Per level: the actual error, the three columns (statistical, bias
     estimate, Kato–Temple bound), the headline ± and how the bias was estimated; per case and overall: the
-    coverage and median(bar)/median(actual) of the headline and of the old bar √(stat² + bound²)."""
+    coverage and median(bar)/median(actual) of the headline and of the old bar √(stat² + bound²). The short runs
+    keep their levels and the bias rule's inputs (``short_runs``), so that a change of the rule can be measured
+    on these unconverged states without training again."""
     rows = _seeds_rows(results / "bench", log) + _committed_rows(results, log)
+    short = []
     for name, steps, seeds in runs:
         for s in seeds:
             result = solve(name, steps=steps, seed=s, progress=False, threads=1)
             levels = np.asarray(exact_or_own(result.system, result.n_states).energies, dtype=float)
             rows += _level_rows(f"{name} ({steps} steps)", result.energies, result.diagnostics, result.errors, levels)
+            short.append({"case": f"{name} ({steps} steps)", "seed": s, "levels": levels.tolist(),
+                          "rule_inputs": rule_inputs(result)})
             log(f"{name}, {steps} steps, seed {s}: done")
-    return calibration_summary(rows)
+    return calibration_summary(rows, short_runs=short)
 
 
 def calibration_summary(rows: list[dict], **meta) -> dict:

@@ -36,9 +36,9 @@ def _one_seed(system_name: str, seed: int, settings: dict, ref: Reference) -> di
     diag = result.diagnostics
     bars = {key: np.asarray(diag[key], dtype=float)[: len(levels)].tolist()
             for key in ("stat_errors", "bias_errors", "span_errors")}
-    if all(key in diag for key in RULE_INPUTS[1:]):       # what the bias rule read, all states: it can be replayed
-        bars["rule_inputs"] = {key: np.asarray(result.energies if key == "energies" else diag[key],
-                                               dtype=float).tolist() for key in RULE_INPUTS}
+    inputs = rule_inputs(result)
+    if inputs is not None:
+        bars["rule_inputs"] = inputs
     return {"seed": seed, "mean_rel_error": float(rel.mean()), "max_rel_error": float(rel.max()),
             "flagged": check.flagged, "not_eigenstates": check.not_eigenstates, "skipped_levels": check.skipped,
             "energies": result.energies.tolist(), "levels": levels.tolist(),
@@ -49,6 +49,16 @@ def _one_seed(system_name: str, seed: int, settings: dict, ref: Reference) -> di
 
 # the inputs of qsolver.extrapolation.extrapolated_bias as a seed row keeps them (``rule_inputs``)
 RULE_INPUTS = ("energies", "waypoint_energies", "waypoint_sigma2", "denoised_sigma2", "bias_ceiling", "stat_errors")
+
+
+def rule_inputs(result) -> dict | None:
+    """What the bias rule read, all states, as lists (None for a result saved without waypoints): stored beside a
+    run's bars so that they can be replayed by another version of the rule."""
+    diag = result.diagnostics
+    if not all(key in diag for key in RULE_INPUTS[1:]):
+        return None
+    return {key: np.asarray(result.energies if key == "energies" else diag[key], dtype=float).tolist()
+            for key in RULE_INPUTS}
 
 
 def replayed_bars(row: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -155,6 +155,14 @@ def test_bench_seeds_tabulates_each_seed_against_the_reference(tmp_path):
     assert table.count("\n| 3 |") + table.count("\n| 4 |") == 2
     calibration = calibration_bench(tmp_path, runs=(), log=lambda *_: None)     # no committed results in tmp_path
     assert calibration["all"]["levels"] == 8 and np.isclose(calibration["all"]["coverage"], summary["coverage"])
+    # a short fresh run keeps its levels and the rule's inputs: replayed, they give its rows' bars back
+    calibration = calibration_bench(tmp_path, runs=(("harmonic_1d", 60, (0,)),), log=lambda *_: None)
+    (short,) = calibration["short_runs"]
+    rows = [r for r in calibration["rows"] if r["case"] == short["case"]]
+    bias, errors = replayed_bars(short)
+    assert short["levels"] == levels.tolist() and len(rows) == 4
+    assert np.allclose(bias, [r["bias"] for r in rows], rtol=1e-12)
+    assert np.allclose(errors, [r["headline"] for r in rows], rtol=1e-12)
 
 
 def test_calibration_counts_the_quoted_levels_of_a_partly_quoted_result(tmp_path):
