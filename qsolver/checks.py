@@ -44,16 +44,19 @@ EXIT_FLAGGED = 4       # exit status of `qsolver solve` / `validate` when a chec
 
 def skipped_levels(energies: np.ndarray, errors: np.ndarray, levels: np.ndarray,
                    level_errors: np.ndarray | float = 0.0) -> int:
-    """How many reference levels below the highest learned energy the learned states cannot account for
-    (0 when the count fits): #{levels < E_top - 3 err_top - err_level} - (L - 1), L the finite learned states."""
+    """How many reference levels the learned states cannot account for (0 when the count fits): the k-th lowest
+    finite learned energy (k from 0) lies above at most k levels, so max_k #{levels < E_k - 3 err_k - err_level} - k.
+    Every state is a witness, not the top one alone: an unconverged top state's wide bar hides nothing lower down."""
     e, err = np.asarray(energies, dtype=float), np.asarray(errors, dtype=float)
     finite = np.isfinite(e)
     if not finite.any():
         return 0
-    top = int(np.flatnonzero(finite)[np.argmax(e[finite])])
-    margin = 3 * (err[top] if np.isfinite(err[top]) else 0.0) + np.broadcast_to(level_errors, len(levels))
-    below = int(np.sum(np.asarray(levels, dtype=float) < e[top] - margin))
-    return max(0, below - (int(finite.sum()) - 1))
+    order = np.flatnonzero(finite)[np.argsort(e[finite])]
+    spread = np.where(np.isfinite(err[order]), err[order], 0.0)
+    levels = np.asarray(levels, dtype=float)
+    margin = 3 * spread[:, None] + np.broadcast_to(level_errors, len(levels))[None, :]
+    below = np.sum(levels[None, :] < e[order][:, None] - margin, axis=1)
+    return int(max(0, np.max(below - np.arange(order.size))))
 
 
 def non_finite(result: Result) -> list[str]:

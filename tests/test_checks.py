@@ -34,7 +34,7 @@ kind = "grid"
 TRAP = dict(steps=1000, seed=1, damping=1e-4, scale=1.0, eval_samples=20000, progress=False, threads=1)
 
 
-def test_skipped_levels_counts_levels_below_the_top_learned_one():
+def test_skipped_levels_counts_levels_below_each_learned_one():
     levels = np.array([0.5, 1.5, 2.5, 3.5])
     errors = np.full(4, 1e-4)
     assert skipped_levels(np.array([0.5, 1.5, 2.5, 3.5001]), errors, levels) == 0
@@ -44,6 +44,11 @@ def test_skipped_levels_counts_levels_below_the_top_learned_one():
     # a degenerate top shell counts as one level per state
     shell = np.array([-0.5, -0.125, -0.125, -0.125, -0.125])
     assert skipped_levels(shell + 1e-5, np.full(5, 1e-5), shell) == 0
+    # a 2D oscillator after 200 steps (seed 0, its bars): the three-fold level 3 missed, states 3-6 near 4; the top
+    # state's bar (± 1.8) hides it, the fourth state's (± 0.16) does not
+    trap = np.array([1.055, 2.005, 2.01, 3.998, 4.079, 4.148, 4.252, 5.481, 5.779, 6.497])
+    bars = np.array([0.883, 0.002, 0.173, 0.161, 0.446, 0.795, 1.322, 1.556, 2.441, 1.767])
+    assert skipped_levels(trap, bars, np.array([1.0, 2, 2, 3, 3, 3, 4, 4, 4, 4])) == 3
 
 
 def test_not_eigenstates_uses_the_spectrum_scale():
