@@ -20,6 +20,7 @@ from .checks import check_levels
 from .estimation import bar_ratio, coverage, headline_errors
 from .extrapolation import extrapolated_bias
 from .references import Reference, exact_or_own, ionization_threshold
+from .result import Result
 from .solver import resolve_config, solve
 from .system import load_system
 
@@ -51,7 +52,7 @@ def _one_seed(system_name: str, seed: int, settings: dict, ref: Reference) -> di
 RULE_INPUTS = ("energies", "waypoint_energies", "waypoint_sigma2", "denoised_sigma2", "bias_ceiling", "stat_errors")
 
 
-def rule_inputs(result) -> dict | None:
+def rule_inputs(result: Result) -> dict | None:
     """What the bias rule read, all states, as lists (None for a result saved without waypoints): stored beside a
     run's bars so that they can be replayed by another version of the rule."""
     diag = result.diagnostics
